@@ -1,0 +1,178 @@
+#include "app/cli.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <map>
+#include <new>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "app/commands.hpp"
+#include "common/error.hpp"
+
+namespace dcs {
+namespace {
+
+const char* kVersion = "0.1.0";
+
+const char* kUsage =
+    "usage: dcsearch <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  dcsearch config.yaml                 same as `dcsearch search config.yaml`\n"
+    "  search config.yaml [--resume]        run the compression search\n"
+    "  inspect model.onnx [--json]          list the compressible layers\n"
+    "  eval config.yaml [--layers F] [--json]\n"
+    "                                       evaluate the fp32 baseline or a per-layer configuration\n"
+    "  report results.h5 -o report.html     write the trade-off report\n"
+    "  export results.h5 (--max-drop PCT | --id N) -o DIR\n"
+    "                                       write layers.yaml, model.onnx and model.dcz of a candidate\n"
+    "\n"
+    "`dcsearch <command> --help` describes one command.\n"
+    "Exit status: 0 success, 1 runtime failure, 2 bad input (config, model, data, arguments).\n";
+
+struct CommandSpec {
+    const char* name;
+    const char* help;
+    int positionals;                   ///< exact number of positional arguments
+    std::set<std::string> flags;       ///< options without a value
+    std::set<std::string> valued;      ///< options taking a value
+    int (*run)(const ParsedArgs&);
+};
+
+int not_yet(const ParsedArgs& a) {
+    std::cerr << "dcsearch: error: '" << a.command << "' is not available in this version yet (see README, Status)\n";
+    return 1;
+}
+
+const std::vector<CommandSpec>& commands() {
+    static const std::vector<CommandSpec> specs = {
+        {"inspect",
+         "usage: dcsearch inspect model.onnx [--json]\n"
+         "\n"
+         "Lists the compressible layers (Conv, Gemm, MatMul with constant weights): name, operator,\n"
+         "weight shape, parameters (weights + bias) and multiply-accumulates per sample.\n"
+         "  --json   print one JSON object {\"model\", \"opset\", \"layers\": [...], \"total_params\", \"total_macs\"}\n",
+         1, {"--json"}, {}, run_inspect},
+        {"eval",
+         "usage: dcsearch eval config.yaml [--layers layers.yaml] [--json]\n"
+         "\n"
+         "Evaluates the model of config.yaml on its validation subset: the fp32 baseline, or with\n"
+         "--layers a per-layer configuration (weight bits, prune ratio per layer).\n"
+         "  --layers F   per-layer configuration (see DESIGN: layers.yaml)\n"
+         "  --json       print one JSON object {\"accuracy\", \"size_bytes\", \"samples\", \"images_per_second\", ...}\n",
+         1, {"--json"}, {"--layers"}, run_eval},
+        {"search",
+         "usage: dcsearch search config.yaml [--resume] [--json] [--output PATH]\n"
+         "\n"
+         "Runs the per-layer compression search (not available in this version yet).\n",
+         1, {"--json", "--resume"}, {"--output"}, not_yet},
+        {"report", "usage: dcsearch report results.h5 -o report.html [--csv front.csv]\n", 1, {}, {"-o", "--csv"},
+         not_yet},
+        {"export", "usage: dcsearch export results.h5 (--max-drop PCT | --id N) -o DIR [--json]\n", 1, {"--json"},
+         {"--max-drop", "--id", "-o"}, not_yet},
+    };
+    return specs;
+}
+
+ParsedArgs parse(const CommandSpec& spec, const std::vector<std::string>& args, bool* want_help) {
+    ParsedArgs p;
+    p.command = spec.name;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "--help" || a == "-h") {
+            *want_help = true;
+            return p;
+        }
+        if (a.size() > 1 && a[0] == '-') {
+            std::string name = a, value;
+            bool inline_value = false;
+            auto eq = a.find('=');
+            if (a.rfind("--", 0) == 0 && eq != std::string::npos) {
+                name = a.substr(0, eq);
+                value = a.substr(eq + 1);
+                inline_value = true;
+            }
+            if (spec.flags.count(name)) {
+                if (inline_value) throw InputError("option " + name + " takes no value");
+                p.flags.insert(name);
+            } else if (spec.valued.count(name)) {
+                if (!inline_value) {
+                    if (i + 1 >= args.size()) throw InputError("option " + name + " needs a value");
+                    value = args[++i];
+                }
+                p.options[name] = value;
+            } else {
+                throw InputError("unknown option '" + a + "' for '" + spec.name + "' (see dcsearch " + spec.name +
+                                 " --help)");
+            }
+        } else {
+            p.positionals.push_back(a);
+        }
+    }
+    if (static_cast<int>(p.positionals.size()) != spec.positionals)
+        throw InputError(std::string("'") + spec.name + "' takes " + std::to_string(spec.positionals) +
+                         " argument(s), got " + std::to_string(p.positionals.size()) + " (see dcsearch " + spec.name +
+                         " --help)");
+    return p;
+}
+
+/// Keeps an error message to one line.
+std::string one_line(std::string s) {
+    for (char& c : s)
+        if (c == '\n' || c == '\r') c = ' ';
+    return s;
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    try {
+        if (args.empty()) {
+            std::cerr << kUsage;
+            return 2;
+        }
+        if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+            std::cout << kUsage;
+            return 0;
+        }
+        if (args[0] == "--version") {
+            std::cout << "dcsearch " << kVersion << "\n";
+            return 0;
+        }
+        std::string cmd = args[0];
+        std::vector<std::string> rest(args.begin() + 1, args.end());
+        const CommandSpec* spec = nullptr;
+        for (const auto& c : commands())
+            if (cmd == c.name) spec = &c;
+        if (!spec) {
+            if (cmd.size() > 1 && cmd[0] == '-') throw InputError("unknown option '" + cmd + "' (see dcsearch --help)");
+            // `dcsearch config.yaml` is `dcsearch search config.yaml`.
+            for (const auto& c : commands())
+                if (std::string(c.name) == "search") spec = &c;
+            rest = args;
+        }
+        bool help = false;
+        ParsedArgs parsed = parse(*spec, rest, &help);
+        if (help) {
+            std::cout << spec->help;
+            return 0;
+        }
+        return spec->run(parsed);
+    } catch (const InputError& e) {
+        std::cerr << "dcsearch: error: " << one_line(e.what()) << "\n";
+        return 2;
+    } catch (const std::bad_alloc&) {
+        std::cerr << "dcsearch: error: out of memory\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "dcsearch: error: " << one_line(e.what()) << "\n";
+        return 1;
+    }
+}
+
+}  // namespace dcs

@@ -1,0 +1,78 @@
+#pragma once
+/// The YAML config (see shared DESIGN.md), parsed and validated once at the edge into typed structs.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compress/types.hpp"
+#include "runtime/dataset.hpp"
+
+namespace dcs {
+
+struct ModelConfig {
+    std::string path;  ///< absolute (resolved against the config file's directory)
+    Preprocess preprocess;
+};
+
+/// `compression.layers` entry: overrides the choice lists for layers whose name matches a glob.
+struct LayerOverride {
+    std::string match;
+    std::vector<int> weight_bits;       ///< empty: keep the global list
+    std::vector<double> prune_ratios;   ///< empty: keep the global list
+};
+
+struct CompressionConfig {
+    std::vector<int> weight_bits{2, 3, 4, 5, 6, 8};
+    std::vector<double> prune_ratios{0.0, 0.25, 0.5, 0.75, 0.9};
+    compress::WeightSpec weight;  ///< granularity, scheme, pruning, method, clip
+    int activation_bits = 8;
+    compress::Calibration calibration = compress::Calibration::MinMax;
+    bool bias_correction = false;
+    std::vector<LayerOverride> layers;
+};
+
+enum class Objective { Accuracy, Size, Bops, Latency };
+
+struct SearchConfig {
+    std::string algorithm = "nsga2";
+    int population = 32;
+    int generations = 20;
+    uint64_t seed = 1;
+    double max_accuracy_drop = 2.0;  ///< percentage points
+    std::vector<Objective> objectives{Objective::Accuracy, Objective::Size};
+    int64_t max_evaluations = 0;     ///< 0: no budget beyond generations
+    int stagnation_generations = 0;  ///< 0: off; else stop when hypervolume has not improved for this many
+};
+
+struct OutputConfig {
+    std::string path;  ///< absolute; default "results.h5" beside the config
+};
+
+struct Config {
+    std::string file;  ///< the config file's path as given
+    std::string text;  ///< the config file's full text (recorded in the results file)
+    ModelConfig model;
+    DatasetConfig dataset;
+    CompressionConfig compression;
+    SearchConfig search;
+    OutputConfig output;
+    std::vector<std::string> warnings;  ///< e.g. calibration and validation subsets overlap
+};
+
+/// Loads and validates a config file. Relative paths are resolved against the file's directory.
+/// Throws InputError: "<file> line <L>: <key>: <what was expected>, got <value>" (unknown keys name
+/// the nearest known key).
+Config load_config(const std::string& path);
+
+/// Same, from text; `path` is used for messages and to resolve relative paths.
+Config parse_config(const std::string& text, const std::string& path);
+
+/// The candidate closest to `word` by edit distance (insertions, deletions, substitutions and
+/// adjacent transpositions, ignoring case), or "" when none is close enough to be a likely typo.
+/// Used for "did you mean ...?" hints.
+std::string nearest_word(const std::string& word, const std::vector<std::string>& candidates);
+
+/// "accuracy", "size", "bops", "latency".
+const char* objective_name(Objective objective);
+
+}  // namespace dcs

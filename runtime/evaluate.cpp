@@ -1,0 +1,91 @@
+#include "runtime/evaluate.hpp"
+
+#include <chrono>
+
+#include "common/error.hpp"
+#include "runtime/reference_executor.hpp"
+
+namespace dcs {
+
+ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::string& model_path) {
+    if (graph.inputs.size() != 1)
+        throw InputError(model_path + ": the model has " + std::to_string(graph.inputs.size()) +
+                         " inputs, expected one image input");
+    if (graph.outputs.size() < 1) throw InputError(model_path + ": the model has no outputs");
+    const auto& in = graph.inputs[0];
+    std::vector<int64_t> image{data.channels(), data.height(), data.width()};
+    ModelIo io;
+    if (in.shape.size() == 4) {
+        io.input_shape.assign(in.shape.begin() + 1, in.shape.end());
+        if (io.input_shape != image)
+            throw InputError(model_path + ": input '" + in.name + "' expects images " + shape_str(io.input_shape) +
+                             " (C, H, W), the dataset has " + shape_str(image));
+    } else if (in.shape.size() == 2) {
+        io.input_shape = {in.shape[1]};
+        if (in.shape[1] != Tensor::numel_of(image))
+            throw InputError(model_path + ": input '" + in.name + "' expects " + std::to_string(in.shape[1]) +
+                             " values per sample, the dataset's images " + shape_str(image) + " have " +
+                             std::to_string(Tensor::numel_of(image)));
+    } else {
+        throw InputError(model_path + ": input '" + in.name + "' has shape " + shape_str(in.shape) +
+                         ", expected [N, C, H, W] or [N, features]");
+    }
+    auto shapes = graph.infer_shapes(2);
+    const auto& out = shapes.at(graph.outputs[0]);
+    if (out.size() != 2 || out[0] != 2)
+        throw InputError(model_path + ": output '" + graph.outputs[0] + "' has shape " + shape_str(out) +
+                         " for a batch of 2, expected [N, classes]");
+    io.num_classes = out[1];
+    return io;
+}
+
+SubsetEvaluator::SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset,
+                                 const Preprocess& pre, const ModelIo& io, int64_t batch_size)
+    : graph_(graph) {
+    for (int64_t off = subset.offset; off < subset.offset + subset.count; off += batch_size) {
+        int64_t n = std::min(batch_size, subset.offset + subset.count - off);
+        Tensor b = data.batch(off, n, pre);
+        std::vector<int64_t> shape{n};
+        shape.insert(shape.end(), io.input_shape.begin(), io.input_shape.end());
+        b.shape = shape;
+        batches_.push_back(std::move(b));
+        labels_.emplace_back(data.labels().begin() + off, data.labels().begin() + off + n);
+    }
+}
+
+std::vector<int64_t> argmax_rows(const Tensor& logits) {
+    const int64_t n = logits.shape.at(0), k = logits.numel() / std::max<int64_t>(n, 1);
+    std::vector<int64_t> out(n);
+    for (int64_t i = 0; i < n; ++i) {
+        int64_t best = 0;
+        for (int64_t j = 1; j < k; ++j)
+            if (logits.data[i * k + j] > logits.data[i * k + best]) best = j;
+        out[i] = best;
+    }
+    return out;
+}
+
+EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* overrides) const {
+    ReferenceExecutor ex(graph_);
+    EvalResult r;
+    auto t0 = std::chrono::steady_clock::now();
+    for (size_t b = 0; b < batches_.size(); ++b) {
+        auto out = ex.run({batches_[b]}, overrides);
+        auto pred = argmax_rows(out.at(0));
+        for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
+        r.samples += static_cast<int64_t>(pred.size());
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.accuracy = r.samples ? static_cast<double>(r.correct) / static_cast<double>(r.samples) : 0.0;
+    r.images_per_second = r.seconds > 0 ? static_cast<double>(r.samples) / r.seconds : 0.0;
+    return r;
+}
+
+int64_t fp32_size_bytes(const Graph& graph) {
+    int64_t n = 0;
+    for (const auto& kv : graph.initializers)
+        if (kv.second.dtype == DType::f32) n += kv.second.numel();
+    return 4 * n;
+}
+
+}  // namespace dcs

@@ -1,0 +1,57 @@
+#pragma once
+/// Accuracy of a model on a labelled subset: the fp32 baseline and candidates whose weights are
+/// replaced (dequantized) through the reference executor.
+#include <map>
+#include <string>
+#include <vector>
+
+#include "runtime/dataset.hpp"
+#include "runtime/graph.hpp"
+
+namespace dcs {
+
+struct EvalResult {
+    double accuracy = 0.0;  ///< fraction in [0, 1]
+    int64_t correct = 0;
+    int64_t samples = 0;
+    double seconds = 0.0;            ///< forward passes only
+    double images_per_second = 0.0;  ///< samples / seconds
+};
+
+/// How a model's input relates to the dataset's images, and how many classes it predicts.
+struct ModelIo {
+    std::vector<int64_t> input_shape;  ///< per sample (without the batch)
+    int64_t num_classes = 0;
+};
+
+/// Checks that the graph takes one image batch and returns [N, classes] logits, and that the
+/// dataset's images fit its input (same C×H×W, or a flat input of C·H·W). Throws InputError naming
+/// the model and both shapes.
+ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::string& model_path);
+
+/// Evaluates on a fixed subset with batches prepared once, so repeated candidate evaluations pay
+/// only for forward passes.
+class SubsetEvaluator {
+public:
+    SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset, const Preprocess& pre,
+                    const ModelIo& io, int64_t batch_size = 256);
+
+    /// Top-1 accuracy with the reference executor; `overrides` replaces initializers by name.
+    EvalResult run_reference(const std::map<std::string, Tensor>* overrides = nullptr) const;
+
+    const std::vector<Tensor>& batches() const { return batches_; }
+    const std::vector<std::vector<int64_t>>& labels() const { return labels_; }
+
+private:
+    const Graph& graph_;
+    std::vector<Tensor> batches_;
+    std::vector<std::vector<int64_t>> labels_;
+};
+
+/// Index of the largest logit per row of a [N, K] tensor (first on ties).
+std::vector<int64_t> argmax_rows(const Tensor& logits);
+
+/// Bytes of the fp32 model: 4 per float parameter (every float initializer element).
+int64_t fp32_size_bytes(const Graph& graph);
+
+}  // namespace dcs

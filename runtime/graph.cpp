@@ -1,0 +1,343 @@
+#include "runtime/graph.hpp"
+
+#include <algorithm>
+#include <sstream>
+
+#include "common/error.hpp"
+
+namespace dcs {
+
+std::string shape_str(const std::vector<int64_t>& shape) {
+    std::ostringstream ss;
+    ss << '[';
+    for (size_t i = 0; i < shape.size(); ++i) ss << (i ? ", " : "") << shape[i];
+    ss << ']';
+    return ss.str();
+}
+
+const char* op_name(OpKind op) {
+    switch (op) {
+        case OpKind::Conv: return "Conv";
+        case OpKind::Gemm: return "Gemm";
+        case OpKind::MatMul: return "MatMul";
+        case OpKind::Add: return "Add";
+        case OpKind::Relu: return "Relu";
+        case OpKind::Clip: return "Clip";
+        case OpKind::MaxPool: return "MaxPool";
+        case OpKind::AveragePool: return "AveragePool";
+        case OpKind::GlobalAveragePool: return "GlobalAveragePool";
+        case OpKind::Flatten: return "Flatten";
+        case OpKind::Reshape: return "Reshape";
+        case OpKind::Pad: return "Pad";
+        case OpKind::Concat: return "Concat";
+        case OpKind::Softmax: return "Softmax";
+        case OpKind::BatchNorm: return "BatchNormalization";
+    }
+    return "?";
+}
+
+const Node* Graph::find_node(const std::string& name) const {
+    for (const auto& n : nodes)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+
+namespace {
+
+Window make_window(const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
+                   const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
+                   const std::vector<int64_t>& pads, AutoPad auto_pad, bool ceil_mode, const std::string& where) {
+    size_t sd = kernel.size();
+    if (in.size() != sd)
+        throw InputError(where + ": input has " + std::to_string(in.size()) + " spatial dims, the kernel " +
+                         std::to_string(sd));
+    Window w;
+    w.in = in;
+    w.kernel = kernel;
+    w.strides = strides;
+    w.dilations = dilations;
+    w.pad_begin.assign(sd, 0);
+    w.pad_end.assign(sd, 0);
+    w.out.assign(sd, 0);
+    for (size_t i = 0; i < sd; ++i) {
+        int64_t eff = (kernel[i] - 1) * dilations[i] + 1;
+        int64_t s = strides[i];
+        if (auto_pad == AutoPad::SameUpper || auto_pad == AutoPad::SameLower) {
+            w.out[i] = (in[i] + s - 1) / s;
+            int64_t total = std::max<int64_t>(0, (w.out[i] - 1) * s + eff - in[i]);
+            w.pad_begin[i] = auto_pad == AutoPad::SameUpper ? total / 2 : total - total / 2;
+            w.pad_end[i] = total - w.pad_begin[i];
+        } else {
+            if (auto_pad == AutoPad::NotSet) {
+                w.pad_begin[i] = pads[i];
+                w.pad_end[i] = pads[i + sd];
+            }
+            int64_t span = in[i] + w.pad_begin[i] + w.pad_end[i] - eff;
+            if (span < 0)
+                throw InputError(where + ": kernel " + shape_str(kernel) + " does not fit the padded input " +
+                                 shape_str(in));
+            if (ceil_mode) {
+                w.out[i] = (span + s - 1) / s + 1;
+                // A window may not start in the end padding (PyTorch and the ONNX reference agree).
+                if ((w.out[i] - 1) * s >= in[i] + w.pad_begin[i]) w.out[i]--;
+            } else {
+                w.out[i] = span / s + 1;
+            }
+        }
+    }
+    return w;
+}
+
+int64_t norm_axis(int64_t axis, int64_t rank, bool inclusive, const std::string& where) {
+    int64_t hi = inclusive ? rank : rank - 1;
+    if (axis < -rank || axis > hi)
+        throw InputError(where + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
+    return axis < 0 ? axis + rank : axis;
+}
+
+}  // namespace
+
+Window conv_window(const ConvAttrs& a, const std::vector<int64_t>& in, const std::string& where) {
+    return make_window(in, a.kernel, a.strides, a.dilations, a.pads, a.auto_pad, false, where);
+}
+
+Window pool_window(const PoolAttrs& a, const std::vector<int64_t>& in, const std::string& where) {
+    return make_window(in, a.kernel, a.strides, a.dilations, a.pads, a.auto_pad, a.ceil_mode, where);
+}
+
+std::vector<int64_t> broadcast_shapes(const std::vector<int64_t>& a, const std::vector<int64_t>& b,
+                                      const std::string& where) {
+    size_t r = std::max(a.size(), b.size());
+    std::vector<int64_t> out(r);
+    for (size_t i = 0; i < r; ++i) {
+        int64_t da = i < r - a.size() ? 1 : a[i - (r - a.size())];
+        int64_t db = i < r - b.size() ? 1 : b[i - (r - b.size())];
+        if (da != db && da != 1 && db != 1)
+            throw InputError(where + ": shapes " + shape_str(a) + " and " + shape_str(b) + " do not broadcast");
+        out[i] = da == 1 ? db : da;
+    }
+    return out;
+}
+
+std::vector<int64_t> reshape_target(const ReshapeAttrs& a, const std::vector<int64_t>& in, const std::string& where) {
+    std::vector<int64_t> out = a.shape;
+    int64_t known = 1, infer = -1;
+    for (size_t i = 0; i < out.size(); ++i) {
+        if (out[i] == 0 && !a.allow_zero) {
+            if (i >= in.size()) throw InputError(where + ": shape " + shape_str(a.shape) + " copies a dim the input " + shape_str(in) + " lacks");
+            out[i] = in[i];
+        }
+        if (out[i] == -1) {
+            if (infer >= 0) throw InputError(where + ": shape " + shape_str(a.shape) + " has more than one -1");
+            infer = static_cast<int64_t>(i);
+        } else if (out[i] < 0) {
+            throw InputError(where + ": shape " + shape_str(a.shape) + " has a negative dim");
+        } else {
+            known *= out[i];
+        }
+    }
+    int64_t total = Tensor::numel_of(in);
+    if (infer >= 0) {
+        if (known == 0 || total % known != 0)
+            throw InputError(where + ": cannot reshape " + shape_str(in) + " to " + shape_str(a.shape));
+        out[infer] = total / known;
+    } else if (known != total) {
+        throw InputError(where + ": cannot reshape " + shape_str(in) + " (" + std::to_string(total) + " elements) to " +
+                         shape_str(a.shape));
+    }
+    return out;
+}
+
+std::map<std::string, std::vector<int64_t>> Graph::infer_shapes(int64_t batch) const {
+    std::map<std::string, std::vector<int64_t>> s;
+    for (const auto& kv : initializers) s[kv.first] = kv.second.shape;
+    for (const auto& in : inputs) {
+        auto shape = in.shape;
+        for (size_t i = 0; i < shape.size(); ++i)
+            if (shape[i] < 0) {
+                if (i == 0) shape[i] = batch;
+                else throw InputError("input '" + in.name + "' has a dynamic dimension " + std::to_string(i) +
+                                      "; only the batch (first) dimension may be dynamic");
+            }
+        s[in.name] = shape;
+    }
+    for (const auto& n : nodes) {
+        std::string where = std::string("node '") + n.name + "' (" + op_name(n.op) + ")";
+        auto get = [&](size_t i) -> const std::vector<int64_t>& {
+            auto it = s.find(n.inputs.at(i));
+            if (it == s.end()) throw InputError(where + ": input '" + n.inputs[i] + "' has no known shape");
+            return it->second;
+        };
+        const auto& x = get(0);
+        std::vector<int64_t> out;
+        switch (n.op) {
+            case OpKind::Conv: {
+                const auto& a = std::get<ConvAttrs>(n.attrs);
+                const auto& w = get(1);
+                if (x.size() != w.size() || x.size() < 3)
+                    throw InputError(where + ": input " + shape_str(x) + " and weight " + shape_str(w) + " ranks differ");
+                if (x[1] != w[1] * a.group)
+                    throw InputError(where + ": input has " + std::to_string(x[1]) + " channels, weight " + shape_str(w) +
+                                     " with group " + std::to_string(a.group) + " expects " + std::to_string(w[1] * a.group));
+                if (w[0] % a.group != 0) throw InputError(where + ": output channels not divisible by group");
+                ConvAttrs aa = a;
+                aa.kernel.assign(w.begin() + 2, w.end());
+                auto win = conv_window(aa, std::vector<int64_t>(x.begin() + 2, x.end()), where);
+                out = {x[0], w[0]};
+                out.insert(out.end(), win.out.begin(), win.out.end());
+                if (n.inputs.size() > 2 && !n.inputs[2].empty() && Tensor::numel_of(get(2)) != w[0])
+                    throw InputError(where + ": bias " + shape_str(get(2)) + " does not match " + std::to_string(w[0]) + " output channels");
+                break;
+            }
+            case OpKind::Gemm: {
+                const auto& a = std::get<GemmAttrs>(n.attrs);
+                const auto& b = get(1);
+                if (x.size() != 2 || b.size() != 2)
+                    throw InputError(where + ": A " + shape_str(x) + " and B " + shape_str(b) + " must be 2-D");
+                int64_t m = a.trans_a ? x[1] : x[0], k = a.trans_a ? x[0] : x[1];
+                int64_t kb = a.trans_b ? b[1] : b[0], nn = a.trans_b ? b[0] : b[1];
+                if (k != kb) throw InputError(where + ": A " + shape_str(x) + " and B " + shape_str(b) + " disagree on K");
+                out = {m, nn};
+                if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
+                    auto bc = broadcast_shapes(get(2), out, where);
+                    if (bc != out) throw InputError(where + ": C " + shape_str(get(2)) + " does not broadcast to " + shape_str(out));
+                }
+                break;
+            }
+            case OpKind::MatMul: {
+                auto a = x, b = get(1);
+                if (a.empty() || b.empty()) throw InputError(where + ": MatMul of a scalar");
+                bool a1 = a.size() == 1, b1 = b.size() == 1;
+                if (a1) a.insert(a.begin(), 1);
+                if (b1) b.push_back(1);
+                if (a.back() != b[b.size() - 2])
+                    throw InputError(where + ": shapes " + shape_str(x) + " and " + shape_str(get(1)) + " disagree on K");
+                out = broadcast_shapes(std::vector<int64_t>(a.begin(), a.end() - 2),
+                                       std::vector<int64_t>(b.begin(), b.end() - 2), where);
+                if (!a1) out.push_back(a[a.size() - 2]);
+                if (!b1) out.push_back(b.back());
+                break;
+            }
+            case OpKind::Add: out = broadcast_shapes(x, get(1), where); break;
+            case OpKind::Relu:
+            case OpKind::Clip: out = x; break;
+            case OpKind::BatchNorm:
+                if (x.size() < 2) throw InputError(where + ": input must have a channel dimension");
+                for (size_t i = 1; i < 5; ++i)
+                    if (Tensor::numel_of(get(i)) != x[1])
+                        throw InputError(where + ": parameter '" + n.inputs[i] + "' " + shape_str(get(i)) + " does not match " +
+                                         std::to_string(x[1]) + " channels");
+                out = x;
+                break;
+            case OpKind::Softmax:
+                norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), false, where);
+                out = x;
+                break;
+            case OpKind::MaxPool:
+            case OpKind::AveragePool: {
+                if (x.size() < 3) throw InputError(where + ": input " + shape_str(x) + " must be N x C x spatial");
+                auto win = pool_window(std::get<PoolAttrs>(n.attrs), std::vector<int64_t>(x.begin() + 2, x.end()), where);
+                out = {x[0], x[1]};
+                out.insert(out.end(), win.out.begin(), win.out.end());
+                break;
+            }
+            case OpKind::GlobalAveragePool:
+                if (x.size() < 3) throw InputError(where + ": input " + shape_str(x) + " must be N x C x spatial");
+                out = x;
+                std::fill(out.begin() + 2, out.end(), 1);
+                break;
+            case OpKind::Flatten: {
+                int64_t axis = norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), true, where);
+                int64_t a = 1, b = 1;
+                for (int64_t i = 0; i < static_cast<int64_t>(x.size()); ++i) (i < axis ? a : b) *= x[i];
+                out = {a, b};
+                break;
+            }
+            case OpKind::Reshape: out = reshape_target(std::get<ReshapeAttrs>(n.attrs), x, where); break;
+            case OpKind::Pad: {
+                const auto& pads = std::get<PadAttrs>(n.attrs).pads;
+                if (pads.size() != 2 * x.size())
+                    throw InputError(where + ": pads has " + std::to_string(pads.size()) + " values, input rank " +
+                                     std::to_string(x.size()) + " needs " + std::to_string(2 * x.size()));
+                out = x;
+                for (size_t i = 0; i < x.size(); ++i) {
+                    out[i] += pads[i] + pads[i + x.size()];
+                    if (out[i] < 0) throw InputError(where + ": negative pads crop more than the input " + shape_str(x));
+                }
+                break;
+            }
+            case OpKind::Concat: {
+                int64_t axis = norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), false, where);
+                out = x;
+                for (size_t i = 1; i < n.inputs.size(); ++i) {
+                    const auto& y = get(i);
+                    if (y.size() != x.size()) throw InputError(where + ": inputs have different ranks");
+                    for (size_t d = 0; d < x.size(); ++d)
+                        if (static_cast<int64_t>(d) != axis && y[d] != x[d])
+                            throw InputError(where + ": inputs " + shape_str(x) + " and " + shape_str(y) + " differ off the axis");
+                    out[axis] += y[axis];
+                }
+                break;
+            }
+        }
+        s[n.outputs[0]] = out;
+    }
+    return s;
+}
+
+std::vector<LayerInfo> list_layers(const Graph& graph) {
+    std::vector<LayerInfo> layers;
+    std::map<std::string, std::vector<int64_t>> shapes;
+    bool have_shapes = true;
+    try {
+        shapes = graph.infer_shapes(1);
+    } catch (const InputError&) {
+        have_shapes = false;
+    }
+    for (const auto& n : graph.nodes) {
+        if (n.op != OpKind::Conv && n.op != OpKind::Gemm && n.op != OpKind::MatMul) continue;
+        if (n.inputs.size() < 2) continue;
+        auto wit = graph.initializers.find(n.inputs[1]);
+        if (wit == graph.initializers.end() || wit->second.dtype != DType::f32) continue;
+        const Tensor& w = wit->second;
+        LayerInfo l;
+        l.name = n.name;
+        l.op = n.op;
+        l.weight = n.inputs[1];
+        l.weight_shape = w.shape;
+        if (n.op == OpKind::Conv) {
+            l.out_axis = 0;
+        } else if (n.op == OpKind::Gemm) {
+            if (w.rank() != 2) continue;
+            l.out_axis = std::get<GemmAttrs>(n.attrs).trans_b ? 0 : 1;
+        } else {
+            if (w.rank() != 2) continue;
+            l.out_axis = 1;
+        }
+        l.params = w.numel();
+        if (n.op != OpKind::MatMul && n.inputs.size() > 2 && !n.inputs[2].empty()) {
+            auto bit = graph.initializers.find(n.inputs[2]);
+            if (bit != graph.initializers.end()) {
+                l.bias = n.inputs[2];
+                l.params += bit->second.numel();
+            }
+        }
+        if (have_shapes) {
+            const auto& out = shapes.at(n.outputs[0]);
+            int64_t out_elems = Tensor::numel_of(out);
+            if (n.op == OpKind::Conv) {
+                int64_t group = std::get<ConvAttrs>(n.attrs).group;
+                (void)group;
+                // Each output element needs (C/group) * prod(kernel) MACs = weight elements / out channels.
+                l.macs = out_elems * (w.numel() / w.shape[0]);
+            } else {
+                int64_t k = w.shape[l.out_axis == 0 ? 1 : 0];
+                l.macs = out_elems * k;
+            }
+        }
+        layers.push_back(std::move(l));
+    }
+    return layers;
+}
+
+}  // namespace dcs

@@ -1,0 +1,109 @@
+#pragma once
+// Runs the dcsearch binary as a user would, with a time limit, capturing status and output.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace dcs::test {
+
+struct ProcResult {
+    int status = -1;       ///< exit status, or 128+signal when killed by a signal
+    bool timed_out = false;
+    std::string out, err;
+    double seconds = 0.0;
+};
+
+inline std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+/// Runs argv (argv[0] is the program) with a timeout in seconds; the child's stdin is /dev/null.
+inline ProcResult run_process(const std::vector<std::string>& argv, double timeout = 60.0,
+                              const std::vector<std::string>& env = {}) {
+    static int counter = 0;
+    std::string base = (std::filesystem::temp_directory_path() /
+                        ("dcs_proc_" + std::to_string(getpid()) + "_" + std::to_string(counter++)))
+                           .string();
+    std::string out_path = base + ".out", err_path = base + ".err";
+    auto t0 = std::chrono::steady_clock::now();
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        _exit(127);
+    }
+    ProcResult r;
+    int wstatus = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, &wstatus, WNOHANG);
+        if (w == pid) break;
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (el > timeout) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &wstatus, 0);
+            r.timed_out = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
+    r.out = slurp(out_path);
+    r.err = slurp(err_path);
+    std::remove(out_path.c_str());
+    std::remove(err_path.c_str());
+    return r;
+}
+
+/// A fresh temporary directory, removed with the object.
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        std::random_device rd;
+        path = std::filesystem::temp_directory_path() / ("dcs_test_" + std::to_string(getpid()) + "_" + std::to_string(rd()));
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    std::string file(const std::string& name) const { return (path / name).string(); }
+    std::string write(const std::string& name, const std::string& content) const {
+        std::ofstream(file(name), std::ios::binary) << content;
+        return file(name);
+    }
+};
+
+/// Counts the lines of a message (a trailing newline does not count).
+inline int count_lines(const std::string& s) {
+    int n = 0;
+    for (size_t i = 0; i < s.size(); ++i)
+        if (s[i] == '\n' && i + 1 < s.size()) ++n;
+    return s.empty() ? 0 : n + 1;
+}
+
+}  // namespace dcs::test

@@ -1,9 +1,12 @@
 #include "app/commands.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
 #include "app/config.hpp"
+#include "app/layers_file.hpp"
+#include "runtime/candidate.hpp"
 #include "app/json.hpp"
 #include "common/error.hpp"
 #include "runtime/evaluate.hpp"
@@ -60,35 +63,61 @@ int run_inspect(const ParsedArgs& args) {
 int run_eval(const ParsedArgs& args) {
     Config cfg = load_config(args.positionals.at(0));
     for (const auto& w : cfg.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
-    if (args.options.count("--layers"))
-        throw InputError("--layers: per-layer evaluation is not available in this version yet");
     Graph g = import_onnx(cfg.model.path);
     Dataset data = Dataset::load(cfg.dataset);
     ModelIo io = check_model_io(g, data, cfg.model.path);
     data.check_labels(io.num_classes);
     data.check_subset(cfg.dataset.calibration, "dataset.calibration");
     data.check_subset(cfg.dataset.validation, "dataset.validation");
+    const auto layers = list_layers(g);
+    const bool per_layer = args.options.count("--layers") > 0;
+    std::vector<compress::LayerChoice> choices;
+    if (per_layer) choices = load_layers_file(args.options.at("--layers"), layers);
+
     SubsetEvaluator ev(g, data, cfg.dataset.validation, cfg.model.preprocess, io);
-    std::cerr << "dcsearch: evaluating fp32 baseline on " << cfg.dataset.validation.count << " samples\n";
-    EvalResult r = ev.run_reference();
-    int64_t size = fp32_size_bytes(g);
-    if (args.flag("--json")) {
-        std::cout << Json::object()
-                         .field("accuracy", r.accuracy)
-                         .field("size_bytes", static_cast<long long>(size))
-                         .field("samples", static_cast<long long>(r.samples))
-                         .field("correct", static_cast<long long>(r.correct))
-                         .field("images_per_second", r.images_per_second)
-                         .field("seconds", r.seconds)
-                         .field("precision", "fp32")
-                         .field("executor", "reference")
-                         .field("model", cfg.model.path)
-                         .str()
-                  << "\n";
+    const int64_t fp32_size = fp32_size_bytes(g);
+    int64_t size = fp32_size;
+    double compress_seconds = 0.0;
+    EvalResult r;
+    if (per_layer) {
+        auto t0 = std::chrono::steady_clock::now();
+        CompressedModel cm = compress_model(g, layers, choices, cfg.compression.weight);
+        compress_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        size = static_cast<int64_t>(cm.size_bytes);
+        std::cerr << "dcsearch: evaluating " << layers.size() << " compressed layers on "
+                  << cfg.dataset.validation.count << " samples\n";
+        r = ev.run_reference(&cm.overrides);
     } else {
-        std::printf("accuracy %.4f (%lld/%lld), size %lld bytes (fp32), %.0f images/s\n", r.accuracy,
-                    static_cast<long long>(r.correct), static_cast<long long>(r.samples),
-                    static_cast<long long>(size), r.images_per_second);
+        std::cerr << "dcsearch: evaluating fp32 baseline on " << cfg.dataset.validation.count << " samples\n";
+        r = ev.run_reference();
+    }
+    const double ratio = size > 0 ? static_cast<double>(fp32_size) / static_cast<double>(size) : 0.0;
+    if (args.flag("--json")) {
+        Json j = Json::object();
+        j.field("accuracy", r.accuracy)
+            .field("size_bytes", static_cast<long long>(size))
+            .field("samples", static_cast<long long>(r.samples))
+            .field("correct", static_cast<long long>(r.correct))
+            .field("images_per_second", r.images_per_second)
+            .field("seconds", r.seconds)
+            .field("fp32_size_bytes", static_cast<long long>(fp32_size))
+            .field("compression_ratio", ratio)
+            .field("precision", per_layer ? "dequantized-fp32" : "fp32")
+            .field("executor", "reference")
+            .field("model", cfg.model.path);
+        if (per_layer) {
+            Json lj = Json::object();
+            for (size_t i = 0; i < layers.size(); ++i)
+                lj.field(layers[i].name, Json::object()
+                                             .field("weight_bits", choices[i].weight_bits)
+                                             .field("prune_ratio", choices[i].prune_ratio));
+            j.field("layers", lj).field("compress_seconds", compress_seconds);
+        }
+        std::cout << j.str() << "\n";
+    } else {
+        std::printf("accuracy %.4f (%lld/%lld), size %lld bytes (%.2fx smaller than fp32), %.0f images/s\n",
+                    r.accuracy, static_cast<long long>(r.correct), static_cast<long long>(r.samples),
+                    static_cast<long long>(size), ratio, r.images_per_second);
     }
     return 0;
 }

@@ -1,0 +1,30 @@
+#pragma once
+/// The seam between the search and whatever evaluates candidates (in process, over MPI, or a test
+/// problem). The search never sees MPI.
+#include <string>
+#include <vector>
+
+namespace dcs::search {
+
+/// One gene per layer: an index into that layer's list of choices.
+using Genome = std::vector<int>;
+
+/// The outcome of evaluating one genome. Failed evaluations are results too.
+struct Evaluation {
+    Genome genome;
+    std::vector<double> objectives;  ///< to minimise, in the problem's order
+    double violation = 0.0;          ///< 0 = feasible; ignored when !ok
+    bool ok = true;
+    std::string error;               ///< why it failed, when !ok
+    double seconds = 0.0;
+    int rank = 0;                    ///< which process evaluated it
+};
+
+class Evaluator {
+public:
+    virtual ~Evaluator() = default;
+    /// One result per genome, same order. Failed evaluations are results too (ok = false).
+    virtual std::vector<Evaluation> evaluate(const std::vector<Genome>& batch) = 0;
+};
+
+}  // namespace dcs::search

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Benchmark: cost of compressing every layer of a candidate against evaluating it on the validation
+# subset (2,000 images), per example model, in one process each. Prints JSON lines; see docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR="${BUILD_DIR:-build}"
+[[ -x "$BUILD_DIR/bench/bench_candidate" ]] || scripts/setup.sh
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+echo "# cores: $(nproc), OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+for model in lenet5 lenet300 resnet_bn; do
+  "$BUILD_DIR/bench/bench_candidate" "configs/$model.yaml" "${REPEATS:-20}"
+done
+if [[ -x "$BUILD_DIR/bench/compress/bench_compress" ]]; then
+  "$BUILD_DIR/bench/compress/bench_compress"
+fi

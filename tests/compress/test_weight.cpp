@@ -1,0 +1,148 @@
+#include "compress/weight.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "common/error.hpp"
+#include "compress/method.hpp"
+#include "compress/prune.hpp"
+#include "random_tensor.hpp"
+
+using namespace dcs::compress;
+using dcs::compress::testing::normal_tensor;
+
+TEST(CompressWeight, RejectsBadArguments) {
+    const std::vector<float> w(12, 0.5f);
+    const WeightSpec spec;
+    EXPECT_THROW(compress_weight(nullptr, {3, 4}, 0, LayerChoice{8, 0.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 4}, 2, LayerChoice{8, 0.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {}, 0, LayerChoice{8, 0.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 0}, 0, LayerChoice{8, 0.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 4}, 0, LayerChoice{0, 0.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 4}, 0, LayerChoice{9, 0.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 4}, 0, LayerChoice{8, 1.0}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 4}, 0, LayerChoice{8, -0.5}, spec), std::invalid_argument);
+    EXPECT_THROW(compress_weight(w.data(), {3, 4}, 0, LayerChoice{8, std::nan("")}, spec), std::invalid_argument);
+    try {
+        compress_weight(w.data(), {3, 4}, 0, LayerChoice{9, 0.0}, spec);
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("got 9"), std::string::npos) << e.what();
+    }
+    std::vector<float> bad = w;
+    bad[7] = std::numeric_limits<float>::infinity();
+    try {
+        compress_weight(bad.data(), {3, 4}, 0, LayerChoice{8, 0.0}, spec);
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("element 7"), std::string::npos) << e.what();
+    }
+    bad[7] = std::nanf("");
+    EXPECT_THROW(compress_weight(bad.data(), {3, 4}, 0, LayerChoice{8, 0.0}, spec), std::invalid_argument);
+}
+
+// The int8 runtime contract: dequantized = channel_scale(c) * (code - channel_zero_point(c)), exactly.
+TEST(CompressWeight, Int8RuntimeContract) {
+    const std::vector<float> w = normal_tensor(12 * 5 * 3, 21);
+    for (int bits = 1; bits <= 8; ++bits)
+        for (Scheme s : {Scheme::Symmetric, Scheme::Asymmetric})
+            for (Granularity g : {Granularity::PerChannel, Granularity::PerTensor}) {
+                WeightSpec spec;
+                spec.scheme = s;
+                spec.granularity = g;
+                const CompressedWeight cw = compress_weight(w.data(), {12, 5, 3}, 1, LayerChoice{bits, 0.25}, spec);
+                ASSERT_TRUE(cw.has_int8_codes());
+                const std::vector<float> dq = cw.dequantize();
+                const Layout l = cw.layout();
+                for (int64_t i = 0; i < l.numel(); ++i) {
+                    const int64_t c = l.channel_of(i);
+                    const float expect =
+                        cw.channel_scale(c) * static_cast<float>(cw.codes[static_cast<size_t>(i)] - cw.channel_zero_point(c));
+                    ASSERT_EQ(dq[static_cast<size_t>(i)], expect) << "bits " << bits << " element " << i;
+                }
+            }
+}
+
+TEST(CompressWeight, AnyRankAndAxis) {
+    const std::vector<float> w = normal_tensor(2 * 3 * 4 * 5, 4);
+    for (int64_t axis = 0; axis < 4; ++axis) {
+        const CompressedWeight cw = compress_weight(w.data(), {2, 3, 4, 5}, axis, LayerChoice{6, 0.5}, WeightSpec{});
+        EXPECT_EQ(cw.scales.size(), static_cast<size_t>(std::vector<int64_t>{2, 3, 4, 5}[static_cast<size_t>(axis)]));
+        EXPECT_EQ(cw.dequantize().size(), w.size());
+        EXPECT_EQ(cw.numel() - cw.kept_count(), 60);
+    }
+    const std::vector<float> v = {0.5f, -0.25f, 1.0f};
+    const CompressedWeight r1 = compress_weight(v.data(), {3}, 0, LayerChoice{8, 0.0}, WeightSpec{});
+    EXPECT_EQ(r1.dequantize(), v);  // each channel's single value is its own max
+}
+
+TEST(CompressWeight, Deterministic) {
+    const std::vector<float> w = normal_tensor(300 * 100, 8);
+    WeightSpec spec;
+    spec.clip = WeightClip::Mse;
+    EXPECT_EQ(compress_weight(w.data(), {300, 100}, 1, LayerChoice{3, 0.75}, spec),
+              compress_weight(w.data(), {300, 100}, 1, LayerChoice{3, 0.75}, spec));
+}
+
+TEST(CompressedWeightCheck, DetectsInconsistencies) {
+    const std::vector<float> w = normal_tensor(8 * 4, 2);
+    WeightSpec asym;
+    asym.scheme = Scheme::Asymmetric;
+    const CompressedWeight good = compress_weight(w.data(), {8, 4}, 0, LayerChoice{4, 0.5}, asym);
+    EXPECT_EQ(check_compressed_weight(good), "");
+    auto expect_problem = [&](auto mutate, const char* what) {
+        CompressedWeight cw = good;
+        mutate(cw);
+        EXPECT_NE(check_compressed_weight(cw), "") << what;
+    };
+    expect_problem([](CompressedWeight& c) { c.method_id = 99; }, "unknown method");
+    expect_problem([](CompressedWeight& c) { c.bits = 1; }, "bits outside the method");
+    expect_problem([](CompressedWeight& c) { c.codes.pop_back(); }, "code count");
+    expect_problem([](CompressedWeight& c) { c.mask.pop_back(); }, "mask size");
+    expect_problem([](CompressedWeight& c) { c.scales.pop_back(); }, "scale count");
+    expect_problem([](CompressedWeight& c) { c.scales[0] = -1; }, "negative scale");
+    expect_problem([](CompressedWeight& c) { c.zero_points.clear(); }, "zero points");
+    expect_problem([](CompressedWeight& c) { c.zero_points[0] = 100; }, "zero point range");
+    expect_problem([](CompressedWeight& c) { c.codebook = {1.0f}; }, "codebook");
+    expect_problem([](CompressedWeight& c) { c.out_axis = 2; }, "out_axis");
+    expect_problem([](CompressedWeight& c) { c.mask[0] = 2; }, "mask byte");
+    expect_problem(
+        [](CompressedWeight& c) {
+            for (size_t i = 0; i < c.codes.size(); ++i)
+                if (c.mask[i]) {
+                    c.codes[i] = 8;  // above 7
+                    break;
+                }
+        },
+        "code range");
+    expect_problem(
+        [](CompressedWeight& c) {
+            for (size_t i = 0; i < c.codes.size(); ++i)
+                if (!c.mask[i]) {
+                    c.codes[i] = static_cast<int8_t>(c.zero_points[i / 4] + 1);
+                    break;
+                }
+        },
+        "pruned code");
+    CompressedWeight bad = good;
+    bad.method_id = 99;
+    EXPECT_THROW(bad.method(), std::invalid_argument);
+}
+
+TEST(MethodHelpers, MaskedWeightKeptValuesRange) {
+    const std::vector<float> w = {1, -2, 3, -4};
+    std::vector<float> storage;
+    EXPECT_EQ(masked_weight(w.data(), 4, {}, storage), w.data());
+    const float* m = masked_weight(w.data(), 4, {1, 0, 0, 1}, storage);
+    EXPECT_EQ(std::vector<float>(m, m + 4), (std::vector<float>{1, 0, 0, -4}));
+    EXPECT_FALSE(std::signbit(m[1]));
+    EXPECT_EQ(kept_values(w.data(), 4, {0, 1, 1, 0}), (std::vector<float>{-2, 3}));
+    EXPECT_EQ(kept_values(w.data(), 4, {}), w);
+    const std::vector<float> r = normal_tensor(1001, 3);
+    float lo, hi;
+    value_range(r.data(), 1001, &lo, &hi);
+    EXPECT_EQ(lo, *std::min_element(r.begin(), r.end()));
+    EXPECT_EQ(hi, *std::max_element(r.begin(), r.end()));
+}

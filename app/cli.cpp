@@ -66,10 +66,15 @@ const std::vector<CommandSpec>& commands() {
          "  --json       print one JSON object {\"accuracy\", \"size_bytes\", \"samples\", \"images_per_second\", ...}\n",
          1, {"--json"}, {"--layers"}, run_eval},
         {"search",
-         "usage: dcsearch search config.yaml [--resume] [--json] [--output PATH]\n"
+         "usage: dcsearch search config.yaml [--resume] [--json] [--output PATH] [--force]\n"
          "\n"
-         "Runs the per-layer compression search (not available in this version yet).\n",
-         1, {"--json", "--resume"}, {"--output"}, not_yet},
+         "Runs the per-layer compression search: a sensitivity scan, then NSGA-II over per-layer weight\n"
+         "bits and prune ratios, recording every evaluation and the front in the results file.\n"
+         "  --resume       continue the interrupted search in the results file, re-using its evaluations\n"
+         "  --output PATH  results file (overrides output.path)\n"
+         "  --force        overwrite an existing results file\n"
+         "  --json         print {\"evaluations\", \"baseline\", \"front\": [...]} at the end\n",
+         1, {"--json", "--resume", "--force"}, {"--output"}, run_search},
         {"report", "usage: dcsearch report results.h5 -o report.html [--csv front.csv]\n", 1, {}, {"-o", "--csv"},
          not_yet},
         {"export", "usage: dcsearch export results.h5 (--max-drop PCT | --id N) -o DIR [--json]\n", 1, {"--json"},

@@ -18,5 +18,6 @@ struct ParsedArgs {
 
 int run_inspect(const ParsedArgs& args);
 int run_eval(const ParsedArgs& args);
+int run_search(const ParsedArgs& args);
 
 }  // namespace dcs

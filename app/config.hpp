@@ -6,6 +6,7 @@
 
 #include "compress/types.hpp"
 #include "runtime/dataset.hpp"
+#include "search/search_space.hpp"
 
 namespace dcs {
 
@@ -14,12 +15,7 @@ struct ModelConfig {
     Preprocess preprocess;
 };
 
-/// `compression.layers` entry: overrides the choice lists for layers whose name matches a glob.
-struct LayerOverride {
-    std::string match;
-    std::vector<int> weight_bits;       ///< empty: keep the global list
-    std::vector<double> prune_ratios;   ///< empty: keep the global list
-};
+using search::LayerOverride;
 
 struct CompressionConfig {
     std::vector<int> weight_bits{2, 3, 4, 5, 6, 8};
@@ -31,7 +27,7 @@ struct CompressionConfig {
     std::vector<LayerOverride> layers;
 };
 
-enum class Objective { Accuracy, Size, Bops, Latency };
+using search::Objective;
 
 struct SearchConfig {
     std::string algorithm = "nsga2";

@@ -103,3 +103,66 @@ compress::DczContents dcz_contents(const Graph& graph, const std::vector<LayerIn
 }
 
 }  // namespace dcs
+
+#include <chrono>
+
+namespace dcs {
+
+CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, const Subset& validation,
+                                       const Preprocess& pre, const ModelIo& io, const compress::WeightSpec& spec,
+                                       int activation_bits)
+    : graph_(graph),
+      layers_(list_layers(graph)),
+      eval_(graph, data, validation, pre, io),
+      spec_(spec),
+      activation_bits_(activation_bits) {}
+
+CandidateMetrics CandidateEvaluator::baseline() const {
+    auto t0 = std::chrono::steady_clock::now();
+    EvalResult r = eval_.run_reference();
+    CandidateMetrics m;
+    m.accuracy = r.accuracy;
+    m.samples = r.samples;
+    m.size_bytes = static_cast<uint64_t>(fp32_size_bytes(graph_));
+    for (const auto& l : layers_) m.bops += static_cast<double>(l.macs) * 32.0 * 32.0;
+    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return m;
+}
+
+double compressed_bops(const std::vector<LayerInfo>& layers, const CompressedModel& model, int activation_bits) {
+    double bops = 0.0;
+    for (size_t i = 0; i < layers.size(); ++i) {
+        const auto& w = model.weights.at(i);
+        double kept_fraction = 1.0;
+        if (!w.mask.empty()) {
+            // Output channels whose weights are all pruned do no work.
+            const auto l = w.layout();
+            int64_t removed = 0;
+            for (int64_t c = 0; c < l.channels; ++c) {
+                bool all = true;
+                for (int64_t o = 0; o < l.outer && all; ++o)
+                    for (int64_t k = 0; k < l.inner && all; ++k)
+                        all = w.mask[static_cast<size_t>((o * l.channels + c) * l.inner + k)] == 0;
+                removed += all;
+            }
+            kept_fraction = 1.0 - static_cast<double>(removed) / static_cast<double>(l.channels);
+        }
+        bops += static_cast<double>(layers[i].macs) * kept_fraction * w.bits * activation_bits;
+    }
+    return bops;
+}
+
+CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerChoice>& choices) const {
+    auto t0 = std::chrono::steady_clock::now();
+    CompressedModel cm = compress_model(graph_, layers_, choices, spec_);
+    EvalResult r = eval_.run_reference(&cm.overrides);
+    CandidateMetrics m;
+    m.accuracy = r.accuracy;
+    m.samples = r.samples;
+    m.size_bytes = cm.size_bytes;
+    m.bops = compressed_bops(layers_, cm, activation_bits_);
+    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return m;
+}
+
+}  // namespace dcs

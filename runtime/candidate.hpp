@@ -34,3 +34,44 @@ compress::DczContents dcz_contents(const Graph& graph, const std::vector<LayerIn
 std::string serialize_structure(const Graph& graph);
 
 }  // namespace dcs
+
+#include "runtime/evaluate.hpp"
+
+namespace dcs {
+
+/// What evaluating one candidate measured.
+struct CandidateMetrics {
+    double accuracy = 0.0;     ///< fraction in [0, 1]
+    uint64_t size_bytes = 0;   ///< packed (.dcz) size; 4 bytes per parameter for the fp32 baseline
+    double bops = 0.0;         ///< bit operations per sample: MACs x weight bits x activation bits
+    double seconds = 0.0;      ///< compression + forward passes
+    int64_t samples = 0;
+};
+
+/// Evaluates candidates of one model on one validation subset; the batches are prepared once.
+class CandidateEvaluator {
+public:
+    /// `graph` and `data` must outlive the evaluator.
+    CandidateEvaluator(const Graph& graph, const Dataset& data, const Subset& validation, const Preprocess& pre,
+                       const ModelIo& io, const compress::WeightSpec& spec, int activation_bits = 8);
+
+    const std::vector<LayerInfo>& layers() const { return layers_; }
+    /// The fp32 model (BOPs count 32-bit weights and activations).
+    CandidateMetrics baseline() const;
+    /// One candidate: one choice per layer, in layers() order.
+    /// @throws InputError / UnsupportedError when a choice cannot be applied
+    CandidateMetrics evaluate(const std::vector<compress::LayerChoice>& choices) const;
+
+private:
+    const Graph& graph_;
+    std::vector<LayerInfo> layers_;
+    SubsetEvaluator eval_;
+    compress::WeightSpec spec_;
+    int activation_bits_;
+};
+
+/// BOPs of a compressed model: per layer, MACs x bits x activation bits, with output channels whose
+/// weights are all pruned counted as removed.
+double compressed_bops(const std::vector<LayerInfo>& layers, const CompressedModel& model, int activation_bits);
+
+}  // namespace dcs

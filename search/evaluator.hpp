@@ -18,6 +18,13 @@ struct Evaluation {
     std::string error;               ///< why it failed, when !ok
     double seconds = 0.0;
     int rank = 0;                    ///< which process evaluated it
+    int generation = 0;              ///< set by the search: -1 sensitivity scan, 0 initial, then 1, 2, ...
+    // What was measured (the objectives derive from these): accuracy as a fraction, size of the packed
+    // model in bytes, bit operations, latency per batch in seconds (0 when not measured).
+    double accuracy = 0.0;
+    double size_bytes = 0.0;
+    double bops = 0.0;
+    double latency = 0.0;
 };
 
 class Evaluator {

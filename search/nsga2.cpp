@@ -70,25 +70,47 @@ bool Nsga2::budget_left(size_t more) const {
     return params_.max_evaluations <= 0 || static_cast<int64_t>(archive_.size() + more) <= params_.max_evaluations;
 }
 
-std::vector<size_t> Nsga2::evaluate_new(Evaluator& ev, const std::vector<Genome>& genomes) {
-    // Genomes finished in an earlier (interrupted) run are taken from the preload, in the same order an
-    // uninterrupted run would have produced them, so archive indices match.
+std::vector<size_t> Nsga2::evaluate_new(Evaluator& ev, const std::vector<Genome>& genomes, int generation) {
+    // Genomes already in the archive are reused. Genomes finished in an earlier (interrupted) run come
+    // from the preload, in the order an uninterrupted run would have produced them, so archive indices
+    // match that run's.
     std::vector<Genome> todo;
+    std::set<Genome> queued;
     for (const auto& g : genomes)
-        if (!preloaded_.count(g)) todo.push_back(g);
+        if (!memo_.count(g) && !preloaded_.count(g) && queued.insert(g).second) todo.push_back(g);
     std::vector<Evaluation> fresh = todo.empty() ? std::vector<Evaluation>{} : ev.evaluate(todo);
     if (fresh.size() != todo.size()) throw std::runtime_error("nsga2: the evaluator returned a wrong number of results");
+    std::map<Genome, size_t> fresh_index;
+    for (size_t k = 0; k < todo.size(); ++k) fresh_index[todo[k]] = k;
     std::vector<size_t> idx;
-    size_t k = 0;
     for (const auto& g : genomes) {
-        Evaluation e = preloaded_.count(g) ? preloaded_.at(g) : fresh[k++];
+        auto m = memo_.find(g);
+        if (m != memo_.end()) {
+            idx.push_back(m->second);
+            continue;
+        }
+        Evaluation e = preloaded_.count(g) ? preloaded_.at(g) : fresh[fresh_index.at(g)];
         e.genome = g;
+        e.generation = generation;
         memo_[g] = archive_.size();
         idx.push_back(archive_.size());
         archive_.push_back(std::move(e));
         update_front(archive_.size() - 1);
     }
     return idx;
+}
+
+std::vector<size_t> Nsga2::evaluate_extra(Evaluator& ev, const std::vector<Genome>& genomes, int generation) {
+    check_genomes(genomes);
+    return evaluate_new(ev, genomes, generation);
+}
+
+void Nsga2::check_genomes(const std::vector<Genome>& genomes) const {
+    for (const auto& s : genomes) {
+        if (s.size() != choices_.size()) throw std::invalid_argument("nsga2: a genome has the wrong length");
+        for (size_t i = 0; i < s.size(); ++i)
+            if (s[i] < 0 || s[i] >= choices_[i]) throw std::invalid_argument("nsga2: a gene is out of range");
+    }
 }
 
 std::vector<size_t> Nsga2::select(const std::vector<size_t>& candidates, size_t n) const {
@@ -146,22 +168,24 @@ double Nsga2::archive_hypervolume() const {
 void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
                 const std::function<void(const GenerationRecord&)>& on_generation) {
     const size_t n = static_cast<size_t>(params_.population);
+    check_genomes(seeds);
     std::set<Genome> seen;
+    for (const auto& kv : memo_) seen.insert(kv.first);  // e.g. the sensitivity scan's genomes
     std::vector<Genome> initial;
-    for (const auto& s : seeds) {
-        if (s.size() != choices_.size()) throw std::invalid_argument("nsga2: a seed genome has the wrong length");
-        for (size_t i = 0; i < s.size(); ++i)
-            if (s[i] < 0 || s[i] >= choices_[i]) throw std::invalid_argument("nsga2: a seed gene is out of range");
-        if (seen.insert(s).second) initial.push_back(s);
-    }
+    std::set<Genome> in_initial;
+    for (const auto& s : seeds)
+        if (in_initial.insert(s).second) initial.push_back(s);
+    for (const auto& s : seeds) seen.insert(s);
     const int64_t space = space_size();
     for (int tries = 0; initial.size() < n && static_cast<int64_t>(seen.size()) < space && tries < 100000; ++tries) {
         Genome g = random_genome();
         if (seen.insert(g).second) initial.push_back(g);
     }
-    if (params_.max_evaluations > 0 && static_cast<int64_t>(initial.size()) > params_.max_evaluations)
-        initial.resize(static_cast<size_t>(params_.max_evaluations));
-    std::vector<size_t> pop = evaluate_new(evaluator, initial);
+    if (params_.max_evaluations > 0) {
+        const int64_t left = std::max<int64_t>(0, params_.max_evaluations - static_cast<int64_t>(archive_.size()));
+        if (static_cast<int64_t>(initial.size()) > left) initial.resize(static_cast<size_t>(left));
+    }
+    std::vector<size_t> pop = evaluate_new(evaluator, initial, 0);
     if (pop.size() > n) pop = select(pop, n);
 
     double best_hv = archive_hypervolume();
@@ -184,7 +208,7 @@ void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
     record(0);
 
     for (int gen = 1; gen <= params_.generations; ++gen) {
-        if (!budget_left(1) || static_cast<int64_t>(seen.size()) >= space) break;
+        if (pop.size() < 2 || !budget_left(1) || static_cast<int64_t>(seen.size()) >= space) break;
         // Rank and crowding of the current population, for the tournaments.
         std::vector<Point> pts;
         for (size_t i : pop) pts.push_back(point_of(i));
@@ -225,7 +249,7 @@ void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
             if (static_cast<int64_t>(seen.size()) >= space) break;
         }
         if (children.empty()) break;
-        std::vector<size_t> kids = evaluate_new(evaluator, children);
+        std::vector<size_t> kids = evaluate_new(evaluator, children, gen);
         std::vector<size_t> merged = pop;
         merged.insert(merged.end(), kids.begin(), kids.end());
         pop = select(merged, n);

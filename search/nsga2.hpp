@@ -55,12 +55,18 @@ public:
     /// Preloads finished evaluations (resume): they are never evaluated again.
     void preload(const std::vector<Evaluation>& done);
 
+    /// Evaluates genomes outside the evolutionary loop (e.g. a sensitivity scan before run()); they join
+    /// the archive with `generation`, and run() never evaluates them again.
+    /// @return their archive indices, in order
+    std::vector<size_t> evaluate_extra(Evaluator& ev, const std::vector<Genome>& genomes, int generation);
+
 private:
     Genome random_genome();
     void mutate_gene(Genome& g, size_t i);
     void update_front(size_t i);
     size_t tournament(const std::vector<size_t>& pop, const std::vector<int>& rank, const std::vector<double>& crowd);
-    std::vector<size_t> evaluate_new(Evaluator& ev, const std::vector<Genome>& genomes);
+    std::vector<size_t> evaluate_new(Evaluator& ev, const std::vector<Genome>& genomes, int generation);
+    void check_genomes(const std::vector<Genome>& genomes) const;
     std::vector<size_t> select(const std::vector<size_t>& candidates, size_t n) const;
     Point point_of(size_t i) const;
     double archive_hypervolume() const;

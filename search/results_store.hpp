@@ -1,0 +1,61 @@
+#pragma once
+/// The results file (HDF5), written by rank 0 only. Layout: docs/results-format.md.
+///
+/// Crash safety: every checkpoint writes the whole file to "<path>.tmp", flushes it and renames it over
+/// <path> (rename is atomic on POSIX file systems). A process killed at any moment therefore leaves
+/// either the previous checkpoint or the new one, never a half-written file. The file holds thousands
+/// of rows at most, so a rewrite costs milliseconds; SWMR appends would save that but leave a file
+/// whose last rows depend on flush timing.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "compress/types.hpp"
+#include "search/evaluator.hpp"
+#include "search/nsga2.hpp"
+
+namespace dcs::search {
+
+struct LayerRow {
+    std::string name;
+    std::string op;
+    std::vector<int64_t> weight_shape;
+    int64_t params = 0;
+    int64_t macs = 0;
+    std::vector<int> bits;        ///< the layer's bit-width choices
+    std::vector<double> prunes;   ///< the layer's prune-ratio choices
+};
+
+struct ResultsData {
+    static constexpr int kFormatVersion = 1;
+    std::string config_text;
+    std::string config_path;
+    std::string model_path;
+    std::string model_hash;     ///< FNV-1a 64 of the model file, hex
+    std::vector<LayerRow> layers;
+    double baseline_accuracy = 0.0;
+    double baseline_size_bytes = 0.0;
+    double baseline_bops = 0.0;
+    int64_t validation_samples = 0;
+    std::vector<std::string> objectives;  ///< names, in the objectives' order
+    std::vector<double> hv_reference;     ///< (1 - accuracy, size_bytes) reference point
+    double max_accuracy_drop = 0.0;       ///< percentage points
+    uint64_t seed = 0;
+    bool complete = false;                ///< the search finished
+    std::vector<Evaluation> evaluations;  ///< archive order; id = index
+    std::vector<GenerationRecord> generations;
+};
+
+/// Writes `data` to `path` atomically (temporary file + rename).
+/// @throws std::runtime_error naming the path and the failing HDF5 call
+void write_results(const std::string& path, const ResultsData& data);
+
+/// Reads a results file.
+/// @throws InputError naming the file when it is missing, not HDF5, or not a dcsearch results file
+ResultsData read_results(const std::string& path);
+
+/// FNV-1a 64-bit hash of a file's bytes, as 16 hex digits.
+/// @throws InputError when the file cannot be read
+std::string file_hash(const std::string& path);
+
+}  // namespace dcs::search

@@ -30,7 +30,10 @@ SearchDriver::SearchDriver(const SearchSpace& space, SearchSettings settings, Re
 }
 
 void SearchDriver::resume_from(const std::vector<Evaluation>& done) {
-    nsga_.preload(done);
+    // The file keeps what was measured; objectives and violation are derived again.
+    std::vector<Evaluation> scored = done;
+    for (auto& e : scored) score(e, settings_.problem);
+    nsga_.preload(scored);
     resumed_ = static_cast<int64_t>(done.size());
 }
 

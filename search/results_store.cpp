@@ -230,7 +230,7 @@ std::vector<std::vector<size_t>> read_ragged(const Reader& r, hid_t parent, cons
 std::string file_hash(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(path + ": cannot read");
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
     char buf[1 << 16];
     while (in) {
         in.read(buf, sizeof buf);
@@ -377,6 +377,10 @@ void write_results(const std::string& path, const ResultsData& d) {
         std::error_code ec;
         std::filesystem::remove(tmp, ec);
         throw std::runtime_error(path + ": writing the results file failed: " + e.what());
+    } catch (...) {
+        std::error_code ec;
+        std::filesystem::remove(tmp, ec);
+        throw;
     }
 }
 

@@ -31,21 +31,28 @@ inline std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-/// Runs argv (argv[0] is the program) with a timeout in seconds; the child's stdin is /dev/null.
-inline ProcResult run_process(const std::vector<std::string>& argv, double timeout = 60.0,
-                              const std::vector<std::string>& env = {}) {
+/// A started child process (own process group, stdin /dev/null, output to temporary files).
+struct Child {
+    pid_t pid = -1;
+    std::string out_path, err_path;
+    std::chrono::steady_clock::time_point start;
+};
+
+inline Child spawn_process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {}) {
     static int counter = 0;
     std::string base = (std::filesystem::temp_directory_path() /
                         ("dcs_proc_" + std::to_string(getpid()) + "_" + std::to_string(counter++)))
                            .string();
-    std::string out_path = base + ".out", err_path = base + ".err";
-    auto t0 = std::chrono::steady_clock::now();
-    pid_t pid = fork();
-    if (pid == 0) {
+    Child c;
+    c.out_path = base + ".out";
+    c.err_path = base + ".err";
+    c.start = std::chrono::steady_clock::now();
+    c.pid = fork();
+    if (c.pid == 0) {
         setpgid(0, 0);
         int in = open("/dev/null", O_RDONLY);
-        int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int out = open(c.out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int err = open(c.err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(in, 0);
         dup2(out, 1);
         dup2(err, 2);
@@ -56,27 +63,44 @@ inline ProcResult run_process(const std::vector<std::string>& argv, double timeo
         execvp(args[0], args.data());
         _exit(127);
     }
+    return c;
+}
+
+/// Waits for the child; past `timeout` seconds (or at once with kill_now) its process group gets SIGKILL.
+inline ProcResult wait_process(Child& c, double timeout, bool kill_now = false) {
     ProcResult r;
     int wstatus = 0;
+    if (kill_now) kill(-c.pid, SIGKILL);
     for (;;) {
-        pid_t w = waitpid(pid, &wstatus, WNOHANG);
-        if (w == pid) break;
-        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        pid_t w = waitpid(c.pid, &wstatus, WNOHANG);
+        if (w == c.pid) break;
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
         if (el > timeout) {
-            kill(-pid, SIGKILL);
-            waitpid(pid, &wstatus, 0);
+            kill(-c.pid, SIGKILL);
+            waitpid(c.pid, &wstatus, 0);
             r.timed_out = true;
             break;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (kill_now) r.timed_out = true;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - c.start).count();
     r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : 128 + WTERMSIG(wstatus);
-    r.out = slurp(out_path);
-    r.err = slurp(err_path);
-    std::remove(out_path.c_str());
-    std::remove(err_path.c_str());
+    r.out = slurp(c.out_path);
+    r.err = slurp(c.err_path);
+    std::remove(c.out_path.c_str());
+    std::remove(c.err_path.c_str());
     return r;
+}
+
+/// True while the child runs.
+inline bool process_running(const Child& c) { return waitpid(c.pid, nullptr, WNOHANG) == 0; }
+
+/// Runs argv (argv[0] is the program) with a timeout in seconds; the child's stdin is /dev/null.
+inline ProcResult run_process(const std::vector<std::string>& argv, double timeout = 60.0,
+                              const std::vector<std::string>& env = {}) {
+    Child c = spawn_process(argv, env);
+    return wait_process(c, timeout);
 }
 
 /// A fresh temporary directory, removed with the object.

@@ -1,0 +1,143 @@
+// Tests of search/results_store.cpp: round trip, atomic replacement, bad files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "common/error.hpp"
+#include "search/results_store.hpp"
+#include "support/process.hpp"
+
+using namespace dcs;
+using namespace dcs::search;
+
+namespace {
+
+ResultsData sample() {
+    ResultsData d;
+    d.config_text = "model: {path: m.onnx}\n";
+    d.config_path = "/x/config.yaml";
+    d.model_path = "/x/m.onnx";
+    d.model_hash = "0123456789abcdef";
+    d.layers = {{"conv1", "Conv", {6, 1, 5, 5}, 156, 117600, {2, 4, 8}, {0.0, 0.5}},
+                {"fc1", "Gemm", {10, 84}, 850, 840, {4, 8}, {0.0, 0.25, 0.75}}};
+    d.baseline_accuracy = 0.91;
+    d.baseline_size_bytes = 4024;
+    d.baseline_bops = 1e9;
+    d.validation_samples = 2000;
+    d.objectives = {"accuracy", "size"};
+    d.hv_reference = {0.11, 4024};
+    d.max_accuracy_drop = 2.0;
+    d.seed = 9;
+    for (int i = 0; i < 5; ++i) {
+        Evaluation e;
+        e.genome = {i % 3, i % 2, i % 2, i % 3};
+        e.accuracy = 0.8 + 0.01 * i;
+        e.size_bytes = 1000 + i;
+        e.bops = 5e8;
+        e.violation = i == 4 ? 0.03 : 0.0;
+        e.ok = i != 2;
+        e.error = i == 2 ? "injected failure \"quoted\"" : "";
+        e.seconds = 0.5;
+        e.rank = i % 2;
+        e.generation = i - 1;
+        e.objectives = {1 - e.accuracy, e.size_bytes};
+        d.evaluations.push_back(e);
+    }
+    d.generations = {{0, {0, 1, 3}, {0, 1}, 0.5}, {1, {1, 3, 4}, {3}, 0.75}};
+    return d;
+}
+
+TEST(ResultsStore, RoundTrip) {
+    dcs::test::TempDir dir;
+    std::string path = dir.file("r.h5");
+    ResultsData d = sample();
+    write_results(path, d);
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+    ResultsData r = read_results(path);
+    EXPECT_EQ(r.config_text, d.config_text);
+    EXPECT_EQ(r.model_hash, d.model_hash);
+    ASSERT_EQ(r.layers.size(), 2u);
+    EXPECT_EQ(r.layers[1].prunes, d.layers[1].prunes);
+    EXPECT_EQ(r.layers[0].bits, d.layers[0].bits);
+    ASSERT_EQ(r.evaluations.size(), 5u);
+    for (size_t i = 0; i < 5; ++i) {
+        EXPECT_EQ(r.evaluations[i].genome, d.evaluations[i].genome);
+        EXPECT_EQ(r.evaluations[i].ok, d.evaluations[i].ok);
+        EXPECT_EQ(r.evaluations[i].error, d.evaluations[i].error);
+        EXPECT_DOUBLE_EQ(r.evaluations[i].accuracy, d.evaluations[i].accuracy);
+        EXPECT_EQ(r.evaluations[i].generation, d.evaluations[i].generation);
+    }
+    ASSERT_EQ(r.generations.size(), 2u);
+    EXPECT_EQ(r.generations[1].front, d.generations[1].front);
+    EXPECT_EQ(r.generations[0].population, d.generations[0].population);
+    EXPECT_DOUBLE_EQ(r.generations[1].hypervolume, 0.75);
+    EXPECT_EQ(r.hv_reference, d.hv_reference);
+}
+
+TEST(ResultsStore, ReadableByH5pyAndH5dump) {
+    dcs::test::TempDir dir;
+    std::string path = dir.file("r.h5");
+    write_results(path, sample());
+    std::string script = dir.write("check.py",
+                                   "import h5py, sys\n"
+                                   "f = h5py.File(sys.argv[1], 'r')\n"
+                                   "assert f['evaluations/weight_bits'].shape == (5, 2), f['evaluations/weight_bits'].shape\n"
+                                   "assert list(f['evaluations/weight_bits'][1]) == [4, 8]\n"
+                                   "assert abs(f['evaluations/prune_ratio'][1][1] - 0.25) < 1e-12\n"
+                                   "assert f['evaluations/error'][2].decode() == 'injected failure \"quoted\"'\n"
+                                   "assert f['layers/name'][1].decode() == 'fc1'\n"
+                                   "assert abs(f['baseline'].attrs['accuracy'] - 0.91) < 1e-12\n"
+                                   "print('ok')\n");
+    auto r = dcs::test::run_process({"/usr/bin/python3", script, path}, 60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\n");
+    auto h = dcs::test::run_process({"h5dump", "-H", path}, 60);
+    EXPECT_EQ(h.status, 0) << h.err;
+    EXPECT_NE(h.out.find("weight_bits"), std::string::npos);
+}
+
+TEST(ResultsStore, FailedWriteLeavesThePreviousFileIntact) {
+    dcs::test::TempDir dir;
+    std::string path = dir.file("r.h5");
+    write_results(path, sample());
+    auto before = std::filesystem::file_size(path);
+    ResultsData bad = sample();
+    bad.evaluations[0].genome = {9, 9, 9, 9};  // out of the layers' choices
+    EXPECT_ANY_THROW(write_results(path, bad));
+    EXPECT_EQ(std::filesystem::file_size(path), before);
+    EXPECT_EQ(read_results(path).evaluations.size(), 5u);
+    EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+}
+
+TEST(ResultsStore, BadFilesAreInputErrors) {
+    dcs::test::TempDir dir;
+    EXPECT_THROW(read_results(dir.file("none.h5")), InputError);
+    EXPECT_THROW(read_results(dir.path.string()), InputError);
+    EXPECT_THROW(read_results(dir.write("text.h5", "not hdf5 at all")), InputError);
+    EXPECT_THROW(read_results(dir.write("empty.h5", "")), InputError);
+    // A valid HDF5 file that is not ours.
+    auto r = dcs::test::run_process({"/usr/bin/python3", "-c",
+                                     "import h5py,sys; f=h5py.File(sys.argv[1],'w'); f['x']=[1,2]", dir.file("other.h5")},
+                                    60);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_THROW(read_results(dir.file("other.h5")), InputError);
+    // Truncations of a real file.
+    std::string path = dir.file("r.h5");
+    write_results(path, sample());
+    std::string bytes = dcs::test::slurp(path);
+    for (size_t len : {bytes.size() / 4, bytes.size() / 2, bytes.size() - 100}) {
+        std::string t = dir.write("t.h5", bytes.substr(0, len));
+        EXPECT_THROW(read_results(t), InputError) << len;
+    }
+}
+
+TEST(ResultsStore, FileHashChangesWithContent) {
+    dcs::test::TempDir dir;
+    auto a = file_hash(dir.write("a", "hello")), b = file_hash(dir.write("b", "hellp"));
+    EXPECT_EQ(a.size(), 16u);
+    EXPECT_NE(a, b);
+    EXPECT_EQ(a, file_hash(dir.write("c", "hello")));
+    EXPECT_EQ(file_hash(dir.write("e", "")), "cbf29ce484222325");  // FNV-1a 64 offset basis
+}
+
+}  // namespace

@@ -125,6 +125,8 @@ private:
     }
 
     void convert_node(const onnx::NodeProto& n);
+    /// Evaluates a shape-arithmetic node whose inputs are all constants; false when it cannot.
+    bool try_fold(const onnx::NodeProto& n);
     void check_spatial(const onnx::NodeProto& n, std::vector<int64_t>& v, size_t count, int64_t dflt,
                        const char* what) const;
     void fold_batch_norms();
@@ -279,6 +281,349 @@ void Importer::check_spatial(const onnx::NodeProto& n, std::vector<int64_t>& v, 
         fail_node(n, std::string(what) + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(count));
 }
 
+// ---- Constant folding of shape arithmetic ----
+//
+// Exporters (PyTorch's among them) compute pads and reshape targets with small subgraphs of shape
+// operators: Shape, Gather, Unsqueeze, Concat, ConstantOfShape, Slice, Transpose, Cast... When every
+// input of such a node is a constant, it is evaluated here and becomes an initializer. Shape of an
+// activation is known statically except for the batch, which stands as kBatchSentinel; a Reshape whose
+// target holds it in front (x.view(x.size(0), -1)) copies the batch dimension, and any other use of it
+// is refused.
+
+namespace {
+constexpr int64_t kBatchSentinel = -4611686018427387000LL;
+
+bool is_foldable(const std::string& op) {
+    static const std::set<std::string> ops = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Reshape",
+                                              "ConstantOfShape", "Slice", "Transpose", "Cast", "Add", "Sub",
+                                              "Mul", "Div", "Flatten"};
+    return ops.count(op) > 0;
+}
+
+int64_t norm_axis_or(int64_t axis, int64_t rank, bool* ok) {
+    if (axis < -rank || axis >= rank) {
+        *ok = false;
+        return 0;
+    }
+    return axis < 0 ? axis + rank : axis;
+}
+
+std::vector<int64_t> strides_of(const std::vector<int64_t>& shape) {
+    std::vector<int64_t> st(shape.size(), 1);
+    for (size_t i = shape.size(); i-- > 1;) st[i - 1] = st[i] * shape[i];
+    return st;
+}
+
+/// Element i of t as double (float or int).
+double elem(const Tensor& t, int64_t i) { return t.dtype == DType::i64 ? static_cast<double>(t.ints[i]) : t.data[i]; }
+
+Tensor make_like(DType dt, std::vector<int64_t> shape) {
+    Tensor t;
+    t.dtype = dt;
+    t.shape = shape;
+    if (dt == DType::i64) t.ints.assign(static_cast<size_t>(Tensor::numel_of(shape)), 0);
+    else t.data.assign(static_cast<size_t>(Tensor::numel_of(shape)), 0.0f);
+    return t;
+}
+
+void set_elem(Tensor& t, int64_t i, const Tensor& src, int64_t j) {
+    if (t.dtype == DType::i64) t.ints[i] = src.ints[j];
+    else t.data[i] = src.data[j];
+}
+
+/// Copies the elements of `src` at multi-index map `index_of(out_index)` into a tensor of `shape`.
+template <class F>
+Tensor gather_elems(const Tensor& src, const std::vector<int64_t>& shape, F src_index) {
+    Tensor out = make_like(src.dtype, shape);
+    const int64_t n = out.numel();
+    std::vector<int64_t> idx(shape.size(), 0);
+    for (int64_t i = 0; i < n; ++i) {
+        set_elem(out, i, src, src_index(idx));
+        for (size_t d = shape.size(); d-- > 0;) {
+            if (++idx[d] < shape[d]) break;
+            idx[d] = 0;
+        }
+    }
+    return out;
+}
+
+bool has_sentinel(const Tensor& t) {
+    if (t.dtype != DType::i64) return false;
+    for (int64_t v : t.ints)
+        if (v == kBatchSentinel) return true;
+    return false;
+}
+}  // namespace
+
+bool Importer::try_fold(const onnx::NodeProto& n) {
+    const std::string& op = n.op_type();
+    if (!is_foldable(op)) return false;
+    std::vector<const Tensor*> in;
+    for (int i = 0; i < n.input_size(); ++i) {
+        if (n.input(i).empty()) {
+            in.push_back(nullptr);
+            continue;
+        }
+        const Tensor* t = constant(n.input(i));
+        if (!t && !(op == "Shape" && i == 0)) return false;
+        in.push_back(t);
+    }
+    if (in.empty() || n.output_size() < 1) return false;
+    auto out_name = n.output(0);
+    auto fail_here = [&](const std::string& msg) { fail_node(n, msg); };
+    Tensor out;
+    if (op == "Shape") {
+        std::vector<int64_t> shape;
+        if (in[0]) {
+            shape = in[0]->shape;
+        } else {
+            // The static shape of an activation: infer over the nodes converted so far.
+            std::map<std::string, std::vector<int64_t>> shapes;
+            try {
+                shapes = graph_.infer_shapes(1);
+            } catch (const InputError& e) {
+                fail_here(std::string("cannot infer the shape of its input: ") + e.what());
+            }
+            auto it = shapes.find(resolve(n.input(0)));
+            if (it == shapes.end()) return false;
+            shape = it->second;
+            bool dynamic_batch = false;
+            for (const auto& gi : graph_.inputs)
+                if (!gi.shape.empty() && gi.shape[0] < 0) dynamic_batch = true;
+            if (dynamic_batch && !shape.empty()) shape[0] = kBatchSentinel;
+        }
+        int64_t r = static_cast<int64_t>(shape.size());
+        int64_t start = attr_i(n, "start", 0), end = attr_i(n, "end", r);
+        if (start < 0) start += r;
+        if (end < 0) end += r;
+        start = std::clamp<int64_t>(start, 0, r);
+        end = std::clamp<int64_t>(end, start, r);
+        out = Tensor::from_ints({end - start}, std::vector<int64_t>(shape.begin() + start, shape.begin() + end));
+    } else if (op == "Gather") {
+        const Tensor& data = *in.at(0);
+        const Tensor& ind = *in.at(1);
+        if (ind.dtype != DType::i64) fail_here("indices must be integers");
+        bool ok = true;
+        int64_t axis = norm_axis_or(attr_i(n, "axis", 0), data.rank(), &ok);
+        if (!ok) fail_here("axis out of range");
+        std::vector<int64_t> shape(data.shape.begin(), data.shape.begin() + axis);
+        shape.insert(shape.end(), ind.shape.begin(), ind.shape.end());
+        shape.insert(shape.end(), data.shape.begin() + axis + 1, data.shape.end());
+        auto st = strides_of(data.shape);
+        const int64_t ir = ind.rank();
+        out = gather_elems(data, shape, [&](const std::vector<int64_t>& idx) {
+            int64_t src = 0;
+            for (int64_t d = 0; d < axis; ++d) src += idx[d] * st[d];
+            int64_t flat = 0, mul = 1;
+            for (int64_t d = ir; d-- > 0;) {
+                flat += idx[axis + d] * mul;
+                mul *= ind.shape[d];
+            }
+            int64_t g = ind.ints[flat];
+            if (g < 0) g += data.shape[axis];
+            if (g < 0 || g >= data.shape[axis]) fail_here("index out of range");
+            src += g * st[axis];
+            for (int64_t d = axis + 1; d < data.rank(); ++d) src += idx[d - 1 + ir] * st[d];
+            return src;
+        });
+    } else if (op == "Unsqueeze" || op == "Squeeze") {
+        const Tensor& data = *in.at(0);
+        std::vector<int64_t> axes = opset_ >= 13 ? (in.size() > 1 && in[1] ? as_ints(*in[1]) : std::vector<int64_t>{})
+                                                 : attr_ints(n, "axes");
+        std::vector<int64_t> shape = data.shape;
+        if (op == "Unsqueeze") {
+            const int64_t r = data.rank() + static_cast<int64_t>(axes.size());
+            for (auto& a : axes) a = a < 0 ? a + r : a;
+            std::sort(axes.begin(), axes.end());
+            for (int64_t a : axes) {
+                if (a < 0 || a > static_cast<int64_t>(shape.size())) fail_here("axis out of range");
+                shape.insert(shape.begin() + a, 1);
+            }
+        } else {
+            std::vector<int64_t> keep;
+            for (int64_t d = 0; d < data.rank(); ++d) {
+                bool drop = axes.empty() ? data.shape[d] == 1
+                                         : std::any_of(axes.begin(), axes.end(), [&](int64_t a) {
+                                               return (a < 0 ? a + data.rank() : a) == d;
+                                           });
+                if (!drop) keep.push_back(data.shape[d]);
+            }
+            shape = keep;
+        }
+        out = data;
+        out.shape = shape;
+    } else if (op == "Concat") {
+        const int64_t r = in[0]->rank();
+        bool ok = true;
+        int64_t axis = norm_axis_or(attr_i(n, "axis", 0), r, &ok);
+        if (!ok) fail_here("axis out of range");
+        std::vector<int64_t> shape = in[0]->shape;
+        shape[axis] = 0;
+        for (const Tensor* t : in) {
+            if (t->dtype != in[0]->dtype || t->rank() != r) fail_here("inputs differ in type or rank");
+            shape[axis] += t->shape[axis];
+        }
+        out = make_like(in[0]->dtype, shape);
+        int64_t outer = 1, inner = 1;
+        for (int64_t d = 0; d < axis; ++d) outer *= shape[d];
+        for (int64_t d = axis + 1; d < r; ++d) inner *= shape[d];
+        int64_t off = 0;
+        for (const Tensor* t : in) {
+            const int64_t chunk = t->shape[axis] * inner;
+            for (int64_t o = 0; o < outer; ++o)
+                for (int64_t k = 0; k < chunk; ++k) set_elem(out, o * shape[axis] * inner + off + k, *t, o * chunk + k);
+            off += chunk;
+        }
+    } else if (op == "Reshape" || op == "Flatten") {
+        const Tensor& data = *in.at(0);
+        if (has_sentinel(data)) return false;
+        out = data;
+        if (op == "Flatten") {
+            bool ok = true;
+            int64_t axis = attr_i(n, "axis", 1);
+            if (axis < 0) axis += data.rank();
+            if (axis < 0 || axis > data.rank()) ok = false;
+            if (!ok) fail_here("axis out of range");
+            int64_t a = 1;
+            for (int64_t d = 0; d < axis; ++d) a *= data.shape[d];
+            out.shape = {a, a ? data.numel() / a : 0};
+        } else {
+            ReshapeAttrs ra;
+            ra.shape = opset_ < 5 ? attr_ints(n, "shape") : as_ints(*in.at(1));
+            ra.allow_zero = attr_i(n, "allowzero", 0) != 0;
+            if (std::find(ra.shape.begin(), ra.shape.end(), kBatchSentinel) != ra.shape.end())
+                fail_here("reshapes a constant with the batch size");
+            out.shape = reshape_target(ra, data.shape, "node '" + node_label(n) + "' (Reshape)");
+        }
+    } else if (op == "ConstantOfShape") {
+        Tensor shape_t = *in.at(0);
+        if (has_sentinel(shape_t)) fail_here("a constant shaped by the batch size is not supported");
+        auto shape = as_ints(shape_t);
+        for (int64_t d : shape)
+            if (d < 0 || d > (1 << 24)) fail_here("shape " + shape_str(shape) + " is out of range");
+        Tensor v = Tensor({}, {0.0f});
+        if (const auto* a = attr(n, "value")) v = convert_tensor(a->t(), "node '" + node_label(n) + "' value");
+        if (v.numel() != 1) fail_here("value must have one element");
+        out = make_like(v.dtype, shape);
+        for (int64_t i = 0; i < out.numel(); ++i) set_elem(out, i, v, 0);
+    } else if (op == "Slice") {
+        const Tensor& data = *in.at(0);
+        std::vector<int64_t> starts, ends, axes, steps;
+        if (opset_ < 10) {
+            starts = attr_ints(n, "starts");
+            ends = attr_ints(n, "ends");
+            axes = attr_ints(n, "axes");
+        } else {
+            if (in.size() < 3) fail_here("needs starts and ends");
+            starts = as_ints(*in[1]);
+            ends = as_ints(*in[2]);
+            if (in.size() > 3 && in[3]) axes = as_ints(*in[3]);
+            if (in.size() > 4 && in[4]) steps = as_ints(*in[4]);
+        }
+        if (has_sentinel(data)) {
+            // Slicing the batch out of a shape is fine only if the batch is not kept.
+        }
+        if (axes.empty())
+            for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+        if (steps.empty()) steps.assign(starts.size(), 1);
+        if (ends.size() != starts.size() || axes.size() != starts.size() || steps.size() != starts.size())
+            fail_here("starts, ends, axes and steps differ in length");
+        const int64_t r = data.rank();
+        std::vector<int64_t> st(r, 0), step(r, 1), shape = data.shape;
+        for (size_t i = 0; i < starts.size(); ++i) {
+            bool ok = true;
+            int64_t a = norm_axis_or(axes[i], r, &ok);
+            if (!ok || steps[i] == 0) fail_here("bad axis or step");
+            const int64_t dim = data.shape[a];
+            int64_t s = starts[i], e = ends[i];
+            if (s < 0) s += dim;
+            if (e < 0) e += dim;
+            if (steps[i] > 0) {
+                s = std::clamp<int64_t>(s, 0, dim);
+                e = std::clamp<int64_t>(e, 0, dim);
+                shape[a] = e > s ? (e - s + steps[i] - 1) / steps[i] : 0;
+            } else {
+                s = std::clamp<int64_t>(s, 0, dim - 1);
+                e = std::clamp<int64_t>(e, -1, dim - 1);
+                shape[a] = s > e ? (s - e - steps[i] - 1) / (-steps[i]) : 0;
+            }
+            st[a] = s;
+            step[a] = steps[i];
+        }
+        auto dst = strides_of(data.shape);
+        out = gather_elems(data, shape, [&](const std::vector<int64_t>& idx) {
+            int64_t src = 0;
+            for (int64_t d = 0; d < r; ++d) src += (st[d] + idx[d] * step[d]) * dst[d];
+            return src;
+        });
+    } else if (op == "Transpose") {
+        const Tensor& data = *in.at(0);
+        std::vector<int64_t> perm = attr_ints(n, "perm");
+        const int64_t r = data.rank();
+        if (perm.empty())
+            for (int64_t d = r; d-- > 0;) perm.push_back(d);
+        if (static_cast<int64_t>(perm.size()) != r) fail_here("perm does not match the rank");
+        std::vector<int64_t> shape(r);
+        for (int64_t d = 0; d < r; ++d) {
+            if (perm[d] < 0 || perm[d] >= r) fail_here("perm out of range");
+            shape[d] = data.shape[perm[d]];
+        }
+        auto dst = strides_of(data.shape);
+        out = gather_elems(data, shape, [&](const std::vector<int64_t>& idx) {
+            int64_t src = 0;
+            for (int64_t d = 0; d < r; ++d) src += idx[d] * dst[perm[d]];
+            return src;
+        });
+    } else if (op == "Cast") {
+        const Tensor& data = *in.at(0);
+        const int64_t to = attr_i(n, "to", 0);
+        const bool to_int = to == onnx::TensorProto::INT64 || to == onnx::TensorProto::INT32 ||
+                            to == onnx::TensorProto::INT8 || to == onnx::TensorProto::UINT8 ||
+                            to == onnx::TensorProto::INT16 || to == onnx::TensorProto::BOOL;
+        const bool to_float = to == onnx::TensorProto::FLOAT || to == onnx::TensorProto::DOUBLE ||
+                              to == onnx::TensorProto::FLOAT16;
+        if (!to_int && !to_float) fail_here("cast to type " + std::to_string(to) + " is not supported");
+        if (to_float && has_sentinel(data)) fail_here("computes with the batch size");
+        out = make_like(to_int ? DType::i64 : DType::f32, data.shape);
+        for (int64_t i = 0; i < data.numel(); ++i) {
+            if (to_int) out.ints[i] = data.dtype == DType::i64 ? data.ints[i] : static_cast<int64_t>(data.data[i]);
+            else out.data[i] = static_cast<float>(elem(data, i));
+        }
+    } else {  // Add, Sub, Mul, Div on constants
+        if (in.size() != 2 || !in[0] || !in[1]) return false;
+        const Tensor &a = *in[0], &b = *in[1];
+        if (has_sentinel(a) || has_sentinel(b)) fail_here("computes with the batch size, which is not supported");
+        if (a.dtype != b.dtype) fail_here("operands differ in type");
+        auto shape = broadcast_shapes(a.shape, b.shape, "node '" + node_label(n) + "' (" + op + ")");
+        out = make_like(a.dtype, shape);
+        auto sa = strides_of(a.shape), sb = strides_of(b.shape);
+        const size_t r = shape.size();
+        std::vector<int64_t> idx(r, 0);
+        for (int64_t i = 0; i < out.numel(); ++i) {
+            int64_t ia = 0, ib = 0;
+            for (size_t d = 0; d < r; ++d) {
+                size_t da = d + a.shape.size() - r, db = d + b.shape.size() - r;
+                if (d + a.shape.size() >= r && a.shape[da] != 1) ia += idx[d] * sa[da];
+                if (d + b.shape.size() >= r && b.shape[db] != 1) ib += idx[d] * sb[db];
+            }
+            if (a.dtype == DType::i64) {
+                int64_t x = a.ints[ia], y = b.ints[ib];
+                if (op == "Div" && y == 0) fail_here("integer division by zero");
+                out.ints[i] = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;
+            } else {
+                float x = a.data[ia], y = b.data[ib];
+                out.data[i] = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;
+            }
+            for (size_t d = r; d-- > 0;) {
+                if (++idx[d] < shape[d]) break;
+                idx[d] = 0;
+            }
+        }
+    }
+    graph_.initializers[out_name] = std::move(out);
+    return true;
+}
+
 void Importer::convert_node(const onnx::NodeProto& n) {
     const std::string& op = n.op_type();
     if (!n.domain().empty() && n.domain() != "ai.onnx")
@@ -286,6 +631,7 @@ void Importer::convert_node(const onnx::NodeProto& n) {
     if (n.output_size() == 0) fail_node(n, "node has no outputs");
 
     // Nodes that produce no IR node.
+    if (try_fold(n)) return;
     if (op == "Identity" || op == "Dropout") {
         if (n.input_size() < 1 || n.input(0).empty()) fail_node(n, "missing input");
         if (op == "Dropout") {
@@ -452,6 +798,12 @@ void Importer::convert_node(const onnx::NodeProto& n) {
             need_inputs(2, 2);
             a.shape = as_ints(require_constant(n, 1, "shape"));
         }
+        for (size_t i = 0; i < a.shape.size(); ++i)
+            if (a.shape[i] == kBatchSentinel) {
+                // x.view(x.size(0), ...): the batch dimension copied from the input.
+                if (i != 0 || attr_i(n, "allowzero", 0) != 0) fail_node(n, "uses the batch size other than as the first dimension");
+                a.shape[i] = 0;
+            }
         a.allow_zero = attr_i(n, "allowzero", 0) != 0;
         node.inputs.resize(1);
         node.attrs = a;
@@ -657,13 +1009,6 @@ void Importer::fold_batch_norms() {
     for (size_t i = 0; i < graph_.nodes.size(); ++i)
         if (!removed[i]) kept.push_back(std::move(graph_.nodes[i]));
     graph_.nodes = std::move(kept);
-    // Drop initializers no node reads any more (the BN parameters).
-    std::set<std::string> used;
-    for (const auto& node : graph_.nodes)
-        for (const auto& in : node.inputs) used.insert(in);
-    for (const auto& o : graph_.outputs) used.insert(o);
-    for (auto it = graph_.initializers.begin(); it != graph_.initializers.end();)
-        it = used.count(it->first) ? std::next(it) : graph_.initializers.erase(it);
 }
 
 Graph Importer::run(const onnx::ModelProto& model) {
@@ -715,6 +1060,14 @@ Graph Importer::run(const onnx::ModelProto& model) {
     topological_sort();
     check_defined();
     if (options_.fold_batch_norm) fold_batch_norms();
+    // Drop initializers no node reads (folded BN parameters, shape arithmetic, unused weights): they
+    // are not part of the model that runs, nor of its size.
+    std::set<std::string> used;
+    for (const auto& node : graph_.nodes)
+        for (const auto& in : node.inputs) used.insert(in);
+    for (const auto& o : graph_.outputs) used.insert(o);
+    for (auto it = graph_.initializers.begin(); it != graph_.initializers.end();)
+        it = used.count(it->first) ? std::next(it) : graph_.initializers.erase(it);
     return std::move(graph_);
 }
 

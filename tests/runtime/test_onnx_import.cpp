@@ -226,6 +226,41 @@ TEST(OnnxImport, BadModelsAreInputErrorsNamingTheCulprit) {
     }
 }
 
+TEST(OnnxImport, FoldsConstantShapeArithmetic) {
+    // y = x @ Transpose(w) reshaped by a shape computed from x's own shape: [batch, -1].
+    OnnxBuilder b;
+    b.input("x", {-1, 2, 3}).output("y");
+    b.init("w", {4, 6}, {1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2});
+    b.init_i64("zero", {1}, {0});
+    b.init_i64("minus_one", {1}, {-1});
+    OnnxBuilder::attr_ints(b.node("Transpose", {"w"}, {"wt"}, "tr"), "perm", {1, 0});
+    b.node("Shape", {"x"}, {"s"}, "shape");
+    b.node("Gather", {"s", "zero"}, {"n"}, "gather");
+    b.node("Concat", {"n", "minus_one"}, {"target"}, "cat").add_attribute()->CopyFrom([] {
+        onnx::AttributeProto a;
+        a.set_name("axis");
+        a.set_type(onnx::AttributeProto::INT);
+        a.set_i(0);
+        return a;
+    }());
+    b.node("Reshape", {"x", "target"}, {"flat"}, "view");
+    b.node("MatMul", {"flat", "wt"}, {"y"}, "mm");
+    Graph g = import_onnx_bytes(b.bytes(), "fold.onnx");
+    ASSERT_EQ(g.nodes.size(), 2u);  // Reshape and MatMul; everything else folded
+    EXPECT_EQ(std::get<ReshapeAttrs>(g.nodes[0].attrs).shape, (std::vector<int64_t>{0, -1}));
+    EXPECT_EQ(g.initializers.at("wt").shape, (std::vector<int64_t>{6, 4}));
+    EXPECT_EQ(g.initializers.count("s"), 0u);  // unused shape arithmetic is dropped
+    auto out = ReferenceExecutor(g).run({Tensor({2, 2, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})});
+    ASSERT_EQ(out[0].shape, (std::vector<int64_t>{2, 4}));
+    EXPECT_FLOAT_EQ(out[0].data[3], 12.0f);  // 2 * x[0][5]
+    EXPECT_FLOAT_EQ(out[0].data[4], 7.0f);
+    // Arithmetic on the batch size is refused with a clear error.
+    OnnxBuilder c = b;
+    c.g().mutable_node(3)->set_op_type("Mul");  // Concat -> Mul(n, -1)
+    c.g().mutable_node(3)->clear_attribute();
+    EXPECT_NE(error_of(c.bytes()).find("batch size"), std::string::npos) << error_of(c.bytes());
+}
+
 TEST(OnnxImport, BrokenFilesAreInputErrors) {
     TempDir dir;
     std::string good = dcs::test::tiny_mlp().bytes();

@@ -1,0 +1,1009 @@
+#include "runtime/dnnl_executor.hpp"
+
+#include <algorithm>
+#include <cfloat>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <set>
+#include <stdexcept>
+#include <tuple>
+#include <unordered_map>
+
+#include "common/error.hpp"
+#include "runtime/reference_executor.hpp"
+
+namespace dcs {
+namespace {
+
+using dnnl::memory;
+using dt = memory::data_type;
+
+dt to_dt(QType t) {
+    switch (t) {
+        case QType::F32: return dt::f32;
+        case QType::S8: return dt::s8;
+        case QType::U8: return dt::u8;
+    }
+    return dt::f32;
+}
+
+bool is8(QType t) { return t != QType::F32; }
+
+memory::dims dims_of(const std::vector<int64_t>& s) { return memory::dims(s.begin(), s.end()); }
+
+/// Dense row-major strides, or channels-last (N, spatial..., C) for ranks 3 to 5.
+memory::desc make_md(const std::vector<int64_t>& shape, dt type, bool channels_last) {
+    const size_t r = shape.size();
+    memory::dims strides(r, 1);
+    if (channels_last && r >= 3 && r <= 5) {
+        int64_t s = shape[1];  // C innermost
+        for (size_t d = r; d-- > 2;) {
+            strides[d] = s;
+            s *= shape[d];
+        }
+        strides[1] = 1;
+        strides[0] = s;
+    } else {
+        for (size_t d = r; d-- > 1;) strides[d - 1] = strides[d] * shape[d];
+    }
+    return memory::desc(dims_of(shape), type, strides);
+}
+
+/// Same bytes in the same places: same dims and type, and the same strides on every dim of size > 1.
+bool same_physical(const memory::desc& a, const memory::desc& b) {
+    if (a == b) return true;
+    const auto &da = a.data, &db = b.data;
+    if (da.ndims != db.ndims || da.data_type != db.data_type || da.format_kind != dnnl_blocked ||
+        db.format_kind != dnnl_blocked || da.format_desc.blocking.inner_nblks != 0 ||
+        db.format_desc.blocking.inner_nblks != 0 || da.extra.flags != 0 || db.extra.flags != 0)
+        return false;
+    for (int i = 0; i < da.ndims; ++i) {
+        if (da.dims[i] != db.dims[i] || da.padded_dims[i] != db.padded_dims[i]) return false;
+        if (da.dims[i] > 1 && da.format_desc.blocking.strides[i] != db.format_desc.blocking.strides[i]) return false;
+    }
+    return true;
+}
+
+/// The same layout with another element type.
+memory::desc retype(const memory::desc& md, dt type) {
+    dnnl_memory_desc_t d = md.data;
+    d.data_type = static_cast<dnnl_data_type_t>(type);
+    return memory::desc(d);
+}
+
+std::shared_ptr<void> aligned_buffer(size_t bytes) {
+    size_t n = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    void* p = std::aligned_alloc(64, n);
+    if (!p) throw std::bad_alloc();
+    std::memset(p, 0, n);
+    return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+std::string where_of(const Node& n) { return "node '" + n.name + "' (" + op_name(n.op) + ")"; }
+
+/// Reorder scale from a value stored as `src` to `dst` (the same expression the integer reference uses).
+float conversion_scale(QType src, float src_scale, QType dst, float dst_scale) {
+    if (is8(src) && is8(dst)) return src_scale / dst_scale;
+    if (!is8(src) && is8(dst)) return 1.0f / dst_scale;
+    if (is8(src) && !is8(dst)) return src_scale;
+    return 1.0f;
+}
+
+/// Right padding that makes oneDNN's floor formula give the window's output size (ceil_mode).
+memory::dims pad_right(const Window& w) {
+    memory::dims pr(w.kernel.size());
+    for (size_t i = 0; i < w.kernel.size(); ++i) {
+        const int64_t eff = (w.kernel[i] - 1) * w.dilations[i] + 1;
+        const int64_t floor_out = (w.in[i] + w.pad_begin[i] + w.pad_end[i] - eff) / w.strides[i] + 1;
+        pr[i] = floor_out == w.out[i] ? w.pad_end[i] : (w.out[i] - 1) * w.strides[i] + eff - w.in[i] - w.pad_begin[i];
+    }
+    return pr;
+}
+
+memory::dims minus_one(const std::vector<int64_t>& d) {
+    memory::dims r(d.size());
+    for (size_t i = 0; i < d.size(); ++i) r[i] = d[i] - 1;
+    return r;
+}
+
+struct Step {
+    std::string what;  ///< "<node>: <primitive kind> <implementation>"
+    bool has_prim = false;
+    dnnl::primitive prim;
+    std::unordered_map<int, memory> args;
+    std::function<void()> host;
+    std::vector<memory> uses;  ///< memories a host step reads or writes
+};
+
+/// A layer's weights in one primitive layout, shared by every plan (batch size) whose primitive wants
+/// that layout, so a candidate's codes are reordered once per layout, not once per batch size.
+struct Weights {
+    memory user_w;  ///< the codes (int8) or floats in the initializer's layout; handle set on fill
+    memory w;       ///< the primitive's weight layout
+    dnnl::reorder w_reorder;
+    memory perm_src, perm_dst;  ///< column permutation of the codes first (folded channels-last Flatten)
+    dnnl::reorder perm;
+    std::vector<std::shared_ptr<void>> buffers;
+    uint64_t version = ~uint64_t(0);  ///< QuantizedModel::version of the codes it holds
+    memory& codes_memory() { return perm_src ? perm_src : user_w; }
+    void fill(dnnl::stream& s, const void* codes) {
+        codes_memory().set_data_handle(const_cast<void*>(codes));
+        if (perm_src) perm.execute(s, perm_src, perm_dst);
+        w_reorder.execute(s, user_w, w);
+        s.wait();
+        codes_memory().set_data_handle(DNNL_MEMORY_NONE);
+    }
+};
+
+/// Per plan: a layer's weights and its scale and bias buffers.
+struct LayerMem {
+    std::string name;
+    std::shared_ptr<Weights> weights;
+    memory scales;  ///< per-channel output scales (int8); handle set on sync
+    memory bias;    ///< int8: handle set on sync; fp32: own buffer
+};
+
+/// Primitives, memories and steps for one batch size.
+struct Plan {
+    int64_t batch = 0;
+    std::map<std::string, memory> vals;  ///< canonical memory of each materialised value
+    std::map<std::string, std::vector<memory>> converted;  ///< other layouts / types of a value
+    std::vector<Step> steps;
+    std::vector<LayerMem> layers;
+    std::vector<std::string> weight_reorders;  ///< implementations of the per-candidate weight reorders
+    struct Buffer {
+        std::shared_ptr<void> data;
+        size_t bytes = 0;
+        bool persistent = false;  ///< weights, biases, padded borders: never shared
+    };
+    std::vector<Buffer> buffers;
+    memory input;
+    std::vector<memory> input_aliases;  ///< memories sharing the input's (per-run) handle
+    memory output;
+    uint64_t weights_version = ~uint64_t(0);
+};
+
+}  // namespace
+
+struct DnnlExecutor::Impl {
+    const Graph& graph;
+    Mode mode;
+    int64_t batch_size;
+    dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+    dnnl::stream strm{eng};
+    QuantizedModel model;
+    std::map<std::string, Int8LayerWeights> default_weights;
+    bool calibrated = false;
+    bool bias_correction = false;
+    std::map<std::string, std::vector<float>> input_means;  ///< per layer: mean input per channel / column
+    std::map<int64_t, std::unique_ptr<Plan>> plans;
+    std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)
+    /// Weight memories by (layer, primitive weight layout), shared across plans.
+    std::vector<std::tuple<std::string, memory::desc, std::shared_ptr<Weights>>> weight_cache;
+
+    Impl(const Graph& g, Mode m, int64_t b, QuantPlan plan) : graph(g), mode(m), batch_size(b) {
+        model.plan = std::move(plan);
+        for (const auto& l : list_layers(g)) model.layer_info[l.name] = l;
+    }
+
+    Plan& plan_for(int64_t batch) {
+        auto it = plans.find(batch);
+        if (it != plans.end()) return *it->second;
+        auto p = compile(batch);
+        Plan& ref = *p;
+        plans[batch] = std::move(p);
+        return ref;
+    }
+
+    memory alloc(Plan& P, const memory::desc& md, bool persistent = false) {
+        auto buf = aligned_buffer(md.get_size());
+        P.buffers.push_back({buf, md.get_size(), persistent});
+        return memory(md, eng, buf.get());
+    }
+
+    memory alias(Plan& P, const memory& base, const memory::desc& md) {
+        memory m(md, eng, base.get_data_handle());
+        // Only the graph input has no buffer at compile time: its views follow its per-run handle.
+        if (base.get_data_handle() == nullptr) P.input_aliases.push_back(m);
+        return m;
+    }
+
+    // Constants (initializers read by fp32 steps) are fp32 with scale 1.
+    QType type_of(const std::string& v) const {
+        auto it = model.plan.values.find(v);
+        return it == model.plan.values.end() ? QType::F32 : it->second.type;
+    }
+    float scale_of(const std::string& v) const {
+        auto it = model.plan.values.find(v);
+        return it == model.plan.values.end() ? 1.0f : it->second.scale;
+    }
+
+    void add_prim(Plan& P, const std::string& what, const dnnl::primitive& prim, const char* impl,
+                  std::unordered_map<int, memory> args) {
+        Step s;
+        s.what = what + " " + impl;
+        s.has_prim = true;
+        s.prim = prim;
+        s.args = std::move(args);
+        P.steps.push_back(std::move(s));
+    }
+
+    void add_reorder(Plan& P, const std::string& what, const memory& src, const memory& dst, float scale) {
+        dnnl::primitive_attr attr;
+        if (scale != 1.0f) attr.set_output_scales(0, {scale});
+        dnnl::reorder::primitive_desc pd(eng, src.get_desc(), eng, dst.get_desc(), attr);
+        add_prim(P, what + ": reorder", dnnl::reorder(pd), pd.impl_info_str(),
+                 {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+    }
+
+    /// The value `name` in layout and type `want` (converting once per plan, cached).
+    memory get_as(Plan& P, const std::string& name, const memory::desc& want, QType want_type) {
+        const memory& m = P.vals.at(name);
+        if (same_physical(m.get_desc(), want)) return m.get_desc() == want ? m : alias(P, m, want);
+        for (const auto& c : P.converted[name])
+            if (c.get_desc() == want) return c;
+        memory out = alloc(P, want);
+        const QType have = static_cast<dt>(m.get_desc().data.data_type) == dt::f32 ? QType::F32 : type_of(name);
+        add_reorder(P, "'" + name + "'", m, out, conversion_scale(have, scale_of(name), want_type, scale_of(name)));
+        P.converted[name].push_back(out);
+        return out;
+    }
+
+    /// Memory for a constant initializer (plain fp32, wrapping the graph's data).
+    memory constant(Plan& P, const std::string& name) {
+        auto it = P.vals.find(name);
+        if (it != P.vals.end()) return it->second;
+        const Tensor& t = graph.initializers.at(name);
+        if (t.dtype != DType::f32) throw UnsupportedError("initializer '" + name + "' is not float");
+        memory m(make_md(t.shape, dt::f32, false), eng, const_cast<float*>(t.data.data()));
+        P.vals[name] = m;
+        return m;
+    }
+
+    bool share_buffers = true;  ///< false for calibration, which reads every value after the run
+    std::unique_ptr<Plan> compile(int64_t batch);
+    void pack(Plan& P);
+    void compile_layer(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
+    void compile_step(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
+    void compile_fallback(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
+    void sync_weights(Plan& P);
+};
+
+std::unique_ptr<Plan> DnnlExecutor::Impl::compile(int64_t batch) {
+    auto P = std::make_unique<Plan>();
+    P->batch = batch;
+    const auto shapes = graph.infer_shapes(batch);
+    const auto& in_name = graph.inputs.at(0).name;
+    P->input = memory(make_md(shapes.at(in_name), dt::f32, false), eng, DNNL_MEMORY_NONE);
+    P->vals[in_name] = P->input;
+    for (const auto& s : model.plan.steps) {
+        try {
+            if (s.layer) compile_layer(*P, s, shapes);
+            else compile_step(*P, s, shapes);
+        } catch (const dnnl::error& e) {
+            throw UnsupportedError(where_of(*s.node) + ": oneDNN cannot serve it: " + e.what());
+        }
+    }
+    const auto& out = graph.outputs.at(0);
+    P->output = get_as(*P, out, make_md(shapes.at(out), dt::f32, false), QType::F32);
+    if (share_buffers) pack(*P);
+    return P;
+}
+
+// Activations whose lifetimes do not overlap share memory: every buffer gets a slot (best fit among
+// the slots free since before its first use), and every memory object pointing into it is moved.
+void DnnlExecutor::Impl::pack(Plan& P) {
+    const size_t nb = P.buffers.size(), ns = P.steps.size();
+    auto owner = [&](const void* h) -> long {
+        auto c = static_cast<const char*>(h);
+        for (size_t b = 0; b < nb; ++b) {
+            auto base = static_cast<const char*>(P.buffers[b].data.get());
+            if (c >= base && c < base + std::max<size_t>(P.buffers[b].bytes, 1)) return static_cast<long>(b);
+        }
+        return -1;
+    };
+    // Every distinct memory object with its original handle.
+    std::map<dnnl_memory_t, memory> objects;
+    auto note = [&](const memory& m) {
+        if (m && m.get_data_handle()) objects.emplace(m.get(), m);
+    };
+    std::vector<size_t> first(nb, ns + 1), last(nb, 0);
+    for (size_t i = 0; i < ns; ++i) {
+        std::vector<memory> ms = P.steps[i].uses;
+        for (const auto& a : P.steps[i].args) ms.push_back(a.second);
+        for (const auto& m : ms) {
+            note(m);
+            if (!m.get_data_handle()) continue;
+            long b = owner(m.get_data_handle());
+            if (b < 0) continue;
+            first[b] = std::min(first[b], i);
+            last[b] = std::max(last[b], i);
+        }
+    }
+    for (const auto& kv : P.vals) note(kv.second);
+    for (const auto& kv : P.converted)
+        for (const auto& m : kv.second) note(m);
+    note(P.output);
+    if (P.output.get_data_handle()) {
+        long b = owner(P.output.get_data_handle());
+        if (b >= 0) last[b] = ns;  // read after the last step
+    }
+    std::vector<size_t> order;
+    for (size_t b = 0; b < nb; ++b)
+        if (!P.buffers[b].persistent && first[b] <= ns) order.push_back(b);
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return first[a] < first[b]; });
+    struct Slot {
+        size_t bytes = 0, busy_until = 0;
+        bool used = false;
+    };
+    std::vector<Slot> slots;
+    std::vector<long> slot_of(nb, -1);
+    for (size_t b : order) {
+        long best = -1;
+        for (size_t k = 0; k < slots.size(); ++k) {
+            if (slots[k].used && slots[k].busy_until >= first[b]) continue;
+            if (best < 0) best = static_cast<long>(k);
+            const bool fits = slots[k].bytes >= P.buffers[b].bytes, best_fits = slots[best].bytes >= P.buffers[b].bytes;
+            if ((fits && (!best_fits || slots[k].bytes < slots[best].bytes)) || (!fits && !best_fits && slots[k].bytes > slots[best].bytes))
+                best = static_cast<long>(k);
+        }
+        if (best < 0) {
+            slots.push_back({});
+            best = static_cast<long>(slots.size() - 1);
+        }
+        Slot& sl = slots[best];
+        sl.bytes = std::max(sl.bytes, P.buffers[b].bytes);
+        sl.busy_until = last[b];
+        sl.used = true;
+        slot_of[b] = best;
+    }
+    std::vector<std::shared_ptr<void>> slot_data;
+    for (const auto& sl : slots) slot_data.push_back(aligned_buffer(sl.bytes));
+    // Move every memory object, computing offsets from the original handles before any change.
+    std::vector<std::pair<memory, char*>> moves;
+    for (auto& kv : objects) {
+        const void* h = kv.second.get_data_handle();
+        long b = owner(h);
+        if (b < 0 || slot_of[b] < 0) continue;
+        const size_t off = static_cast<const char*>(h) - static_cast<const char*>(P.buffers[b].data.get());
+        moves.emplace_back(kv.second, static_cast<char*>(slot_data[slot_of[b]].get()) + off);
+    }
+    for (auto& mv : moves) mv.first.set_data_handle(mv.second);
+    std::vector<Plan::Buffer> kept;
+    for (size_t b = 0; b < nb; ++b)
+        if (slot_of[b] < 0) kept.push_back(P.buffers[b]);
+    for (size_t k = 0; k < slots.size(); ++k) kept.push_back({slot_data[k], slots[k].bytes, false});
+    P.buffers = std::move(kept);
+}
+
+void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
+                                       const std::map<std::string, std::vector<int64_t>>& shapes) {
+    const Node& n = *s.node;
+    const LayerInfo& li = model.layer_info.at(n.name);
+    const bool q = s.int8;
+    const QValue& xv = model.plan.values.at(s.input);
+    const QType x_type = q ? (is8(xv.type) ? xv.type : xv.qtype) : QType::F32;
+    const QType y_type = type_of(s.output);
+    const float sy = is8(y_type) ? scale_of(s.output) : 1.0f;
+    const auto& xs = shapes.at(s.input);
+    const auto& ys = shapes.at(s.output);
+    const auto& ws = li.weight_shape;
+    const int64_t ch = ws[li.out_axis];
+    const dt w_dt = q ? dt::s8 : dt::f32;
+
+    dnnl::primitive_attr attr;
+    dnnl::post_ops po;
+    // Per-channel output scales change with every candidate. oneDNN 2.6 convolutions do not take
+    // runtime output scales (DNNL_RUNTIME_F32_VAL), so the scales are a binary-multiply post-op with a
+    // per-channel tensor: the same arithmetic, (acc + bias) * scale[c], with data set at run time.
+    const int64_t out_rank = n.op == OpKind::Conv ? static_cast<int64_t>(ys.size()) : 2;
+    std::vector<int64_t> scale_dims(out_rank, 1);
+    scale_dims[1] = ch;
+    const memory::desc scale_md = make_md(scale_dims, dt::f32, false);
+    if (q) po.append_binary(dnnl::algorithm::binary_mul, scale_md);
+    memory residual;
+    if (!s.sum_input.empty()) {
+        const QType rt = type_of(s.sum_input);
+        residual = get_as(P, s.sum_input, make_md(ys, to_dt(rt), n.op == OpKind::Conv), rt);
+        const float sum_scale = q && is8(rt) ? scale_of(s.sum_input) / sy : 1.0f;
+        if (rt != y_type) po.append_sum(sum_scale, to_dt(rt));
+        else po.append_sum(sum_scale);
+    }
+    if (s.act == QAct::Relu) {
+        po.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+    } else if (s.act == QAct::Clip) {
+        float lo, hi;
+        act_bounds(s, sy, &lo, &hi);
+        po.append_eltwise(1.0f, dnnl::algorithm::eltwise_clip, lo, hi);
+    }
+    attr.set_post_ops(po);
+
+    memory::desc x_md, w_user_md, y_md, perm_src_md, perm_dst_md;
+    memory::dims w_dims;
+    memory::desc b_md({ch}, dt::f32, memory::format_tag::a);
+    memory x_mem;
+    dnnl::primitive prim;
+    memory::desc w_md;
+    std::string impl;
+    if (n.op == OpKind::Conv) {
+        const auto& a = std::get<ConvAttrs>(n.attrs);
+        ConvAttrs aa = a;
+        aa.kernel.assign(ws.begin() + 2, ws.end());
+        Window win = conv_window(aa, std::vector<int64_t>(xs.begin() + 2, xs.end()), where_of(n));
+        x_md = make_md(xs, to_dt(x_type), true);
+        x_mem = get_as(P, s.input, x_md, x_type);
+        y_md = make_md(ys, to_dt(y_type), true);
+        if (a.group > 1) {
+            w_dims = {a.group, ws[0] / a.group};
+            w_dims.insert(w_dims.end(), ws.begin() + 1, ws.end());
+        } else {
+            w_dims = dims_of(ws);
+        }
+        w_user_md = make_md(std::vector<int64_t>(w_dims.begin(), w_dims.end()), w_dt, false);
+        memory::desc w_any(w_dims, w_dt, memory::format_tag::any);
+        dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                                          x_md, w_any, b_md, y_md, dims_of(win.strides), minus_one(win.dilations),
+                                          dims_of(win.pad_begin), dims_of(win.pad_end));
+        dnnl::convolution_forward::primitive_desc pd(d, attr, eng);
+        w_md = pd.weights_desc();
+        impl = pd.impl_info_str();
+        prim = dnnl::convolution_forward(pd);
+    } else {
+        // A 2-D inner product over [rows, K]. A folded Flatten's source is read in its own layout: when
+        // that is channels-last, the columns are (spatial, channel) ordered, and the weight's columns are
+        // permuted to match (one extra reorder per candidate) so the fast 2-D kernels serve it.
+        const int64_t k = ws[1 - li.out_axis];
+        const bool folded = s.input != n.inputs[0];
+        const dt xdt = to_dt(x_type);
+        const std::vector<int64_t> xs2{Tensor::numel_of(xs) / k, k};
+        x_md = make_md(xs2, xdt, false);
+        bool permuted = false;
+        if (folded) {
+            const memory::desc pl = make_md(xs, xdt, false), cl = make_md(xs, xdt, true);
+            const memory::desc cur = retype(P.vals.at(s.input).get_desc(), xdt);
+            const bool use_cl = !same_physical(cur, pl) && same_physical(cur, cl);
+            memory base = get_as(P, s.input, use_cl ? cl : pl, x_type);
+            permuted = use_cl && !same_physical(cl, pl);
+            x_mem = alias(P, base, x_md);
+        } else {
+            memory plain = get_as(P, s.input, make_md(xs, xdt, false), x_type);
+            x_mem = xs.size() == 2 ? plain : alias(P, plain, x_md);
+        }
+        w_dims = {ch, k};
+        if (permuted) {
+            const int64_t c = xs[1], sp = k / c;
+            // Stored element (o, c, s) of [OC, C*S] (or of [C*S, OC]) as a [OC, S, C] view.
+            const memory::dims st = li.out_axis == 0 ? memory::dims{k, 1, sp} : memory::dims{1, ch, sp * ch};
+            perm_src_md = memory::desc({ch, sp, c}, w_dt, st);
+            perm_dst_md = make_md({ch, sp, c}, w_dt, false);
+            w_user_md = make_md({ch, k}, w_dt, false);
+        } else if (li.out_axis == 0) {
+            w_user_md = make_md({ch, k}, w_dt, false);
+        } else {
+            w_user_md = memory::desc(w_dims, w_dt, memory::dims{1, ch});  // stored [K, N]
+        }
+        const int64_t rows = Tensor::numel_of(ys) / ch;
+        y_md = make_md({rows, ch}, to_dt(y_type), false);
+        memory::desc w_any(w_dims, w_dt, memory::format_tag::any);
+        dnnl::inner_product_forward::desc d(dnnl::prop_kind::forward_inference, x_md, w_any, b_md, y_md);
+        dnnl::inner_product_forward::primitive_desc pd(d, attr, eng);
+        w_md = pd.weights_desc();
+        impl = pd.impl_info_str();
+        prim = dnnl::inner_product_forward(pd);
+    }
+    memory y_mem = alloc(P, y_md);
+    if (residual) {
+        // The sum post-op reads the residual from the destination buffer (as its own type).
+        memory view(residual.get_desc(), eng, y_mem.get_data_handle());
+        if (residual.get_desc().get_size() != y_md.get_size())
+            throw UnsupportedError(where_of(n) + ": residual and output sizes differ");
+        add_reorder(P, "'" + s.sum_input + "' -> sum", residual, view, 1.0f);
+    }
+    LayerMem lm;
+    lm.name = n.name;
+    for (const auto& e : weight_cache)
+        if (std::get<0>(e) == n.name && std::get<1>(e) == w_md) lm.weights = std::get<2>(e);
+    if (!lm.weights) {
+        auto W = std::make_shared<Weights>();
+        auto own = [&](const memory::desc& md) {
+            W->buffers.push_back(aligned_buffer(md.get_size()));
+            return memory(md, eng, W->buffers.back().get());
+        };
+        W->w = own(w_md);
+        if (perm_src_md) {
+            W->perm_src = memory(perm_src_md, eng, DNNL_MEMORY_NONE);
+            W->perm_dst = own(perm_dst_md);
+            W->perm = dnnl::reorder(dnnl::reorder::primitive_desc(eng, perm_src_md, eng, perm_dst_md));
+            W->user_w = memory(w_user_md, eng, W->perm_dst.get_data_handle());
+        } else {
+            W->user_w = memory(w_user_md, eng, DNNL_MEMORY_NONE);
+        }
+        W->w_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(eng, w_user_md, eng, w_md));
+        if (!q) {
+            // Gemm's alpha scales the weight (fp32 inner products take no output scales).
+            std::vector<float> wt = graph.initializers.at(li.weight).data;
+            const float alpha = n.op == OpKind::Gemm ? std::get<GemmAttrs>(n.attrs).alpha : 1.0f;
+            if (alpha != 1.0f)
+                for (float& v : wt) v *= alpha;
+            W->fill(strm, wt.data());
+        }
+        weight_cache.emplace_back(n.name, w_md, W);
+        lm.weights = W;
+    }
+    P.weight_reorders.push_back(n.name + ": weights: reorder " +
+                                dnnl::reorder::primitive_desc(eng, w_user_md, eng, w_md).impl_info_str());
+    if (q) {
+        lm.scales = memory(scale_md, eng, DNNL_MEMORY_NONE);
+        lm.bias = memory(b_md, eng, DNNL_MEMORY_NONE);
+    } else {
+        lm.bias = alloc(P, b_md, true);
+        auto b = layer_bias(graph, n, ch);
+        std::memcpy(lm.bias.get_data_handle(), b.data(), b.size() * 4);
+    }
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_mem}, {DNNL_ARG_WEIGHTS, lm.weights->w}, {DNNL_ARG_BIAS, lm.bias},
+                                         {DNNL_ARG_DST, y_mem}};
+    if (q) args[DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1] = lm.scales;
+    add_prim(P, n.name + (n.op == OpKind::Conv ? ": convolution" : ": inner_product"), prim, impl.c_str(), args);
+    P.layers.push_back(lm);
+    if (n.op != OpKind::Conv && ys.size() != 2) P.vals[s.output] = alias(P, y_mem, make_md(ys, to_dt(y_type), false));
+    else P.vals[s.output] = y_mem;
+}
+
+void DnnlExecutor::Impl::compile_fallback(Plan& P, const QStep& s,
+                                          const std::map<std::string, std::vector<int64_t>>& shapes) {
+    const Node& n = *s.node;
+    fallback_graphs.push_back(std::make_unique<Graph>(single_node_graph(graph, n)));
+    const Graph* mini = fallback_graphs.back().get();
+    auto ex = std::make_shared<ReferenceExecutor>(*mini);
+    std::vector<memory> ins;
+    std::vector<std::vector<int64_t>> in_shapes;
+    for (const auto& gi : mini->inputs) {
+        ins.push_back(get_as(P, gi.name, make_md(shapes.at(gi.name), dt::f32, false), QType::F32));
+        in_shapes.push_back(shapes.at(gi.name));
+    }
+    const auto& ys = shapes.at(s.output);
+    memory y = alloc(P, make_md(ys, dt::f32, false));
+    Step st;
+    st.what = n.name + ": host fallback (reference " + op_name(n.op) + ")";
+    st.uses = ins;
+    st.uses.push_back(y);
+    st.host = [ex, ins, in_shapes, y, ys, this]() {
+        strm.wait();
+        std::vector<Tensor> ts;
+        for (size_t i = 0; i < ins.size(); ++i) {
+            const float* p = static_cast<const float*>(ins[i].get_data_handle());
+            ts.emplace_back(in_shapes[i], std::vector<float>(p, p + Tensor::numel_of(in_shapes[i])));
+        }
+        auto out = ex->run(ts);
+        std::memcpy(y.get_data_handle(), out.at(0).data.data(), out[0].data.size() * sizeof(float));
+    };
+    P.steps.push_back(std::move(st));
+    P.vals[s.output] = y;
+}
+
+void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
+                                      const std::map<std::string, std::vector<int64_t>>& shapes) {
+    const Node& n = *s.node;
+    const std::string where = where_of(n);
+    const QType y_type = type_of(s.output);
+    const auto& ys = shapes.at(s.output);
+    // Inputs of fp32 steps are read as fp32; int8 steps keep their inputs' types.
+    auto in_type = [&](const std::string& v) { return s.int8 ? type_of(v) : QType::F32; };
+    switch (n.op) {
+        case OpKind::MaxPool:
+        case OpKind::AveragePool:
+        case OpKind::GlobalAveragePool: {
+            const auto& xs = shapes.at(n.inputs[0]);
+            PoolAttrs a;
+            if (n.op == OpKind::GlobalAveragePool) {
+                a.kernel.assign(xs.begin() + 2, xs.end());
+                a.strides.assign(a.kernel.size(), 1);
+                a.dilations.assign(a.kernel.size(), 1);
+                a.pads.assign(2 * a.kernel.size(), 0);
+            } else {
+                a = std::get<PoolAttrs>(n.attrs);
+            }
+            Window win = pool_window(a, std::vector<int64_t>(xs.begin() + 2, xs.end()), where);
+            if (n.op == OpKind::AveragePool && a.count_include_pad) {
+                for (size_t i = 0; i < win.kernel.size(); ++i) {
+                    const int64_t eff = (win.kernel[i] - 1) * win.dilations[i] + 1;
+                    if ((win.out[i] - 1) * win.strides[i] + eff > win.in[i] + win.pad_begin[i] + win.pad_end[i])
+                        return compile_fallback(P, s, shapes);
+                }
+            }
+            const QType t = in_type(n.inputs[0]);
+            memory x = get_as(P, n.inputs[0], make_md(xs, to_dt(t), true), t);
+            memory::desc y_md = make_md(ys, to_dt(t), true);
+            auto alg = n.op == OpKind::MaxPool ? dnnl::algorithm::pooling_max
+                       : a.count_include_pad   ? dnnl::algorithm::pooling_avg_include_padding
+                                               : dnnl::algorithm::pooling_avg_exclude_padding;
+            dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, x.get_desc(), y_md,
+                                             dims_of(win.strides), dims_of(win.kernel), minus_one(win.dilations),
+                                             dims_of(win.pad_begin), pad_right(win));
+            dnnl::pooling_v2_forward::primitive_desc pd(d, eng);
+            memory y = alloc(P, y_md);
+            add_prim(P, n.name + ": pooling", dnnl::pooling_v2_forward(pd), pd.impl_info_str(),
+                     {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
+            P.vals[s.output] = y;
+            return;
+        }
+        case OpKind::Relu:
+        case OpKind::Clip: {
+            const QType t = in_type(n.inputs[0]);
+            const memory& base = P.vals.at(n.inputs[0]);
+            memory x = get_as(P, n.inputs[0],
+                              retype(base.get_desc(), to_dt(t)), t);
+            float lo = 0.0f, hi = 0.0f;
+            auto alg = dnnl::algorithm::eltwise_relu;
+            if (n.op == OpKind::Clip) {
+                const auto& c = std::get<ClipAttrs>(n.attrs);
+                clip_bounds_in_units(c.min, c.max, is8(t) ? scale_of(n.inputs[0]) : 1.0f, &lo, &hi);
+                alg = dnnl::algorithm::eltwise_clip;
+            }
+            dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, x.get_desc(), lo, hi);
+            dnnl::eltwise_forward::primitive_desc pd(d, eng);
+            memory y = alloc(P, x.get_desc());
+            add_prim(P, n.name + ": eltwise", dnnl::eltwise_forward(pd), pd.impl_info_str(),
+                     {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
+            P.vals[s.output] = y;
+            return;
+        }
+        case OpKind::Flatten:
+        case OpKind::Reshape: {
+            const QType t = in_type(n.inputs[0]);
+            memory x = get_as(P, n.inputs[0], make_md(shapes.at(n.inputs[0]), to_dt(t), false), t);
+            P.vals[s.output] = alias(P, x, make_md(ys, to_dt(t), false));
+            return;
+        }
+        case OpKind::Pad: {
+            // A reorder into the interior of a buffer whose border was filled once at compile time.
+            const auto& pa = std::get<PadAttrs>(n.attrs);
+            bool crop = false;
+            for (int64_t v : pa.pads) crop = crop || v < 0;
+            if (crop) return compile_fallback(P, s, shapes);
+            const auto& xs = shapes.at(n.inputs[0]);
+            const QType t = in_type(n.inputs[0]);
+            const memory::desc cur = P.vals.at(n.inputs[0]).get_desc();
+            const bool cl = xs.size() >= 3 && same_physical(retype(cur, to_dt(t)), make_md(xs, to_dt(t), true));
+            memory x = get_as(P, n.inputs[0], make_md(xs, to_dt(t), cl), t);
+            memory::desc y_md = make_md(ys, to_dt(t), cl);
+            memory y = alloc(P, y_md, true);
+            if (!is8(t)) {
+                float* p = static_cast<float*>(y.get_data_handle());
+                std::fill(p, p + Tensor::numel_of(ys), pa.value);
+            }
+            memory::dims off(pa.pads.begin(), pa.pads.begin() + static_cast<long>(xs.size()));
+            memory view(y_md.submemory_desc(dims_of(xs), off), eng, y.get_data_handle());
+            add_reorder(P, n.name + ": pad", x, view, 1.0f);
+            P.vals[s.output] = y;
+            return;
+        }
+        case OpKind::Concat: {
+            int64_t axis = std::get<AxisAttrs>(n.attrs).axis;
+            if (axis < 0) axis += static_cast<int64_t>(ys.size());
+            memory::desc y_md = make_md(ys, to_dt(y_type), true);
+            memory y = alloc(P, y_md);
+            memory::dims off(ys.size(), 0);
+            for (const auto& in : n.inputs) {
+                memory x = graph.initializers.count(in) ? constant(P, in) : P.vals.at(in);
+                const auto& xs = shapes.at(in);
+                memory::desc sub = y_md.submemory_desc(dims_of(xs), off);
+                memory view(sub, eng, y.get_data_handle());
+                const QType have = x.get_desc().data_type() == dt::f32 ? QType::F32 : type_of(in);
+                add_reorder(P, n.name + ": concat '" + in + "'", x, view,
+                            conversion_scale(have, scale_of(in), y_type, scale_of(s.output)));
+                off[axis] += xs[axis];
+            }
+            P.vals[s.output] = y;
+            return;
+        }
+        case OpKind::Add: {
+            const std::string &a = n.inputs[0], &b = n.inputs[1];
+            if (s.int8) {
+                const memory& ma = P.vals.at(a);
+                memory::desc a_md = ma.get_desc();
+                memory::desc b_md = retype(a_md, to_dt(type_of(b)));
+                memory mb = get_as(P, b, b_md, type_of(b));
+                memory::desc y_md = retype(a_md, to_dt(y_type));
+                dnnl::primitive_attr attr;
+                const float sy = scale_of(s.output);
+                attr.set_scales(DNNL_ARG_SRC_0, 0, {scale_of(a) / sy});
+                attr.set_scales(DNNL_ARG_SRC_1, 0, {scale_of(b) / sy});
+                dnnl::binary::desc d(dnnl::algorithm::binary_add, a_md, b_md, y_md);
+                dnnl::binary::primitive_desc pd(d, attr, eng);
+                memory y = alloc(P, y_md);
+                add_prim(P, n.name + ": binary", dnnl::binary(pd), pd.impl_info_str(),
+                         {{DNNL_ARG_SRC_0, ma}, {DNNL_ARG_SRC_1, mb}, {DNNL_ARG_DST, y}});
+                P.vals[s.output] = y;
+                return;
+            }
+            // fp32, numpy broadcasting: src0 must have the output's dims.
+            std::vector<int64_t> as = shapes.at(a), bs = shapes.at(b);
+            std::string s0 = a, s1 = b;
+            if (as != ys) {
+                std::swap(s0, s1);
+                std::swap(as, bs);
+            }
+            if (as != ys) return compile_fallback(P, s, shapes);
+            while (bs.size() < ys.size()) bs.insert(bs.begin(), 1);
+            memory m0 = graph.initializers.count(s0) ? constant(P, s0) : P.vals.at(s0);
+            if (graph.initializers.count(s0) == 0 && is8(type_of(s0)))
+                m0 = get_as(P, s0, make_md(ys, dt::f32, false), QType::F32);
+            memory m1;
+            if (graph.initializers.count(s1)) {
+                memory c = constant(P, s1);
+                m1 = memory(make_md(bs, dt::f32, false), eng, c.get_data_handle());
+            } else {
+                const bool same = bs == ys;
+                memory::desc want = same ? retype(m0.get_desc(), dt::f32)
+                                         : make_md(shapes.at(s1), dt::f32, false);
+                m1 = get_as(P, s1, want, QType::F32);
+                if (!same) m1 = alias(P, m1, make_md(bs, dt::f32, false));
+            }
+            memory::desc y_md = retype(m0.get_desc(), dt::f32);
+            dnnl::binary::desc d(dnnl::algorithm::binary_add, m0.get_desc(), m1.get_desc(), y_md);
+            dnnl::binary::primitive_desc pd(d, eng);
+            memory y = alloc(P, y_md);
+            add_prim(P, n.name + ": binary", dnnl::binary(pd), pd.impl_info_str(),
+                     {{DNNL_ARG_SRC_0, m0}, {DNNL_ARG_SRC_1, m1}, {DNNL_ARG_DST, y}});
+            P.vals[s.output] = y;
+            return;
+        }
+        case OpKind::Softmax: {
+            const auto& a = std::get<AxisAttrs>(n.attrs);
+            const auto& xs = shapes.at(n.inputs[0]);
+            const int64_t r = static_cast<int64_t>(xs.size());
+            const int64_t axis = a.axis < 0 ? a.axis + r : a.axis;
+            memory x = get_as(P, n.inputs[0], make_md(xs, dt::f32, false), QType::F32);
+            memory::desc md = x.get_desc();
+            int sm_axis = static_cast<int>(axis);
+            if (a.legacy_softmax) {
+                int64_t outer = 1, len = 1;
+                for (int64_t d = 0; d < r; ++d) (d < axis ? outer : len) *= xs[d];
+                md = make_md({outer, len}, dt::f32, false);
+                x = alias(P, x, md);
+                sm_axis = 1;
+            }
+            dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, md, sm_axis);
+            dnnl::softmax_forward::primitive_desc pd(d, eng);
+            memory y = alloc(P, md);
+            add_prim(P, n.name + ": softmax", dnnl::softmax_forward(pd), pd.impl_info_str(),
+                     {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
+            P.vals[s.output] = md == make_md(ys, dt::f32, false) ? y : alias(P, y, make_md(ys, dt::f32, false));
+            return;
+        }
+        case OpKind::BatchNorm: {
+            const auto& xs = shapes.at(n.inputs[0]);
+            const bool cl = xs.size() >= 3;
+            memory x = get_as(P, n.inputs[0], make_md(xs, dt::f32, cl), QType::F32);
+            const int64_t c = xs[1];
+            const float eps = std::get<BatchNormAttrs>(n.attrs).epsilon;
+            memory::desc v_md({c}, dt::f32, memory::format_tag::a);
+            std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x}};
+            const int arg_ids[4] = {DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
+            for (int i = 0; i < 4; ++i) {
+                const std::string& pn = n.inputs.at(1 + i);
+                if (!graph.initializers.count(pn)) return compile_fallback(P, s, shapes);
+                memory m = constant(P, pn);
+                args[arg_ids[i]] = memory(v_md, eng, m.get_data_handle());
+            }
+            dnnl::batch_normalization_forward::desc d(
+                dnnl::prop_kind::forward_inference, x.get_desc(), eps,
+                dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
+                    dnnl::normalization_flags::use_shift);
+            dnnl::batch_normalization_forward::primitive_desc pd(d, eng);
+            memory y = alloc(P, x.get_desc());
+            args[DNNL_ARG_DST] = y;
+            add_prim(P, n.name + ": batch_normalization", dnnl::batch_normalization_forward(pd), pd.impl_info_str(), args);
+            P.vals[s.output] = y;
+            return;
+        }
+        default: return compile_fallback(P, s, shapes);
+    }
+}
+
+void DnnlExecutor::Impl::sync_weights(Plan& P) {
+    for (auto& lm : P.layers) {
+        QLayer& q = model.layers.at(lm.name);
+        lm.scales.set_data_handle(q.out_scale.data());
+        lm.bias.set_data_handle(q.bias.data());
+        if (lm.weights->version != model.version) {
+            lm.weights->fill(strm, q.codes.data());
+            lm.weights->version = model.version;
+        }
+    }
+    P.weights_version = model.version;
+}
+
+namespace {
+
+void check_input(const Graph& g, const QuantPlan& plan, const Tensor& input) {
+    const auto& name = g.inputs.at(0).name;
+    const auto& sample = plan.sample_shapes.at(name);
+    if (input.dtype != DType::f32 || input.rank() != static_cast<int64_t>(sample.size()) || input.shape[0] < 1 ||
+        !std::equal(sample.begin() + 1, sample.end(), input.shape.begin() + 1) ||
+        static_cast<int64_t>(input.data.size()) != input.numel())
+        throw InputError("input '" + name + "' " + shape_str(input.shape) + " does not match the model's " +
+                         shape_str(sample) + " (any batch size >= 1)");
+    const auto& declared = g.inputs.at(0).shape;
+    if (!declared.empty() && declared[0] > 0 && declared[0] != input.shape[0])
+        throw InputError("input '" + name + "' has a fixed batch size of " + std::to_string(declared[0]) + ", got " +
+                         std::to_string(input.shape[0]));
+}
+
+void execute(DnnlExecutor::Mode mode, dnnl::stream& strm, Plan& P, const Tensor& input,
+             const std::function<void(Plan&)>& sync, uint64_t version) {
+    if (mode == DnnlExecutor::Mode::Int8 && P.weights_version != version) sync(P);
+    void* h = const_cast<float*>(input.data.data());
+    P.input.set_data_handle(h);
+    for (auto& a : P.input_aliases) a.set_data_handle(h);
+    for (auto& st : P.steps) {
+        if (st.has_prim) st.prim.execute(strm, st.args);
+        else st.host();
+    }
+    strm.wait();
+}
+
+}  // namespace
+
+DnnlExecutor::DnnlExecutor(const Graph& graph, Mode mode, int64_t batch_size) {
+    if (batch_size < 1) throw InputError("batch size must be >= 1, got " + std::to_string(batch_size));
+    if (graph.inputs.size() != 1)
+        throw InputError("the oneDNN executor runs models with one input, this one has " +
+                         std::to_string(graph.inputs.size()));
+    impl_ = std::make_unique<Impl>(graph, mode, batch_size, plan_graph(graph, mode == Mode::Int8));
+    if (mode == Mode::Fp32) {
+        try {
+            impl_->plan_for(batch_size);
+        } catch (const dnnl::error& e) {
+            throw UnsupportedError(std::string("oneDNN: ") + e.what());
+        }
+    } else {
+        for (const auto& kv : impl_->model.layer_info)
+            impl_->default_weights[kv.first] =
+                quantize_weight_int8(graph.initializers.at(kv.second.weight), kv.second.out_axis);
+    }
+}
+
+DnnlExecutor::~DnnlExecutor() = default;
+DnnlExecutor::DnnlExecutor(DnnlExecutor&&) noexcept = default;
+DnnlExecutor& DnnlExecutor::operator=(DnnlExecutor&&) noexcept = default;
+
+DnnlExecutor::Mode DnnlExecutor::mode() const { return impl_->mode; }
+
+const QuantizedModel& DnnlExecutor::quantized_model() const { return impl_->model; }
+
+void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress::CalibrationSpec& spec) {
+    Impl& I = *impl_;
+    if (I.mode != Mode::Int8) throw std::logic_error("DnnlExecutor::calibrate: only in int8 mode");
+    if (batches.empty()) throw InputError("calibration needs at least one batch");
+    // The fp32 twin of the int8 plan: same fusions, so it materialises the same values.
+    QuantPlan fp = I.model.plan;
+    fp.int8 = false;
+    for (auto& st : fp.steps) st.int8 = false;
+    for (auto& kv : fp.values) kv.second.type = QType::F32;
+    Impl cal(I.graph, Mode::Fp32, I.batch_size, fp);
+    cal.share_buffers = false;
+    std::map<std::string, compress::ActivationObserver> observed;
+    // Per layer: sums of its input per input channel (Conv) or per column of K (Gemm / MatMul).
+    std::map<std::string, std::pair<std::vector<double>, int64_t>> sums;
+    std::vector<std::string> names;
+    for (const auto& in : I.graph.inputs) names.push_back(in.name);
+    for (const auto& st : fp.steps) names.push_back(st.output);
+    for (const auto& b : batches) {
+        check_input(I.graph, fp, b);
+        Plan& P = cal.plan_for(b.shape[0]);
+        execute(Mode::Fp32, cal.strm, P, b, nullptr, 0);
+        for (const auto& name : names) {
+            const memory& m = P.vals.at(name);
+            const int64_t n = static_cast<int64_t>(m.get_desc().get_size() / sizeof(float));
+            observed[name].observe(static_cast<const float*>(m.get_data_handle()), n);
+        }
+        for (const auto& st : fp.steps) {
+            if (!st.layer) continue;
+            const LayerInfo& li = I.model.layer_info.at(st.node->name);
+            const memory& m = P.vals.at(st.input);
+            const memory::desc md = m.get_desc();
+            const memory::dims dims = md.dims();
+            const auto* strides = md.data.format_desc.blocking.strides;
+            const size_t r = dims.size();
+            int64_t per = 1, spatial = 1;
+            for (size_t d = 1; d < r; ++d) per *= dims[d];
+            for (size_t d = 2; d < r; ++d) spatial *= dims[d];
+            const bool conv = st.node->op == OpKind::Conv;
+            const int64_t buckets = conv ? dims[1] : li.weight_shape[1 - li.out_axis];
+            auto& acc = sums[st.node->name];
+            acc.first.resize(buckets, 0.0);
+            acc.second += dims[0] * (per / buckets);
+            const float* p = static_cast<const float*>(m.get_data_handle());
+            std::vector<int64_t> idx(r, 0);
+            for (int64_t nb = 0; nb < dims[0]; ++nb) {
+                std::fill(idx.begin(), idx.end(), 0);
+                for (int64_t f = 0; f < per; ++f) {
+                    int64_t off = nb * strides[0];
+                    for (size_t d = 1; d < r; ++d) off += idx[d] * strides[d];
+                    acc.first[conv ? f / spatial : f % buckets] += p[off];
+                    for (size_t d = r; d-- > 1;) {
+                        if (++idx[d] < dims[d]) break;
+                        idx[d] = 0;
+                    }
+                }
+            }
+        }
+    }
+    I.input_means.clear();
+    for (const auto& kv : sums) {
+        std::vector<float> mean(kv.second.first.size());
+        for (size_t i = 0; i < mean.size(); ++i)
+            mean[i] = static_cast<float>(kv.second.first[i] / static_cast<double>(std::max<int64_t>(kv.second.second, 1)));
+        I.input_means[kv.first] = std::move(mean);
+    }
+    assign_scales(I.model.plan, observed, spec);
+    I.calibrated = true;
+    I.plans.clear();
+    I.weight_cache.clear();
+    set_weights({});
+}
+
+void DnnlExecutor::set_weights(const std::map<std::string, Int8LayerWeights>& layers) {
+    Impl& I = *impl_;
+    if (I.mode != Mode::Int8) throw std::logic_error("DnnlExecutor::set_weights: only in int8 mode");
+    if (!I.calibrated) throw std::logic_error("DnnlExecutor::set_weights: calibrate() first");
+    for (const auto& kv : layers)
+        if (!I.model.layer_info.count(kv.first))
+            throw InputError("set_weights: '" + kv.first + "' is not a compressible layer of the model");
+    std::map<std::string, QLayer> next;
+    for (const auto& st : I.model.plan.steps) {
+        if (!st.layer) continue;
+        const std::string& name = st.node->name;
+        auto it = layers.find(name);
+        const Int8LayerWeights& w = it != layers.end() ? it->second : I.default_weights.at(name);
+        const LayerInfo& li = I.model.layer_info.at(name);
+        if (I.bias_correction) {
+            const auto shift = bias_shift(I.graph, *st.node, li, w, I.input_means.at(name));
+            next[name] = make_qlayer(I.graph, I.model.plan, st, li, w, &shift);
+        } else {
+            next[name] = make_qlayer(I.graph, I.model.plan, st, li, w);
+        }
+    }
+    I.model.layers = std::move(next);
+    ++I.model.version;
+}
+
+void DnnlExecutor::set_bias_correction(bool on) {
+    if (impl_->mode != Mode::Int8) throw std::logic_error("DnnlExecutor::set_bias_correction: only in int8 mode");
+    impl_->bias_correction = on;
+}
+
+Tensor DnnlExecutor::run(const Tensor& input) {
+    Impl& I = *impl_;
+    if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::run: calibrate() first");
+    check_input(I.graph, I.model.plan, input);
+    Plan* P;
+    try {
+        P = &I.plan_for(input.shape[0]);
+    } catch (const dnnl::error& e) {
+        throw UnsupportedError(std::string("oneDNN: ") + e.what());
+    }
+    execute(I.mode, I.strm, *P, input, [&I](Plan& p) { I.sync_weights(p); }, I.model.version);
+    const auto& out_name = I.graph.outputs.at(0);
+    std::vector<int64_t> shape = I.model.plan.sample_shapes.at(out_name);
+    shape[0] = input.shape[0];
+    Tensor out = Tensor::zeros(shape);
+    std::memcpy(out.data.data(), P->output.get_data_handle(), out.data.size() * sizeof(float));
+    return out;
+}
+
+std::vector<std::string> DnnlExecutor::implementations(int64_t batch_size) {
+    Impl& I = *impl_;
+    if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::implementations: calibrate() first");
+    std::vector<std::string> out;
+    Plan& P = I.plan_for(batch_size);
+    for (const auto& st : P.steps) out.push_back(st.what);
+    out.insert(out.end(), P.weight_reorders.begin(), P.weight_reorders.end());
+    return out;
+}
+
+}  // namespace dcs

@@ -1,0 +1,105 @@
+#pragma once
+/// The oneDNN executor: compiles a Graph to oneDNN primitives once per batch size and runs it, in fp32
+/// or in int8 (the hot path of candidate evaluation).
+///
+/// Int8 mode: Conv / Gemm / MatMul layers run with s8 weights (the candidate's codes), u8 activations
+/// after ReLU and s8 otherwise, per-output-channel scales set at run time (a binary-multiply post-op with
+/// a per-channel tensor: oneDNN 2.6 convolutions reject DNNL_RUNTIME_F32_VAL output scales), ReLU / Clip
+/// fused as eltwise post-ops and a residual Add as a sum post-op where the graph allows, pooling, zero
+/// Pad, Concat and Add on int8 data, fp32 only at input quantization, for ops without an int8 form
+/// (Softmax, unfolded BatchNorm, non-zero Pad) and for the final logits. Primitives are created once
+/// (per batch size) after calibration; set_weights() only reorders the codes into each primitive's
+/// weight layout and swaps the scale and bias buffers. Activations with disjoint lifetimes share memory.
+/// Gemm with transA=1 is not supported (UnsupportedError).
+/// The exact arithmetic is described in runtime/int8_reference.hpp; Int8ReferenceExecutor reproduces it.
+///
+/// Threads: oneDNN's OpenMP runtime uses OMP_NUM_THREADS threads. With several ranks per node, give each
+/// rank cores / ranks threads (e.g. `OMP_NUM_THREADS=4 mpirun -np 8 --map-by slot:PE=4 ...`).
+///
+/// oneDNN headers stay inside the .cpp files: this header only needs the graph IR.
+///
+/// Evaluating candidates:
+///
+///     DnnlExecutor ex(graph, DnnlExecutor::Mode::Int8, 256);
+///     ex.calibrate(calibration_batches);              // once: activation scales, primitives
+///     for (const auto& candidate : candidates) {
+///         std::map<std::string, Int8LayerWeights> w;
+///         for (const auto& [layer, cw] : candidate)    // cw: compress::CompressedWeight
+///             w[layer] = int8_weights_from(cw);
+///         ex.set_weights(w);                          // only the codes and scales change
+///         for (const auto& batch : validation_batches) predictions(ex.run(batch));
+///     }
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compress/calibrate.hpp"
+#include "runtime/graph.hpp"
+#include "runtime/int8_reference.hpp"
+
+namespace dcs {
+
+class DnnlExecutor {
+public:
+    enum class Mode { Fp32, Int8 };
+
+    /// Plans the graph (fusions, types) and creates the primitives for `batch_size` (fp32 mode; int8
+    /// primitives are created by calibrate()). Keeps a reference to `graph`, which must outlive it.
+    /// @param batch_size >= 1; batches of other sizes get primitives of their own, created on first use
+    /// @throws InputError on a graph it cannot plan (not one input, bad shapes); UnsupportedError (an
+    ///         InputError) on an operator configuration it cannot serve, naming the node, including
+    ///         oneDNN refusing a primitive
+    DnnlExecutor(const Graph& graph, Mode mode, int64_t batch_size);
+    ~DnnlExecutor();
+    DnnlExecutor(const DnnlExecutor&) = delete;
+    DnnlExecutor& operator=(const DnnlExecutor&) = delete;
+    DnnlExecutor(DnnlExecutor&&) noexcept;
+    DnnlExecutor& operator=(DnnlExecutor&&) noexcept;
+
+    Mode mode() const;
+
+    /// Int8 only: runs the fp32 graph (oneDNN fp32, with the same fusions) over the calibration batches,
+    /// observes every activation the int8 path materialises, and sets the activation scales with
+    /// `spec` (minmax, percentile or MSE). Then quantizes every layer to 8 bits per channel (as
+    /// set_weights({})) and drops primitives made for earlier scales.
+    /// @throws std::logic_error in fp32 mode; InputError when `batches` is empty or a batch does not fit;
+    ///         std::invalid_argument (from the observer) on a non-finite activation
+    void calibrate(const std::vector<Tensor>& batches, const compress::CalibrationSpec& spec = {});
+
+    /// Int8 only: the candidate's weights by layer (node) name. Layers not named use the 8-bit
+    /// per-channel max-abs quantization of their fp32 weight. Costs the codes' reorders, done lazily
+    /// on the next run() of each batch size.
+    /// @throws std::logic_error before calibrate(); InputError naming the layer when a name is not a
+    ///         compressible layer or the codes / scales do not match the weight
+    void set_weights(const std::map<std::string, Int8LayerWeights>& layers);
+
+    /// Int8 only: bias correction on or off (default off) for the following set_weights() calls. When
+    /// on, each layer's bias absorbs the mean output shift its weight quantization causes, measured on
+    /// the calibration set (see bias_shift() in runtime/int8_reference.hpp); the integer reference
+    /// sees the corrected biases through quantized_model().
+    /// @throws std::logic_error in fp32 mode
+    void set_bias_correction(bool on);
+
+    /// Runs one batch (any batch size >= 1) of graph input 0 and returns graph output 0 as fp32.
+    /// @throws InputError when the input's per-sample shape does not match the model;
+    ///         std::logic_error in int8 mode before calibrate()
+    Tensor run(const Tensor& input);
+
+    /// The plan and (int8, after calibrate()) the current quantized layers, for the integer reference.
+    const QuantizedModel& quantized_model() const;
+
+    /// The primitive implementations chosen for the batch size, one line per step ("<node>: convolution
+    /// brgconv:..."), in execution order, then the per-candidate weight reorders ("<node>: weights:
+    /// reorder ..."); host fallbacks read "host fallback". Creates the primitives when needed. For
+    /// checks that no hot layer uses a `ref:` kernel.
+    /// @throws std::logic_error in int8 mode before calibrate()
+    std::vector<std::string> implementations(int64_t batch_size);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dcs

@@ -1,0 +1,170 @@
+#pragma once
+/// The quantized model shared by the oneDNN int8 executor (runtime/dnnl_executor.hpp) and the integer
+/// reference executor: which nodes are fused into which, the data type and scale of every activation,
+/// and each layer's integer parameters for a candidate. The integer reference runs it with plain loops
+/// and the same integer arithmetic and rounding as the oneDNN path, so the two can be compared exactly.
+///
+/// Arithmetic of a quantized layer (Conv, Gemm, MatMul with a constant weight), per output element of
+/// channel c (all float operations in fp32, rounding half to even, saturating to the output type):
+///
+///     acc = sum(x_q * w_q)                      (int32, exact)
+///     f   = (float(acc) + bias[c]) * out_scale[c]
+///     f   = f + sum_scale * float(residual_q)   (when an Add is fused as a sum post-op)
+///     f   = relu(f) or clip(f, lo, hi)          (when a Relu / Clip is fused)
+///     y_q = saturate(round(f))                  (or y = f for an fp32 output)
+///
+/// with out_scale[c] = alpha * s_x * s_w[c] / s_y and bias[c] = beta * b[c] / (alpha * s_x * s_w[c])
+/// (bias in accumulator units: oneDNN 2.x applies the bias before the output scales).
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "compress/calibrate.hpp"
+#include "compress/weight.hpp"
+#include "runtime/graph.hpp"
+
+namespace dcs {
+
+/// Element type of an activation.
+enum class QType { F32, S8, U8 };
+
+const char* qtype_name(QType t);
+
+/// Type and scale of one materialised activation value: real = scale * q (zero point 0).
+struct QValue {
+    QType type = QType::F32;   ///< how the value is stored
+    QType qtype = QType::S8;   ///< the 8-bit type it is quantized to when an int8 step reads it (== type unless F32)
+    float scale = 1.0f;        ///< > 0; for F32 values the scale used when quantizing
+    bool calibrated = false;   ///< the scale comes from calibration (else inherited from the input)
+};
+
+/// Post-op activation fused into a layer.
+enum class QAct { None, Relu, Clip };
+
+/// One step of the quantized model: a graph node and the nodes fused into it.
+struct QStep {
+    const Node* node = nullptr;      ///< the main node (owned by the graph)
+    bool layer = false;              ///< a compressible Conv/Gemm/MatMul (constant weight), run as a oneDNN layer
+    bool int8 = false;               ///< computes on 8-bit data; else on fp32 (inputs dequantized)
+    std::string input;               ///< main data input (a folded Flatten's source for layers)
+    std::string output;              ///< the value produced (output of the last fused node)
+    std::string sum_input;           ///< residual added by a fused Add (sum post-op); "" when none
+    QAct act = QAct::None;           ///< fused activation after the (optional) sum
+    float clip_min = 0.0f, clip_max = 0.0f;  ///< real clip bounds for QAct::Clip
+    std::vector<std::string> fused;  ///< names of the nodes folded into this step
+};
+
+/// Fusion and type decisions for a graph. The same plan serves the fp32 and the int8 executors, so
+/// calibration observes exactly the values the int8 path materialises.
+struct QuantPlan {
+    bool int8 = false;
+    std::vector<QStep> steps;               ///< execution order
+    std::map<std::string, QValue> values;   ///< every materialised value (graph inputs, step outputs)
+    std::map<std::string, std::vector<int64_t>> sample_shapes;  ///< shapes at batch 1
+};
+
+/// Builds the plan: fuses Add (sum) and Relu/Clip into the layer that produces their input where the
+/// graph allows, folds a Flatten/Reshape to [N, -1] into a following Gemm/MatMul, and chooses which
+/// steps run on 8-bit data (`int8`) and the structural types of their outputs (u8 after Relu, s8
+/// otherwise, f32 for values only fp32 consumers or graph outputs read). Scales are not set.
+/// Throws InputError / UnsupportedError on a graph the executors cannot run.
+QuantPlan plan_graph(const Graph& graph, bool int8);
+
+/// Sets every value's scale (and the quantization type of fp32 values) from calibration observers
+/// (one per materialised value; values not observed keep scale 1), in step order: pooling, Relu, Clip,
+/// Flatten, Reshape inherit their input's scale; other outputs get the calibrated range / 127 (s8) or
+/// / 255 (u8). Throws std::invalid_argument from calibrate_activation.
+void assign_scales(QuantPlan& plan, const std::map<std::string, compress::ActivationObserver>& observed,
+                   const compress::CalibrationSpec& spec);
+
+/// Weights of one compressible layer as signed 8-bit codes with per-output-channel scales:
+/// w = scales[c] * codes[i] (symmetric, zero point 0). `codes` follow the weight initializer's own
+/// layout (the layout compress_weight uses); `scales` has one entry per output channel.
+struct Int8LayerWeights {
+    std::vector<int8_t> codes;
+    std::vector<float> scales;
+};
+
+/// 8-bit symmetric per-output-channel quantization of a float weight (max-abs scale / 127, round half
+/// to even). `out_axis` is the output-channel axis (LayerInfo::out_axis).
+Int8LayerWeights quantize_weight_int8(const Tensor& weight, int64_t out_axis);
+
+/// The int8 runtime form of a compressed weight. Symmetric codes (uniform, binary) are used as they are;
+/// asymmetric codes of up to 7 bits become code - zero_point (exact, within [-127, 127]); clustered and
+/// 8-bit asymmetric weights are dequantized and re-quantized to 8 bits per channel (approximate).
+Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw);
+
+/// Integer parameters of one layer for one candidate (see the arithmetic at the top of this file).
+struct QLayer {
+    std::vector<int8_t> codes;       ///< the weight codes in the initializer's layout
+    std::vector<float> out_scale;    ///< per output channel
+    std::vector<float> bias;         ///< per output channel, accumulator units (fp32 mode: real bias)
+    float sum_scale = 1.0f;          ///< s_residual / s_y
+    float act_lo = 0.0f, act_hi = 0.0f;  ///< eltwise bounds in output units (Clip)
+};
+
+/// A plan with scales and the current candidate's layer parameters.
+struct QuantizedModel {
+    QuantPlan plan;
+    std::map<std::string, LayerInfo> layer_info;  ///< by node name (list_layers)
+    std::map<std::string, QLayer> layers;         ///< by node name, for every layer step
+    uint64_t version = 0;                         ///< incremented whenever `layers` change
+};
+
+/// Computes a layer's QLayer from its weights and the plan's scales. `bias_shift`, when given (one per
+/// output channel, real units), is subtracted from the layer's bias (bias correction). Throws
+/// InputError when the codes, scales or shift do not match the weight's shape.
+QLayer make_qlayer(const Graph& graph, const QuantPlan& plan, const QStep& step, const LayerInfo& info,
+                   const Int8LayerWeights& weights, const std::vector<float>* bias_shift = nullptr);
+
+/// Bias correction (Nagel et al., "Data-Free Quantization", 2019, empirical variant): the expected
+/// change of a layer's output caused by quantizing its weight, alpha * (W_q - W) E[x], from the mean of
+/// its input per input channel (Conv; borders ignored) or per input feature (Gemm / MatMul) on the
+/// calibration set. Subtracting it from the bias removes the mean output shift.
+/// @param input_mean per input channel (Conv) or per column of K (Gemm / MatMul)
+/// @return one value per output channel
+/// @throws InputError when the sizes do not match the layer
+std::vector<float> bias_shift(const Graph& graph, const Node& node, const LayerInfo& info,
+                              const Int8LayerWeights& weights, const std::vector<float>& input_mean);
+
+/// Output-channel count and per-channel bias (beta * C or the Conv bias; zeros when absent) of a layer.
+std::vector<float> layer_bias(const Graph& graph, const Node& node, int64_t channels);
+
+/// A graph holding one node of `graph` (its initializers and inputs), so any step can fall back to
+/// the fp32 ReferenceExecutor's semantics. Non-initializer inputs become graph inputs in node order.
+Graph single_node_graph(const Graph& graph, const Node& node);
+
+/// Output-stage bounds of a fused Clip in output units (±FLT_MAX for infinite bounds).
+void act_bounds(const QStep& step, float out_scale, float* lo, float* hi);
+/// Clip bounds [mn, mx] divided by `scale` (±FLT_MAX where infinite): the eltwise clip parameters on
+/// data quantized with `scale`.
+void clip_bounds_in_units(float mn, float mx, float scale, float* lo, float* hi);
+
+/// Runs a quantized model with plain loops on NCHW data: the integer ground truth for the oneDNN int8
+/// path. Keeps a reference to `graph` and `model`, which must outlive it.
+class Int8ReferenceExecutor {
+public:
+    Int8ReferenceExecutor(const Graph& graph, const QuantizedModel& model);
+    ~Int8ReferenceExecutor();
+
+    /// Runs one batch (graph input 0, fp32) and returns graph output 0 as fp32.
+    /// Throws InputError when the input's per-sample shape does not match the model.
+    Tensor run(const Tensor& input) const;
+
+    /// When set, run() also keeps every materialised value (dequantized to fp32) for inspection.
+    void keep_values(bool keep) { keep_ = keep; }
+    /// Values kept by the last run() (name -> fp32 tensor, NCHW).
+    const std::map<std::string, Tensor>& kept() const { return kept_; }
+
+private:
+    const Graph& graph_;
+    const QuantizedModel& model_;
+    struct Fallback;
+    std::vector<std::unique_ptr<Fallback>> fallbacks_;  ///< per step; null for native steps
+    bool keep_ = false;
+    mutable std::map<std::string, Tensor> kept_;
+};
+
+}  // namespace dcs

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <functional>
 #include <set>
 
 namespace dcs::search {
@@ -77,15 +78,18 @@ std::vector<Genome> SearchDriver::greedy_seeds(const std::vector<size_t>& scan) 
             if (!only_l || !e->ok) continue;
             options[l].push_back({g[2 * l], g[2 * l + 1], e->size_bytes - size0, std::max(0.0, acc0 - e->accuracy)});
         }
-    for (double fraction : settings_.seed_budgets) {
-        const double budget = fraction * data_.baseline_size_bytes;
+    auto reference_choice = [&](size_t l) {
+        for (size_t k = 0; k < options[l].size(); ++k)
+            if (options[l][k].bits_idx == ref[2 * l] && options[l][k].prune_idx == ref[2 * l + 1]) return k;
+        return size_t(0);
+    };
+    // Greedy allocation: repeatedly take the move that saves the most bytes per point of accuracy lost
+    // (drops add up across layers, an estimate), while `allowed(size, drop)` says go on.
+    auto allocate = [&](const std::function<bool(double est_size)>& want_more, double max_drop) {
         std::vector<size_t> cur(layers.size());
-        for (size_t l = 0; l < layers.size(); ++l)
-            for (size_t k = 0; k < options[l].size(); ++k)
-                if (options[l][k].bits_idx == ref[2 * l] && options[l][k].prune_idx == ref[2 * l + 1]) cur[l] = k;
-        double est = size0;
-        while (est > budget) {
-            // The move that saves the most bytes per point of accuracy lost.
+        double est = size0, drop = 0.0;
+        for (size_t l = 0; l < layers.size(); ++l) cur[l] = reference_choice(l);
+        while (want_more(est)) {
             double best_score = -1.0;
             size_t best_l = 0, best_k = 0;
             for (size_t l = 0; l < layers.size(); ++l) {
@@ -94,7 +98,7 @@ std::vector<Genome> SearchDriver::greedy_seeds(const std::vector<size_t>& scan) 
                 for (size_t k = 0; k < options[l].size(); ++k) {
                     const Option& o = options[l][k];
                     const double gain = c.dsize - o.dsize;
-                    if (gain <= 0) continue;
+                    if (gain <= 0 || drop + o.drop - c.drop > max_drop) continue;
                     const double score = gain / std::max(o.drop - c.drop, 1e-6);
                     if (score > best_score) {
                         best_score = score;
@@ -105,6 +109,7 @@ std::vector<Genome> SearchDriver::greedy_seeds(const std::vector<size_t>& scan) 
             }
             if (best_score < 0) break;
             est += options[best_l][best_k].dsize - options[best_l][cur[best_l]].dsize;
+            drop += options[best_l][best_k].drop - options[best_l][cur[best_l]].drop;
             cur[best_l] = best_k;
         }
         Genome g = ref;
@@ -114,7 +119,13 @@ std::vector<Genome> SearchDriver::greedy_seeds(const std::vector<size_t>& scan) 
                 g[2 * l + 1] = options[l][cur[l]].prune_idx;
             }
         if (std::find(seeds.begin(), seeds.end(), g) == seeds.end()) seeds.push_back(g);
-    }
+    };
+    // Seeds for size budgets (whatever the accuracy), and for accuracy budgets (as small as the
+    // estimated drop allows): the second kind lands near the feasibility boundary, where the front is.
+    for (double fraction : settings_.seed_budgets)
+        allocate([&](double est) { return est > fraction * data_.baseline_size_bytes; }, 1e300);
+    for (double share : settings_.seed_drop_shares)
+        allocate([](double) { return true; }, share * settings_.problem.max_accuracy_drop / 100.0);
     return seeds;
 }
 

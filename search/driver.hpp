@@ -20,6 +20,9 @@ struct SearchSettings {
     bool sensitivity_scan = true;
     /// Size budgets of the greedy seeds, as fractions of the fp32 size.
     std::vector<double> seed_budgets{1.0 / 6, 1.0 / 8, 1.0 / 12, 1.0 / 16, 1.0 / 24};
+    /// Accuracy budgets of the greedy seeds, as shares of max_accuracy_drop (the drops the scan measured
+    /// per layer are added up as an estimate).
+    std::vector<double> seed_drop_shares{0.25, 0.5, 0.75, 1.0, 1.5, 2.0};
 };
 
 /// Progress as the search goes.

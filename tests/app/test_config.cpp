@@ -130,7 +130,7 @@ TEST(Config, MinimalConfigTakesTheDocumentedDefaults) {
     EXPECT_EQ(c.compression.weight.scheme, dcs::compress::Scheme::Symmetric);
     EXPECT_EQ(c.compression.weight.pruning, dcs::compress::Pruning::Unstructured);
     EXPECT_EQ(c.compression.weight.method, dcs::compress::Method::Quantize);
-    EXPECT_EQ(c.compression.weight.clip, dcs::compress::WeightClip::MaxAbs);
+    EXPECT_EQ(c.compression.weight.clip, dcs::compress::WeightClip::Mse);
     EXPECT_EQ(c.compression.activation_bits, 8);
     EXPECT_EQ(c.compression.calibration, dcs::compress::Calibration::MinMax);
     EXPECT_FALSE(c.compression.bias_correction);
@@ -181,7 +181,7 @@ compression:
   scheme: asymmetric
   pruning: filter
   method: cluster
-  weight_clip: mse
+  weight_clip: maxabs
   activation_bits: 8
   calibration: percentile
   bias_correction: true
@@ -219,7 +219,7 @@ output:
     EXPECT_EQ(c.compression.weight.scheme, dcs::compress::Scheme::Asymmetric);
     EXPECT_EQ(c.compression.weight.pruning, dcs::compress::Pruning::Filter);
     EXPECT_EQ(c.compression.weight.method, dcs::compress::Method::Cluster);
-    EXPECT_EQ(c.compression.weight.clip, dcs::compress::WeightClip::Mse);
+    EXPECT_EQ(c.compression.weight.clip, dcs::compress::WeightClip::MaxAbs);
     EXPECT_EQ(c.compression.calibration, dcs::compress::Calibration::Percentile);
     EXPECT_TRUE(c.compression.bias_correction);
     ASSERT_EQ(c.compression.layers.size(), 2u);

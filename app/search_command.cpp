@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 
 #include "app/commands.hpp"
 #include "app/config.hpp"
@@ -16,6 +17,7 @@
 #include "runtime/onnx_import.hpp"
 #include "search/driver.hpp"
 #include "search/problem.hpp"
+#include "search/mpi_transport.hpp"
 #include "search/results_store.hpp"
 
 namespace fs = std::filesystem;
@@ -84,15 +86,67 @@ void check_output_writable(const std::string& path) {
     fs::remove(probe, ec);
 }
 
-}  // namespace
+/// Everything a rank needs to evaluate candidates, loaded and checked once. Members that others
+/// reference live behind pointers so the struct can move.
+struct Prepared {
+    Config cfg;
+    std::unique_ptr<Graph> graph;
+    std::unique_ptr<Dataset> data;
+    ModelIo io;
+    std::vector<LayerInfo> layers;
+    std::unique_ptr<search::SearchSpace> space;
+    std::vector<std::string> warnings;
+    std::unique_ptr<CandidateEvaluator> evaluator;
+};
 
-int run_search(const ParsedArgs& args) {
-    Config cfg = load_config(args.positionals.at(0));
-    for (const auto& w : cfg.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
-    if (cfg.search.objectives.end() != std::find(cfg.search.objectives.begin(), cfg.search.objectives.end(), Objective::Latency))
-        throw InputError(cfg.file + ": search.objectives: latency is not available yet (use accuracy, size, bops)");
-    const std::string out_path = args.options.count("--output") ? fs::absolute(args.options.at("--output")).string()
-                                                                 : cfg.output.path;
+Prepared prepare(const std::string& config_path) {
+    Prepared p;
+    p.cfg = load_config(config_path);
+    p.warnings = p.cfg.warnings;
+    p.graph = std::make_unique<Graph>(import_onnx(p.cfg.model.path));
+    p.data = std::make_unique<Dataset>(Dataset::load(p.cfg.dataset));
+    p.io = check_model_io(*p.graph, *p.data, p.cfg.model.path);
+    p.data->check_labels(p.io.num_classes);
+    p.data->check_subset(p.cfg.dataset.calibration, "dataset.calibration");
+    p.data->check_subset(p.cfg.dataset.validation, "dataset.validation");
+    p.layers = list_layers(*p.graph);
+    if (p.layers.empty())
+        throw InputError(p.cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
+    p.space = std::make_unique<search::SearchSpace>(search::SearchSpace::build(
+        p.layers, p.cfg.compression.weight_bits, p.cfg.compression.prune_ratios, p.cfg.compression.layers, &p.warnings));
+    p.evaluator = std::make_unique<CandidateEvaluator>(*p.graph, *p.data, p.cfg.dataset.validation,
+                                                       p.cfg.model.preprocess, p.io, p.cfg.compression.weight,
+                                                       p.cfg.compression.activation_bits);
+    return p;
+}
+
+/// Fault injection for tests (never set in normal use): DCS_FAULT_RATE=f makes a fraction f of
+/// evaluations fail, chosen by a hash of the genome so that runs stay deterministic.
+double fault_rate() {
+    const char* v = std::getenv("DCS_FAULT_RATE");
+    return v ? std::atof(v) : 0.0;
+}
+
+search::Evaluation evaluate_with_faults(const Prepared& p, const search::ProblemSettings& settings,
+                                        const search::Genome& genome, double rate) {
+    if (rate > 0) {
+        uint64_t h = 1469598103934665603ull;
+        for (int v : genome) h = (h ^ static_cast<uint64_t>(v + 1)) * 1099511628211ull;
+        if (static_cast<double>(h % 10000) < rate * 10000.0) {
+            search::Evaluation e;
+            e.genome = genome;
+            e.ok = false;
+            e.error = "injected evaluation failure (DCS_FAULT_RATE)";
+            search::score(e, settings);
+            return e;
+        }
+    }
+    return search::evaluate_genome(*p.evaluator, *p.space, settings, genome);
+}
+
+/// The output path, and the evaluations of an interrupted run when resuming. Throws InputError.
+std::vector<search::Evaluation> check_output(const ParsedArgs& args, const Prepared& p, const std::string& out_path,
+                                             const std::string& model_hash) {
     const bool resume = args.flag("--resume");
     std::error_code ec;
     if (resume && !fs::exists(out_path, ec))
@@ -100,51 +154,40 @@ int run_search(const ParsedArgs& args) {
     if (!resume && fs::exists(out_path, ec) && !args.flag("--force"))
         throw InputError(out_path + ": results file exists; use --resume to continue that search or --force to overwrite it");
     check_output_writable(out_path);
+    if (!resume) return {};
+    search::ResultsData old = search::read_results(out_path);
+    if (old.config_text != p.cfg.text)
+        throw InputError("--resume: " + out_path + " was written by a different config (" + old.config_path +
+                         "); resume with that config or start a new search with another output path");
+    if (old.model_hash != model_hash)
+        throw InputError("--resume: " + out_path + " was written for a different model file than " + p.cfg.model.path);
+    return old.evaluations;
+}
 
-    Graph g = import_onnx(cfg.model.path);
-    Dataset data = Dataset::load(cfg.dataset);
-    ModelIo io = check_model_io(g, data, cfg.model.path);
-    data.check_labels(io.num_classes);
-    data.check_subset(cfg.dataset.calibration, "dataset.calibration");
-    data.check_subset(cfg.dataset.validation, "dataset.validation");
-    const auto layers = list_layers(g);
-    if (layers.empty()) throw InputError(cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
-    std::vector<std::string> warnings;
-    search::SearchSpace space = search::SearchSpace::build(layers, cfg.compression.weight_bits,
-                                                           cfg.compression.prune_ratios, cfg.compression.layers, &warnings);
-    for (const auto& w : warnings) std::cerr << "dcsearch: warning: " << w << "\n";
-
+/// The search on rank 0 (or in the only process) over `evaluator`; prints the summary.
+int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path, const std::string& model_hash,
+               const std::vector<search::Evaluation>& previous, search::Evaluator& evaluator,
+               std::function<void(const search::Evaluation&)>* on_result, search::ProblemSettings* settings_out) {
+    const Config& cfg = p.cfg;
+    if (!previous.empty())
+        std::cerr << "dcsearch: resuming from " << out_path << " with " << previous.size() << " finished evaluations\n";
     search::ResultsData base;
     base.config_text = cfg.text;
     base.config_path = fs::absolute(cfg.file).string();
     base.model_path = cfg.model.path;
-    base.model_hash = search::file_hash(cfg.model.path);
-    std::vector<search::Evaluation> previous;
-    if (resume) {
-        search::ResultsData old = search::read_results(out_path);
-        if (old.config_text != cfg.text)
-            throw InputError("--resume: " + out_path + " was written by a different config (" + old.config_path +
-                             "); resume with that config or start a new search with another output path");
-        if (old.model_hash != base.model_hash)
-            throw InputError("--resume: " + out_path + " was written for a different model file than " + cfg.model.path);
-        previous = old.evaluations;
-        std::cerr << "dcsearch: resuming from " << out_path << " with " << previous.size() << " finished evaluations\n";
-    }
-
-    CandidateEvaluator evaluator(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight,
-                                 cfg.compression.activation_bits);
+    base.model_hash = model_hash;
     std::cerr << "dcsearch: fp32 baseline on " << cfg.dataset.validation.count << " samples\n";
-    CandidateMetrics baseline = evaluator.baseline();
+    CandidateMetrics baseline = p.evaluator->baseline();
     std::cerr << "dcsearch: baseline accuracy " << baseline.accuracy << ", " << baseline.size_bytes << " bytes; "
-              << layers.size() << " layers, " << space.size() << " configurations\n";
+              << p.layers.size() << " layers, " << p.space->size() << " configurations\n";
     base.baseline_accuracy = baseline.accuracy;
     base.baseline_size_bytes = static_cast<double>(baseline.size_bytes);
     base.baseline_bops = baseline.bops;
     base.validation_samples = baseline.samples;
-    for (size_t i = 0; i < layers.size(); ++i) {
-        const auto& l = layers[i];
-        base.layers.push_back({l.name, op_name(l.op), l.weight_shape, l.params, l.macs, space.layers()[i].bits,
-                               space.layers()[i].prunes});
+    for (size_t i = 0; i < p.layers.size(); ++i) {
+        const auto& l = p.layers[i];
+        base.layers.push_back({l.name, op_name(l.op), l.weight_shape, l.params, l.macs, p.space->layers()[i].bits,
+                               p.space->layers()[i].prunes});
     }
     search::SearchSettings settings;
     settings.nsga.population = cfg.search.population;
@@ -161,15 +204,15 @@ int run_search(const ParsedArgs& args) {
     for (Objective o : settings.problem.objectives) base.objectives.push_back(objective_name(o));
     base.max_accuracy_drop = cfg.search.max_accuracy_drop;
     base.seed = cfg.search.seed;
+    if (settings_out) *settings_out = settings.problem;
 
-    search::SearchDriver driver(space, settings, base);
+    search::SearchDriver driver(*p.space, settings, base);
     driver.resume_from(previous);
-    search::LocalEvaluator local(evaluator, space, settings.problem);
-    local.on_result = [&](const search::Evaluation& e) { driver.note_result(e); };
+    if (on_result) *on_result = [&](const search::Evaluation& e) { driver.note_result(e); };
     ProgressPrinter printer;
     driver.run(
-        local, [&](const search::ResultsData& d) { search::write_results(out_path, d); },
-        [&](const search::Progress& p) { printer(p); });
+        evaluator, [&](const search::ResultsData& d) { search::write_results(out_path, d); },
+        [&](const search::Progress& pr) { printer(pr); });
     printer.finish();
 
     const auto& res = driver.results();
@@ -182,12 +225,12 @@ int run_search(const ParsedArgs& args) {
         Json fr = Json::array();
         for (size_t i : front) {
             const auto& e = res.evaluations[i];
-            auto choices = space.decode(e.genome);
+            auto choices = p.space->decode(e.genome);
             Json lj = Json::object();
-            for (size_t l = 0; l < layers.size(); ++l)
-                lj.field(layers[l].name, Json::object()
-                                             .field("weight_bits", choices[l].weight_bits)
-                                             .field("prune_ratio", choices[l].prune_ratio));
+            for (size_t l = 0; l < p.layers.size(); ++l)
+                lj.field(p.layers[l].name, Json::object()
+                                               .field("weight_bits", choices[l].weight_bits)
+                                               .field("prune_ratio", choices[l].prune_ratio));
             fr.value(Json::object()
                          .field("id", static_cast<long long>(i))
                          .field("accuracy", e.accuracy)
@@ -215,6 +258,120 @@ int run_search(const ParsedArgs& args) {
         }
     }
     return 0;
+}
+
+std::string output_path(const ParsedArgs& args, const Config& cfg) {
+    return args.options.count("--output") ? fs::absolute(args.options.at("--output")).string() : cfg.output.path;
+}
+
+int run_single(const ParsedArgs& args) {
+    Prepared p = prepare(args.positionals.at(0));
+    for (const auto& w : p.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
+    const std::string out_path = output_path(args, p.cfg);
+    const std::string model_hash = search::file_hash(p.cfg.model.path);
+    auto previous = check_output(args, p, out_path, model_hash);
+    const double rate = fault_rate();
+    search::ProblemSettings settings;  // filled by coordinate() before the first evaluation
+    struct FaultyLocal : search::Evaluator {
+        const Prepared& p;
+        const search::ProblemSettings& settings;
+        double rate;
+        std::function<void(const search::Evaluation&)> on_result;
+        FaultyLocal(const Prepared& p_, const search::ProblemSettings& s, double r) : p(p_), settings(s), rate(r) {}
+        std::vector<search::Evaluation> evaluate(const std::vector<search::Genome>& batch) override {
+            std::vector<search::Evaluation> out;
+            for (const auto& g : batch) {
+                out.push_back(evaluate_with_faults(p, settings, g, rate));
+                if (on_result) on_result(out.back());
+            }
+            return out;
+        }
+    } local(p, settings, rate);
+    return coordinate(args, p, out_path, model_hash, previous, local, &local.on_result, &settings);
+}
+
+int run_mpi(const ParsedArgs& args) {
+    search::MpiSession mpi(nullptr, nullptr);
+    if (mpi.size() < 2) return run_single(args);
+    if (mpi.rank() != 0) {
+        // Worker: wait for rank 0's validation, then load and serve.
+        const int status = search::broadcast_status(0);
+        if (status != 0) return status;
+        std::unique_ptr<Prepared> p;
+        std::string load_error;
+        try {
+            const char* fail_rank = std::getenv("DCS_FAULT_WORKER_LOAD");
+            if (fail_rank && std::atoi(fail_rank) == mpi.rank())
+                throw std::runtime_error("injected load failure (DCS_FAULT_WORKER_LOAD)");
+            p = std::make_unique<Prepared>(prepare(args.positionals.at(0)));
+        } catch (const std::exception& e) {
+            load_error = e.what();
+        }
+        const double rate = fault_rate();
+        search::ProblemSettings unscored;  // rank 0 scores the results
+        try {
+            return search::run_worker(load_error, [&](const search::Genome& g) {
+                return evaluate_with_faults(*p, unscored, g, rate);
+            });
+        } catch (const std::exception& e) {
+            std::cerr << "dcsearch: error: rank " << mpi.rank() << ": " << e.what() << "\n";
+            mpi.abort(1);
+        }
+    }
+    // Coordinator: validate everything before the workers start loading.
+    std::unique_ptr<Prepared> p;
+    std::string out_path, model_hash;
+    std::vector<search::Evaluation> previous;
+    try {
+        p = std::make_unique<Prepared>(prepare(args.positionals.at(0)));
+        for (const auto& w : p->warnings) std::cerr << "dcsearch: warning: " << w << "\n";
+        out_path = output_path(args, p->cfg);
+        model_hash = search::file_hash(p->cfg.model.path);
+        previous = check_output(args, *p, out_path, model_hash);
+    } catch (const InputError& e) {
+        search::broadcast_status(2);
+        throw;
+    } catch (const std::exception& e) {
+        search::broadcast_status(1);
+        throw;
+    }
+    search::broadcast_status(0);
+    std::cerr << "dcsearch: coordinating " << mpi.size() - 1 << " worker ranks\n";
+    try {
+        search::ProblemSettings settings;
+        search::MpiEvaluator evaluator(mpi.size(), settings);
+        const std::string failure = evaluator.wait_ready();
+        if (!failure.empty()) {
+            evaluator.stop_workers();
+            std::cerr << "dcsearch: error: " << failure << "\n";
+            return 1;
+        }
+        if (const char* after = std::getenv("DCS_FAULT_COORDINATOR_AFTER")) evaluator.fail_after_results = std::atoll(after);
+        // The evaluator scores with the settings coordinate() fills in before the first batch.
+        struct Scoring : search::Evaluator {
+            search::MpiEvaluator& inner;
+            search::ProblemSettings& settings;
+            Scoring(search::MpiEvaluator& i, search::ProblemSettings& s) : inner(i), settings(s) {}
+            std::vector<search::Evaluation> evaluate(const std::vector<search::Genome>& batch) override {
+                inner.set_settings(settings);
+                return inner.evaluate(batch);
+            }
+        } scoring(evaluator, settings);
+        const int rc = coordinate(args, *p, out_path, model_hash, previous, scoring, &evaluator.on_result, &settings);
+        evaluator.stop_workers();
+        return rc;
+    } catch (const std::exception& e) {
+        // Workers may be waiting for work: end the whole job now rather than leave them blocked.
+        std::cerr << "dcsearch: error: " << e.what() << "\n";
+        mpi.abort(dynamic_cast<const InputError*>(&e) ? 2 : 1);
+    }
+}
+
+}  // namespace
+
+int run_search(const ParsedArgs& args) {
+    if (search::launched_as_mpi_job()) return run_mpi(args);
+    return run_single(args);
 }
 
 }  // namespace dcs

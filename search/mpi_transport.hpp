@@ -1,0 +1,68 @@
+#pragma once
+/// MPI transport of the search: the only file of search/ that calls MPI. Roles: the coordinator
+/// (rank 0) dispatches genomes to workers (ranks 1..N-1) dynamically, one at a time, so a worker gets
+/// its next genome as soon as it returns a result. Messages: search/protocol.hpp.
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "search/evaluator.hpp"
+#include "search/problem.hpp"
+
+namespace dcs::search {
+
+/// True when this process was started by mpirun/srun as part of a job of more than one process.
+bool launched_as_mpi_job();
+
+/// MPI_Init / MPI_Finalize. Every MPI call is checked and throws MpiError naming the call.
+class MpiSession {
+public:
+    MpiSession(int* argc, char*** argv);
+    ~MpiSession();
+    MpiSession(const MpiSession&) = delete;
+    MpiSession& operator=(const MpiSession&) = delete;
+    int rank() const { return rank_; }
+    int size() const { return size_; }
+    /// Ends every rank of the job at once (MPI_Abort): for failures after workers started waiting.
+    [[noreturn]] void abort(int status);
+
+private:
+    int rank_ = 0, size_ = 1;
+};
+
+struct MpiError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// Rank 0 tells every rank whether start-up validation passed: status 0 = go on, else the exit status
+/// every rank should leave with. Collective.
+int broadcast_status(int status);
+
+/// Coordinator side (rank 0).
+class MpiEvaluator : public Evaluator {
+public:
+    explicit MpiEvaluator(int size, ProblemSettings settings);
+    /// Waits for every worker to report. Returns "" when all are ready, else "rank N: message" of the
+    /// first failure (the others are still waited for, so that stop_workers() reaches everyone).
+    std::string wait_ready();
+    std::vector<Evaluation> evaluate(const std::vector<Genome>& batch) override;
+    /// Sends Stop to every worker.
+    void stop_workers();
+    /// How results are scored (objectives, violation); set before evaluate().
+    void set_settings(const ProblemSettings& settings) { settings_ = settings; }
+    std::function<void(const Evaluation&)> on_result;
+    /// Debug switch for fault-injection tests: throw after this many results (0 = never).
+    int64_t fail_after_results = 0;
+
+private:
+    int size_;
+    ProblemSettings settings_;
+    int64_t results_ = 0;
+};
+
+/// Worker side: reports Ready (or Failed with `load_error` when it is not empty), then evaluates
+/// genomes until Stop. Returns the exit status the worker should leave with.
+int run_worker(const std::string& load_error, const std::function<Evaluation(const Genome&)>& evaluate);
+
+}  // namespace dcs::search

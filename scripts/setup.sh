@@ -31,5 +31,5 @@ fi
 
 BUILD_DIR="${BUILD_DIR:-build}"
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >&2
-cmake --build "$BUILD_DIR" -j"$(nproc)" >&2
+cmake --build "$BUILD_DIR" -j"$(getconf _NPROCESSORS_ONLN)" >&2
 echo "setup: built $BUILD_DIR/dcsearch" >&2

@@ -1,6 +1,7 @@
 #include "app/cli.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -27,9 +28,11 @@ const char* kUsage =
     "  inspect model.onnx [--json]          list the compressible layers\n"
     "  eval config.yaml [--layers F] [--json]\n"
     "                                       evaluate the fp32 baseline or a per-layer configuration\n"
-    "  report results.h5 -o report.html     write the trade-off report\n"
+    "  report results.h5 -o report.html [--csv F]\n"
+    "                                       write the trade-off report\n"
     "  export results.h5 (--max-drop PCT | --id N) -o DIR\n"
     "                                       write layers.yaml, model.onnx and model.dcz of a candidate\n"
+    "  apply config.yaml layers.yaml -o DIR  the same files for a given per-layer configuration\n"
     "\n"
     "`dcsearch <command> --help` describes one command.\n"
     "Exit status: 0 success, 1 runtime failure, 2 bad input (config, model, data, arguments).\n";
@@ -43,7 +46,7 @@ struct CommandSpec {
     int (*run)(const ParsedArgs&);
 };
 
-int not_yet(const ParsedArgs& a) {
+[[maybe_unused]] int not_yet(const ParsedArgs& a) {
     std::cerr << "dcsearch: error: '" << a.command << "' is not available in this version yet (see README, Status)\n";
     return 1;
 }
@@ -75,10 +78,36 @@ const std::vector<CommandSpec>& commands() {
          "  --force        overwrite an existing results file\n"
          "  --json         print {\"evaluations\", \"baseline\", \"front\": [...]} at the end\n",
          1, {"--json", "--resume", "--force"}, {"--output"}, run_search},
-        {"report", "usage: dcsearch report results.h5 -o report.html [--csv front.csv]\n", 1, {}, {"-o", "--csv"},
-         not_yet},
-        {"export", "usage: dcsearch export results.h5 (--max-drop PCT | --id N) -o DIR [--json]\n", 1, {"--json"},
-         {"--max-drop", "--id", "-o"}, not_yet},
+        {"report",
+         "usage: dcsearch report results.h5 -o report.html [--csv front.csv]\n"
+         "\n"
+         "Writes the trade-off report of a search: one self-contained HTML file (inline SVG, no network)\n"
+         "with accuracy against size for every evaluation and the feasible front, the fp32 baseline and\n"
+         "uniform 8-bit / 4-bit references, the front's progress and hypervolume per generation, the\n"
+         "per-layer settings of the front, the sensitivity scan and a table of the front.\n"
+         "  -o FILE     the HTML report\n"
+         "  --csv FILE  also write the front as CSV (id, accuracy, drop, size, ratio, BOPs, per-layer settings)\n",
+         1, {}, {"-o", "--csv"}, run_report},
+        {"export",
+         "usage: dcsearch export results.h5 (--max-drop PCT | --id N) -o DIR [--json]\n"
+         "\n"
+         "Writes DIR/layers.yaml (for `eval --layers`), DIR/model.onnx (QDQ: int8 weights with per-channel\n"
+         "DequantizeLinear, Quantize/DequantizeLinear on activations with the calibrated scales) and\n"
+         "DIR/model.dcz (packed; its length is the recorded size) for one evaluated candidate.\n"
+         "  --id N          the evaluation with id N\n"
+         "  --max-drop PCT  the smallest feasible candidate losing at most PCT accuracy points\n"
+         "  -o DIR          output directory (created when missing)\n"
+         "  --json          print {\"id\", \"accuracy\", \"size_bytes\", ...}\n",
+         1, {"--json"}, {"--max-drop", "--id", "-o"}, run_export},
+        {"apply",
+         "usage: dcsearch apply config.yaml layers.yaml -o DIR [--json]\n"
+         "\n"
+         "Writes DIR/layers.yaml, DIR/model.onnx (QDQ) and DIR/model.dcz for a per-layer configuration\n"
+         "(hand-written, or from an earlier search), calibrated on the config's calibration subset, and\n"
+         "prints its accuracy on the validation subset.\n"
+         "  -o DIR   output directory (created when missing)\n"
+         "  --json   print {\"accuracy\", \"size_bytes\", ...}\n",
+         2, {"--json"}, {"-o"}, run_apply},
     };
     return specs;
 }
@@ -125,6 +154,15 @@ ParsedArgs parse(const CommandSpec& spec, const std::vector<std::string>& args, 
     return p;
 }
 
+/// Under mpirun every rank parses the arguments; only rank 0 reports, so a job shows one message.
+bool is_secondary_mpi_rank() {
+    for (const char* var : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"}) {
+        const char* v = std::getenv(var);
+        if (v) return std::atoi(v) != 0;
+    }
+    return false;
+}
+
 /// Keeps an error message to one line.
 std::string one_line(std::string s) {
     for (char& c : s)
@@ -133,6 +171,14 @@ std::string one_line(std::string s) {
 }
 
 }  // namespace
+
+void report_error(const std::string& message) {
+    if (is_secondary_mpi_rank()) return;
+    // One write, so that the line is not interleaved with other output (mpirun forwards in chunks).
+    const std::string line = "dcsearch: error: " + one_line(message) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+}
 
 int cli_main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
@@ -169,13 +215,13 @@ int cli_main(int argc, char** argv) {
         }
         return spec->run(parsed);
     } catch (const InputError& e) {
-        std::cerr << "dcsearch: error: " << one_line(e.what()) << "\n";
+        report_error(e.what());
         return 2;
     } catch (const std::bad_alloc&) {
-        std::cerr << "dcsearch: error: out of memory\n";
+        report_error("out of memory");
         return 1;
     } catch (const std::exception& e) {
-        std::cerr << "dcsearch: error: " << one_line(e.what()) << "\n";
+        report_error(e.what());
         return 1;
     }
 }

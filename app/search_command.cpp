@@ -9,6 +9,7 @@
 #include <iostream>
 #include <memory>
 
+#include "app/cli.hpp"
 #include "app/commands.hpp"
 #include "app/config.hpp"
 #include "app/json.hpp"
@@ -294,9 +295,8 @@ int run_mpi(const ParsedArgs& args) {
     search::MpiSession mpi(nullptr, nullptr);
     if (mpi.size() < 2) return run_single(args);
     if (mpi.rank() != 0) {
-        // Worker: wait for rank 0's validation, then load and serve.
-        const int status = search::broadcast_status(0);
-        if (status != 0) return status;
+        // Worker: wait for rank 0's validation (rank 0 reports any problem), then load and serve.
+        if (search::broadcast_status(0) != 0) return 0;
         std::unique_ptr<Prepared> p;
         std::string load_error;
         try {
@@ -314,7 +314,8 @@ int run_mpi(const ParsedArgs& args) {
                 return evaluate_with_faults(*p, unscored, g, rate);
             });
         } catch (const std::exception& e) {
-            std::cerr << "dcsearch: error: rank " << mpi.rank() << ": " << e.what() << "\n";
+            const std::string line = "dcsearch: error: rank " + std::to_string(mpi.rank()) + ": " + e.what() + "\n";
+            std::fwrite(line.data(), 1, line.size(), stderr);
             mpi.abort(1);
         }
     }
@@ -329,11 +330,14 @@ int run_mpi(const ParsedArgs& args) {
         model_hash = search::file_hash(p->cfg.model.path);
         previous = check_output(args, *p, out_path, model_hash);
     } catch (const InputError& e) {
+        // Report before releasing the workers, so that the message is out before any rank exits.
+        report_error(e.what());
         search::broadcast_status(2);
-        throw;
+        return 2;
     } catch (const std::exception& e) {
+        report_error(e.what());
         search::broadcast_status(1);
-        throw;
+        return 1;
     }
     search::broadcast_status(0);
     std::cerr << "dcsearch: coordinating " << mpi.size() - 1 << " worker ranks\n";
@@ -342,8 +346,8 @@ int run_mpi(const ParsedArgs& args) {
         search::MpiEvaluator evaluator(mpi.size(), settings);
         const std::string failure = evaluator.wait_ready();
         if (!failure.empty()) {
+            report_error(failure);
             evaluator.stop_workers();
-            std::cerr << "dcsearch: error: " << failure << "\n";
             return 1;
         }
         if (const char* after = std::getenv("DCS_FAULT_COORDINATOR_AFTER")) evaluator.fail_after_results = std::atoll(after);
@@ -362,7 +366,7 @@ int run_mpi(const ParsedArgs& args) {
         return rc;
     } catch (const std::exception& e) {
         // Workers may be waiting for work: end the whole job now rather than leave them blocked.
-        std::cerr << "dcsearch: error: " << e.what() << "\n";
+        report_error(e.what());
         mpi.abort(dynamic_cast<const InputError*>(&e) ? 2 : 1);
     }
 }

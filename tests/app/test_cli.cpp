@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <algorithm>
 #include <functional>
 
 #include "support/onnx_builder.hpp"
@@ -177,6 +178,61 @@ std::vector<BadCase> bad_cases() {
          cfg_with("model:\n  path: model.onnx\ndataset:\n  format: idx\n  images: images.idx\n  labels: labels.idx\n"
                   "  calibration: {offset: 0, count: 16}\n  validation: {offset: 40, count: 48}\n"),
          "dataset.validation"},
+        {"empty model file",
+         [eval](TinySetup& s) {
+             s.dir.write("model.onnx", "");
+             return eval(s.config);
+         },
+         "model.onnx"},
+        {"model path is a directory",
+         cfg_with("model: {path: .}\n" + base.substr(base.find("dataset:"))),
+         "directory"},
+        {"initializer dims disagree with data",
+         [eval](TinySetup& s) {
+             auto b = tiny_mlp();
+             b.g().mutable_initializer(0)->set_dims(0, 5);
+             b.save(s.dir.file("model.onnx"));
+             return eval(s.config);
+         },
+         "initializer 'w1'"},
+        {"external data escapes the model directory",
+         [eval](TinySetup& s) {
+             auto b = tiny_mlp();
+             auto* t = b.g().mutable_initializer(0);
+             t->clear_float_data();
+             t->set_data_location(onnx::TensorProto::EXTERNAL);
+             auto* kv = t->add_external_data();
+             kv->set_key("location");
+             kv->set_value("../../etc/passwd");
+             b.save(s.dir.file("model.onnx"));
+             return eval(s.config);
+         },
+         "escapes"},
+        {"unknown top-level key", cfg_with(base + "modle: {}\n"), "modle"},
+        {"section of the wrong type", cfg_with("model: {path: model.onnx}\ndataset: [1, 2]\n"), "dataset"},
+        {"fractional bit-width", cfg_with(base + "compression:\n  weight_bits: [2.5]\n"), "weight_bits"},
+        {"negative population", cfg_with(base + "search:\n  population: -4\n"), "search.population"},
+        {"empty label file",
+         [eval](TinySetup& s) {
+             s.dir.write("labels.idx", "");
+             return eval(s.config);
+         },
+         "labels.idx"},
+        {"hdf5 file missing",
+         cfg_with("model: {path: model.onnx}\ndataset:\n  format: hdf5\n  hdf5: {file: missing.h5}\n"),
+         "missing.h5"},
+        {"calibration subset beyond data",
+         cfg_with("model:\n  path: model.onnx\ndataset:\n  format: idx\n  images: images.idx\n  labels: labels.idx\n"
+                  "  calibration: {offset: 60, count: 16}\n  validation: {offset: 0, count: 48}\n"),
+         "dataset.calibration"},
+        {"unwritable output path",
+         [](TinySetup& s) {
+             return std::vector<std::string>{"search", s.write_config("output: {path: /proc/nope/r.h5}\n")};
+         },
+         "output.path"},
+        {"resume without a results file",
+         [](TinySetup& s) { return std::vector<std::string>{"search", s.config, "--resume"}; },
+         "--resume"},
         {"images do not fit the model",
          [eval](TinySetup& s) {
              write_idx(s.dir.file("images.idx"), 0x08, {TinySetup::kImages, 3, 3}, std::vector<uint8_t>(TinySetup::kImages * 9, 1));
@@ -187,6 +243,7 @@ std::vector<BadCase> bad_cases() {
 }
 
 TEST(Cli, BadInputExitsTwoWithOneLineNamingTheCulprit) {
+    ASSERT_GE(bad_cases().size(), 30u);
     for (const auto& c : bad_cases()) {
         TinySetup s;
         auto args = c.make(s);
@@ -198,6 +255,45 @@ TEST(Cli, BadInputExitsTwoWithOneLineNamingTheCulprit) {
         EXPECT_NE(r.err.find(c.culprit), std::string::npos) << c.name << ": " << r.err;
         EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << c.name;
     }
+}
+
+}  // namespace
+
+namespace {
+
+// The same matrix through `mpirun -np 3 dcsearch search ... --force` (eval cases become searches):
+// every rank ends within 10 s with a non-zero status, one error line naming the culprit, and an
+// existing results file is left as it was.
+TEST(Cli, BadInputUnderMpirunEndsEveryRank) {
+    const std::vector<std::string> env{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+                                       "OMP_NUM_THREADS=1"};
+    int ran = 0;
+    for (const auto& c : bad_cases()) {
+        TinySetup s;
+        auto args = c.make(s);
+        if (args.empty() || (args[0] != "eval" && args[0] != "search") || args.size() < 2) continue;
+        const bool resume = std::find(args.begin(), args.end(), "--resume") != args.end();
+        args[0] = "search";
+        if (!resume) args.push_back("--force");
+        std::string results = s.dir.file("results.h5");
+        if (!resume) s.dir.write("results.h5", "precious results");
+        std::vector<std::string> cmd{"mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "3", DCS_BINARY};
+        cmd.insert(cmd.end(), args.begin(), args.end());
+        auto r = run_process(cmd, 30.0, env);
+        ++ran;
+        EXPECT_NE(r.status, 0) << c.name << ": " << r.err;
+        EXPECT_FALSE(r.timed_out) << c.name;
+        EXPECT_LT(r.seconds, 10.0) << c.name;
+        size_t first = r.err.find("dcsearch: error:");
+        EXPECT_NE(first, std::string::npos) << c.name << ": " << r.err;
+        if (first != std::string::npos) {
+            EXPECT_EQ(r.err.find("dcsearch: error:", first + 1), std::string::npos) << c.name << ": " << r.err;
+            std::string line = r.err.substr(first, r.err.find('\n', first) - first);
+            EXPECT_NE(line.find(c.culprit), std::string::npos) << c.name << ": " << line;
+        }
+        if (!resume) EXPECT_EQ(slurp(results), "precious results") << c.name;
+    }
+    EXPECT_GE(ran, 25);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "support/process.hpp"
+#include "support/search_config.hpp"
 
 namespace fs = std::filesystem;
 using namespace dcs::test;
@@ -22,18 +23,7 @@ const std::vector<std::string> kEnv{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_
                                     "OMPI_MCA_rmaps_base_oversubscribe=1"};
 
 std::string config_text(const std::string& out, int generations) {
-    return "model:\n"
-           "  path: " + std::string(DCS_SOURCE_DIR) + "/configs/lenet300.onnx\n"
-           "  preprocess: {scale: 0.00392156862745098, mean: [0.2860], std: [0.3530]}\n"
-           "dataset:\n"
-           "  format: idx\n"
-           "  images: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-           "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-           "  calibration: {offset: 0, count: 128}\n"
-           "  validation: {offset: 1000, count: 300}\n"
-           "compression: {weight_bits: [2, 4, 8], prune_ratios: [0.0, 0.5, 0.75]}\n"
-           "search: {population: 8, generations: " + std::to_string(generations) + ", seed: 5, max_accuracy_drop: 1.0}\n"
-           "output: {path: " + out + "}\n";
+    return lenet300_search_config(out, generations, 5);
 }
 
 std::vector<std::string> mpirun(int n, std::vector<std::string> args) {

@@ -1,6 +1,5 @@
 #include "app/commands.hpp"
 
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -74,36 +73,38 @@ int run_eval(const ParsedArgs& args) {
     std::vector<compress::LayerChoice> choices;
     if (per_layer) choices = load_layers_file(args.options.at("--layers"), layers);
 
-    SubsetEvaluator ev(g, data, cfg.dataset.validation, cfg.model.preprocess, io);
+    EvaluatorOptions opts;
+    opts.calibration = cfg.dataset.calibration;
+    opts.bias_correction = cfg.compression.bias_correction;
+    opts.calibration_method = cfg.compression.calibration;
+    CandidateEvaluator ev(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight,
+                          cfg.compression.activation_bits, opts);
     const int64_t fp32_size = fp32_size_bytes(g);
-    int64_t size = fp32_size;
-    double compress_seconds = 0.0;
-    EvalResult r;
+    CandidateMetrics m;
     if (per_layer) {
-        auto t0 = std::chrono::steady_clock::now();
-        CompressedModel cm = compress_model(g, layers, choices, cfg.compression.weight);
-        compress_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        size = static_cast<int64_t>(cm.size_bytes);
         std::cerr << "dcsearch: evaluating " << layers.size() << " compressed layers on "
-                  << cfg.dataset.validation.count << " samples\n";
-        r = ev.run_reference(&cm.overrides);
+                  << cfg.dataset.validation.count << " samples (int8)\n";
+        m = ev.evaluate(choices);
     } else {
         std::cerr << "dcsearch: evaluating fp32 baseline on " << cfg.dataset.validation.count << " samples\n";
-        r = ev.run_reference();
+        m = ev.baseline();
     }
+    const int64_t size = static_cast<int64_t>(m.size_bytes);
     const double ratio = size > 0 ? static_cast<double>(fp32_size) / static_cast<double>(size) : 0.0;
     if (args.flag("--json")) {
         Json j = Json::object();
-        j.field("accuracy", r.accuracy)
+        j.field("accuracy", m.accuracy)
             .field("size_bytes", static_cast<long long>(size))
-            .field("samples", static_cast<long long>(r.samples))
-            .field("correct", static_cast<long long>(r.correct))
-            .field("images_per_second", r.images_per_second)
-            .field("seconds", r.seconds)
+            .field("samples", static_cast<long long>(m.samples))
+            .field("correct", static_cast<long long>(m.correct))
+            .field("bops", m.bops)
+            .field("images_per_second", m.images_per_second)
+            .field("seconds", m.forward_seconds)
+            .field("latency_seconds", m.latency)
             .field("fp32_size_bytes", static_cast<long long>(fp32_size))
             .field("compression_ratio", ratio)
-            .field("precision", per_layer ? "dequantized-fp32" : "fp32")
-            .field("executor", "reference")
+            .field("precision", per_layer ? "int8" : "fp32")
+            .field("executor", m.executor)
             .field("model", cfg.model.path);
         if (per_layer) {
             Json lj = Json::object();
@@ -111,13 +112,16 @@ int run_eval(const ParsedArgs& args) {
                 lj.field(layers[i].name, Json::object()
                                              .field("weight_bits", choices[i].weight_bits)
                                              .field("prune_ratio", choices[i].prune_ratio));
-            j.field("layers", lj).field("compress_seconds", compress_seconds);
+            j.field("layers", lj)
+                .field("compress_seconds", m.compress_seconds)
+                .field("bias_correction", cfg.compression.bias_correction);
         }
         std::cout << j.str() << "\n";
     } else {
-        std::printf("accuracy %.4f (%lld/%lld), size %lld bytes (%.2fx smaller than fp32), %.0f images/s\n",
-                    r.accuracy, static_cast<long long>(r.correct), static_cast<long long>(r.samples),
-                    static_cast<long long>(size), ratio, r.images_per_second);
+        std::printf("accuracy %.4f (%lld/%lld), size %lld bytes (%.2fx smaller than fp32), %.4g BOPs/sample, "
+                    "%.0f images/s (%s)\n",
+                    m.accuracy, static_cast<long long>(m.correct), static_cast<long long>(m.samples),
+                    static_cast<long long>(size), ratio, m.bops, m.images_per_second, m.executor.c_str());
     }
     return 0;
 }

@@ -19,5 +19,8 @@ struct ParsedArgs {
 int run_inspect(const ParsedArgs& args);
 int run_eval(const ParsedArgs& args);
 int run_search(const ParsedArgs& args);
+int run_report(const ParsedArgs& args);
+int run_export(const ParsedArgs& args);
+int run_apply(const ParsedArgs& args);
 
 }  // namespace dcs

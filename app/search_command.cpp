@@ -1,4 +1,6 @@
 // `dcsearch search config.yaml [--resume] [--json] [--output PATH] [--force]`, in one process.
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -8,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "app/cli.hpp"
 #include "app/commands.hpp"
@@ -115,9 +118,13 @@ Prepared prepare(const std::string& config_path) {
         throw InputError(p.cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
     p.space = std::make_unique<search::SearchSpace>(search::SearchSpace::build(
         p.layers, p.cfg.compression.weight_bits, p.cfg.compression.prune_ratios, p.cfg.compression.layers, &p.warnings));
+    EvaluatorOptions eo;  // int8 evaluation calibrated as `eval --layers` and `export` calibrate
+    eo.calibration = p.cfg.dataset.calibration;
+    eo.bias_correction = p.cfg.compression.bias_correction;
+    eo.calibration_method = p.cfg.compression.calibration;
     p.evaluator = std::make_unique<CandidateEvaluator>(*p.graph, *p.data, p.cfg.dataset.validation,
                                                        p.cfg.model.preprocess, p.io, p.cfg.compression.weight,
-                                                       p.cfg.compression.activation_bits);
+                                                       p.cfg.compression.activation_bits, eo);
     return p;
 }
 
@@ -145,6 +152,47 @@ search::Evaluation evaluate_with_faults(const Prepared& p, const search::Problem
     return search::evaluate_genome(*p.evaluator, *p.space, settings, genome);
 }
 
+/// An exclusive lock on "<results>.lock" for as long as a search writes the results file, so that a
+/// second search (a `--resume` while the first still runs, or an orphaned rank of a killed mpirun)
+/// cannot interleave checkpoints with it.
+class ResultsLock {
+public:
+    explicit ResultsLock(const std::string& results_path) : path_(results_path + ".lock") {
+        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw InputError("output.path: cannot create " + path_);
+        // A process that was just killed may take a moment to go: wait a little before refusing.
+        for (int i = 0; i < 100; ++i) {
+            if (::flock(fd_, LOCK_EX | LOCK_NB) == 0) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        ::close(fd_);
+        fd_ = -1;
+        throw InputError(results_path + ": another dcsearch process is writing this results file (lock " + path_ + ")");
+    }
+    ~ResultsLock() {
+        if (fd_ >= 0) {
+            ::unlink(path_.c_str());
+            ::close(fd_);
+        }
+    }
+    ResultsLock(const ResultsLock&) = delete;
+    ResultsLock& operator=(const ResultsLock&) = delete;
+
+private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+/// Under mpirun: if mpirun itself is gone (killed), this rank is an orphan and must stop rather than
+/// go on writing a results file that a resumed job may be using.
+void exit_if_orphaned(pid_t launcher) {
+    if (launcher > 1 && ::getppid() != launcher) {
+        const std::string line = "dcsearch: error: mpirun is gone (killed?); this rank stops\n";
+        std::fwrite(line.data(), 1, line.size(), stderr);
+        std::_Exit(1);
+    }
+}
+
 /// The output path, and the evaluations of an interrupted run when resuming. Throws InputError.
 std::vector<search::Evaluation> check_output(const ParsedArgs& args, const Prepared& p, const std::string& out_path,
                                              const std::string& model_hash) {
@@ -168,7 +216,8 @@ std::vector<search::Evaluation> check_output(const ParsedArgs& args, const Prepa
 /// The search on rank 0 (or in the only process) over `evaluator`; prints the summary.
 int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path, const std::string& model_hash,
                const std::vector<search::Evaluation>& previous, search::Evaluator& evaluator,
-               std::function<void(const search::Evaluation&)>* on_result, search::ProblemSettings* settings_out) {
+               std::function<void(const search::Evaluation&)>* on_result, search::ProblemSettings* settings_out,
+               pid_t launcher = 0) {
     const Config& cfg = p.cfg;
     if (!previous.empty())
         std::cerr << "dcsearch: resuming from " << out_path << " with " << previous.size() << " finished evaluations\n";
@@ -209,10 +258,18 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
 
     search::SearchDriver driver(*p.space, settings, base);
     driver.resume_from(previous);
-    if (on_result) *on_result = [&](const search::Evaluation& e) { driver.note_result(e); };
+    if (on_result)
+        *on_result = [&driver, launcher](const search::Evaluation& e) {
+            exit_if_orphaned(launcher);
+            driver.note_result(e);
+        };
     ProgressPrinter printer;
     driver.run(
-        evaluator, [&](const search::ResultsData& d) { search::write_results(out_path, d); },
+        evaluator,
+        [&](const search::ResultsData& d) {
+            exit_if_orphaned(launcher);
+            search::write_results(out_path, d);
+        },
         [&](const search::Progress& pr) { printer(pr); });
     printer.finish();
 
@@ -271,6 +328,7 @@ int run_single(const ParsedArgs& args) {
     const std::string out_path = output_path(args, p.cfg);
     const std::string model_hash = search::file_hash(p.cfg.model.path);
     auto previous = check_output(args, p, out_path, model_hash);
+    ResultsLock lock(out_path);
     const double rate = fault_rate();
     search::ProblemSettings settings;  // filled by coordinate() before the first evaluation
     struct FaultyLocal : search::Evaluator {
@@ -292,6 +350,7 @@ int run_single(const ParsedArgs& args) {
 }
 
 int run_mpi(const ParsedArgs& args) {
+    const pid_t launcher = ::getppid();  // mpirun (or its daemon)
     search::MpiSession mpi(nullptr, nullptr);
     if (mpi.size() < 2) return run_single(args);
     if (mpi.rank() != 0) {
@@ -311,6 +370,7 @@ int run_mpi(const ParsedArgs& args) {
         search::ProblemSettings unscored;  // rank 0 scores the results
         try {
             return search::run_worker(load_error, [&](const search::Genome& g) {
+                exit_if_orphaned(launcher);
                 return evaluate_with_faults(*p, unscored, g, rate);
             });
         } catch (const std::exception& e) {
@@ -321,6 +381,7 @@ int run_mpi(const ParsedArgs& args) {
     }
     // Coordinator: validate everything before the workers start loading.
     std::unique_ptr<Prepared> p;
+    std::unique_ptr<ResultsLock> lock;
     std::string out_path, model_hash;
     std::vector<search::Evaluation> previous;
     try {
@@ -329,6 +390,7 @@ int run_mpi(const ParsedArgs& args) {
         out_path = output_path(args, p->cfg);
         model_hash = search::file_hash(p->cfg.model.path);
         previous = check_output(args, *p, out_path, model_hash);
+        lock = std::make_unique<ResultsLock>(out_path);
     } catch (const InputError& e) {
         // Report before releasing the workers, so that the message is out before any rank exits.
         report_error(e.what());
@@ -361,7 +423,8 @@ int run_mpi(const ParsedArgs& args) {
                 return inner.evaluate(batch);
             }
         } scoring(evaluator, settings);
-        const int rc = coordinate(args, *p, out_path, model_hash, previous, scoring, &evaluator.on_result, &settings);
+        const int rc =
+            coordinate(args, *p, out_path, model_hash, previous, scoring, &evaluator.on_result, &settings, launcher);
         evaluator.stop_workers();
         return rc;
     } catch (const std::exception& e) {

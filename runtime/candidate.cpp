@@ -1,10 +1,14 @@
 #include "runtime/candidate.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "common/error.hpp"
 #include "compress/weight.hpp"
+#include "runtime/dnnl_executor.hpp"
 
 namespace dcs {
 namespace {
@@ -102,30 +106,133 @@ compress::DczContents dcz_contents(const Graph& graph, const std::vector<LayerIn
     return c;
 }
 
-}  // namespace dcs
+bool WeightCache::Key::operator<(const Key& o) const {
+    auto t = [](const Key& k) {
+        return std::make_tuple(k.layer, k.bits, k.prune_ratio, static_cast<int>(k.spec.granularity),
+                               static_cast<int>(k.spec.scheme), static_cast<int>(k.spec.pruning),
+                               static_cast<int>(k.spec.method), static_cast<int>(k.spec.clip));
+    };
+    return t(*this) < t(o);
+}
 
-#include <chrono>
+std::shared_ptr<const WeightCache::Entry> WeightCache::get(const Key& key, const std::function<Entry()>& make) {
+    auto it = index_.find(key);
+    if (it != index_.end()) {
+        ++hits_;
+        lru_.splice(lru_.begin(), lru_, it->second);
+        return it->second->second;
+    }
+    ++misses_;
+    auto e = std::make_shared<const Entry>(make());
+    if (e->bytes > max_bytes_) return e;
+    while (!lru_.empty() && bytes_ + e->bytes > max_bytes_) {
+        bytes_ -= lru_.back().second->bytes;
+        index_.erase(lru_.back().first);
+        lru_.pop_back();
+    }
+    lru_.emplace_front(key, e);
+    index_[key] = lru_.begin();
+    bytes_ += e->bytes;
+    return e;
+}
 
-namespace dcs {
+void WeightCache::clear() {
+    lru_.clear();
+    index_.clear();
+    bytes_ = 0;
+}
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+size_t entry_bytes(const WeightCache::Entry& e) {
+    const auto& w = e.weight;
+    return sizeof(WeightCache::Entry) + w.codes.size() + w.mask.size() + w.zero_points.size() +
+           4 * (w.scales.size() + w.codebook.size()) + 8 * w.shape.size() + e.int8.codes.size() +
+           4 * e.int8.scales.size();
+}
+
+void check_choices(const std::vector<LayerInfo>& layers, const std::vector<compress::LayerChoice>& choices) {
+    if (layers.size() != choices.size())
+        throw InputError("a candidate has " + std::to_string(choices.size()) + " layer choices, the model " +
+                         std::to_string(layers.size()) + " compressible layers");
+}
+
+}  // namespace
+
+/// The executors, created on first use: a search never needs the fp32 one after the baseline, and
+/// `eval` of the baseline never calibrates.
+struct CandidateEvaluator::State {
+    std::unique_ptr<DnnlExecutor> fp32;
+    std::unique_ptr<DnnlExecutor> int8;
+};
 
 CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, const Subset& validation,
                                        const Preprocess& pre, const ModelIo& io, const compress::WeightSpec& spec,
-                                       int activation_bits)
+                                       int activation_bits, const EvaluatorOptions& options)
     : graph_(graph),
+      data_(data),
+      pre_(pre),
+      io_(io),
       layers_(list_layers(graph)),
-      eval_(graph, data, validation, pre, io),
+      eval_(graph, data, validation, pre, io, std::max<int64_t>(options.batch_size, 1)),
       spec_(spec),
-      activation_bits_(activation_bits) {}
+      activation_bits_(activation_bits),
+      options_(options),
+      cache_(options.cache_bytes),
+      state_(std::make_unique<State>()) {
+    if (options.batch_size < 1)
+        throw InputError("evaluation batch size must be >= 1, got " + std::to_string(options.batch_size));
+    Subset& cal = options_.calibration;
+    if (cal.offset < 0 || cal.offset >= data.size() || cal.count < 1)
+        throw InputError("dataset.calibration: offset " + std::to_string(cal.offset) + ", count " +
+                         std::to_string(cal.count) + " lies outside the dataset's " + std::to_string(data.size()) +
+                         " samples");
+    cal.count = std::min(cal.count, data.size() - cal.offset);
+}
+
+CandidateEvaluator::~CandidateEvaluator() = default;
+
+CandidateEvaluator::State& CandidateEvaluator::state() const { return *state_; }
+
+namespace {
+
+/// Creates every batch size's primitives (and brings an int8 executor's weights up to date), so the
+/// timed forward passes are forward passes only.
+void prepare(DnnlExecutor& ex, const SubsetEvaluator& eval) {
+    std::set<int64_t> sizes;
+    for (const auto& b : eval.batches()) sizes.insert(b.shape.at(0));
+    for (int64_t n : sizes) ex.prepare(n);
+}
+
+}  // namespace
 
 CandidateMetrics CandidateEvaluator::baseline() const {
     auto t0 = std::chrono::steady_clock::now();
-    EvalResult r = eval_.run_reference();
     CandidateMetrics m;
+    EvalResult r;
+    if (options_.runtime == EvalRuntime::Reference) {
+        r = eval_.run_reference();
+        m.executor = "reference";
+    } else {
+        State& st = state();
+        if (!st.fp32) st.fp32 = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Fp32, options_.batch_size);
+        prepare(*st.fp32, eval_);
+        r = eval_.run([&](const Tensor& x) { return st.fp32->run(x); });
+        m.executor = "onednn-fp32";
+    }
     m.accuracy = r.accuracy;
     m.samples = r.samples;
+    m.correct = r.correct;
+    m.forward_seconds = r.seconds;
+    m.images_per_second = r.images_per_second;
+    m.latency = eval_.batches().empty() ? 0.0 : r.seconds / static_cast<double>(eval_.batches().size());
     m.size_bytes = static_cast<uint64_t>(fp32_size_bytes(graph_));
     for (const auto& l : layers_) m.bops += static_cast<double>(l.macs) * 32.0 * 32.0;
-    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.seconds = since(t0);
     return m;
 }
 
@@ -153,15 +260,75 @@ double compressed_bops(const std::vector<LayerInfo>& layers, const CompressedMod
 }
 
 CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerChoice>& choices) const {
+    check_choices(layers_, choices);
     auto t0 = std::chrono::steady_clock::now();
-    CompressedModel cm = compress_model(graph_, layers_, choices, spec_);
-    EvalResult r = eval_.run_reference(&cm.overrides);
+    const bool int8 = options_.runtime == EvalRuntime::OneDnn;
+    DnnlExecutor* ex = nullptr;
+    if (int8) {
+        State& st = state();
+        if (!st.int8) {
+            // Once per evaluator: calibration on its own subset, then the primitives of every batch size.
+            auto q = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Int8, options_.batch_size);
+            SubsetEvaluator cal(graph_, data_, options_.calibration, pre_, io_, options_.batch_size);
+            compress::CalibrationSpec cs;
+            cs.method = options_.calibration_method;
+            cs.bits = std::min(std::max(activation_bits_, 2), 8);
+            q->calibrate(cal.batches(), cs);
+            q->set_bias_correction(options_.bias_correction);
+            prepare(*q, eval_);
+            st.int8 = std::move(q);
+            t0 = std::chrono::steady_clock::now();
+        }
+        ex = st.int8.get();
+    }
+    CompressedModel cm;
+    cm.weights.reserve(layers_.size());
+    std::map<std::string, Int8LayerWeights> w8;
+    for (size_t i = 0; i < layers_.size(); ++i) {
+        const LayerInfo& li = layers_[i];
+        auto make = [&]() {
+            const Tensor& w = graph_.initializers.at(li.weight);
+            WeightCache::Entry e;
+            e.weight = compress::compress_weight(w.data.data(), w.shape, li.out_axis, choices[i], spec_);
+            if (int8) e.int8 = int8_weights_from(e.weight);
+            e.bytes = entry_bytes(e);
+            return e;
+        };
+        std::shared_ptr<const WeightCache::Entry> e =
+            cache_.get(WeightCache::Key{i, choices[i].weight_bits, choices[i].prune_ratio, spec_}, make);
+        cm.weights.push_back(e->weight);
+        if (int8) {
+            w8[li.name] = e->int8;
+        } else {
+            Tensor dq;
+            dq.shape = e->weight.shape;
+            dq.data = e->weight.dequantize();
+            cm.overrides[li.weight] = std::move(dq);
+        }
+    }
+    cm.size_bytes = compress::dcz_size(dcz_contents(graph_, layers_, cm));
     CandidateMetrics m;
+    EvalResult r;
+    if (int8) {
+        ex->set_weights(w8);
+        prepare(*ex, eval_);  // the codes' reorders into every primitive layout
+        m.compress_seconds = since(t0);
+        r = eval_.run([&](const Tensor& x) { return ex->run(x); });
+        m.executor = "onednn-int8";
+    } else {
+        m.compress_seconds = since(t0);
+        r = eval_.run_reference(&cm.overrides);
+        m.executor = "reference";
+    }
     m.accuracy = r.accuracy;
     m.samples = r.samples;
+    m.correct = r.correct;
+    m.forward_seconds = r.seconds;
+    m.images_per_second = r.images_per_second;
+    m.latency = eval_.batches().empty() ? 0.0 : r.seconds / static_cast<double>(eval_.batches().size());
     m.size_bytes = cm.size_bytes;
     m.bops = compressed_bops(layers_, cm, activation_bits_);
-    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    m.seconds = since(t0);
     return m;
 }
 

@@ -1,13 +1,19 @@
 #pragma once
 /// A candidate: one compression choice per compressible layer, applied to a model's weights.
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "compress/dcz.hpp"
 #include "compress/types.hpp"
+#include "runtime/evaluate.hpp"
 #include "runtime/graph.hpp"
+#include "runtime/int8_reference.hpp"
 
 namespace dcs {
 
@@ -33,41 +39,120 @@ compress::DczContents dcz_contents(const Graph& graph, const std::vector<LayerIn
 /// attributes, and initializer names with shapes. It is the "rest of the model" in a .dcz file.
 std::string serialize_structure(const Graph& graph);
 
-}  // namespace dcs
-
-#include "runtime/evaluate.hpp"
-
-namespace dcs {
-
-/// What evaluating one candidate measured.
+/// What evaluating one candidate (or the baseline) measured.
 struct CandidateMetrics {
     double accuracy = 0.0;     ///< fraction in [0, 1]
     uint64_t size_bytes = 0;   ///< packed (.dcz) size; 4 bytes per parameter for the fp32 baseline
     double bops = 0.0;         ///< bit operations per sample: MACs x weight bits x activation bits
     double seconds = 0.0;      ///< compression + forward passes
     int64_t samples = 0;
+    int64_t correct = 0;
+    double compress_seconds = 0.0;   ///< compress_weight (or cache look-ups), size, weight reorders
+    double forward_seconds = 0.0;    ///< the forward passes only
+    double images_per_second = 0.0;  ///< samples / forward_seconds
+    double latency = 0.0;            ///< mean seconds per forward pass of one batch (EvaluatorOptions::batch_size)
+    std::string executor;            ///< "onednn-int8", "onednn-fp32" or "reference"
+};
+
+/// Which executor runs the forward passes.
+enum class EvalRuntime {
+    OneDnn,     ///< candidates on oneDNN int8, the baseline on oneDNN fp32 (the product's path)
+    Reference,  ///< the fp32 reference executor, candidates with dequantized weights (tests, cross-checks)
+};
+
+/// Settings of a CandidateEvaluator beyond the model and data. The defaults are the config's defaults.
+struct EvaluatorOptions {
+    /// Images the int8 activation scales (and the bias-correction means) are measured on; clipped to
+    /// the dataset's size (a dataset smaller than 512 images calibrates on all of it).
+    Subset calibration{0, 512};
+    EvalRuntime runtime = EvalRuntime::OneDnn;
+    bool bias_correction = false;  ///< compression.bias_correction (int8 only)
+    compress::Calibration calibration_method = compress::Calibration::MinMax;
+    int64_t batch_size = 256;      ///< >= 1
+    /// Bound of the compressed-weight cache in bytes (least recently used entries leave first); 0 disables it.
+    size_t cache_bytes = size_t(256) << 20;
+};
+
+/// Compressed weights of one layer, cached per (layer, bits, prune ratio, spec): a search proposes the
+/// same layer choice many times, and compress_weight (MSE clipping, k-means) dominates a candidate's
+/// overhead. Bounded in bytes, least recently used first out. Not thread-safe.
+class WeightCache {
+public:
+    struct Entry {
+        compress::CompressedWeight weight;
+        Int8LayerWeights int8;  ///< the int8 runtime form (empty unless asked for)
+        size_t bytes = 0;       ///< approximate memory held
+    };
+    struct Key {
+        size_t layer = 0;
+        int bits = 0;
+        double prune_ratio = 0.0;
+        compress::WeightSpec spec;
+        bool operator<(const Key& o) const;
+    };
+
+    /// @param max_bytes bound on the bytes held; an entry larger than the bound is returned but not kept
+    explicit WeightCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+
+    /// The cached entry for `key`, or make() stored (evicting the least recently used entries first).
+    /// Exceptions from make() propagate and nothing is stored.
+    std::shared_ptr<const Entry> get(const Key& key, const std::function<Entry()>& make);
+
+    size_t bytes() const { return bytes_; }
+    size_t entries() const { return lru_.size(); }
+    int64_t hits() const { return hits_; }
+    int64_t misses() const { return misses_; }
+    void clear();
+
+private:
+    using Item = std::pair<Key, std::shared_ptr<const Entry>>;
+    size_t max_bytes_;
+    size_t bytes_ = 0;
+    int64_t hits_ = 0, misses_ = 0;
+    std::list<Item> lru_;  ///< most recently used first
+    std::map<Key, std::list<Item>::iterator> index_;
 };
 
 /// Evaluates candidates of one model on one validation subset; the batches are prepared once.
+///
+/// With EvalRuntime::OneDnn (the default) candidates run on the oneDNN int8 executor, calibrated once
+/// (lazily, on the first evaluate()) on `options.calibration`, with primitives built once: a candidate
+/// costs its weight compression (cached), its size, and the reorder of its codes. The baseline runs on
+/// oneDNN fp32. Evaluation is not thread-safe: use one evaluator per thread or rank.
 class CandidateEvaluator {
 public:
     /// `graph` and `data` must outlive the evaluator.
+    /// @throws InputError when the calibration subset lies outside the data or the batch size is < 1;
+    ///         UnsupportedError when oneDNN cannot serve the model
     CandidateEvaluator(const Graph& graph, const Dataset& data, const Subset& validation, const Preprocess& pre,
-                       const ModelIo& io, const compress::WeightSpec& spec, int activation_bits = 8);
+                       const ModelIo& io, const compress::WeightSpec& spec, int activation_bits = 8,
+                       const EvaluatorOptions& options = {});
+    ~CandidateEvaluator();
 
     const std::vector<LayerInfo>& layers() const { return layers_; }
+    const EvaluatorOptions& options() const { return options_; }
     /// The fp32 model (BOPs count 32-bit weights and activations).
     CandidateMetrics baseline() const;
     /// One candidate: one choice per layer, in layers() order.
     /// @throws InputError / UnsupportedError when a choice cannot be applied
     CandidateMetrics evaluate(const std::vector<compress::LayerChoice>& choices) const;
+    /// The compressed-weight cache (hit and miss counts, bytes).
+    const WeightCache& cache() const { return cache_; }
 
 private:
+    struct State;
+    State& state() const;
     const Graph& graph_;
+    const Dataset& data_;
+    Preprocess pre_;
+    ModelIo io_;
     std::vector<LayerInfo> layers_;
     SubsetEvaluator eval_;
     compress::WeightSpec spec_;
     int activation_bits_;
+    EvaluatorOptions options_;
+    mutable WeightCache cache_;
+    mutable std::unique_ptr<State> state_;  ///< executors, created on first use
 };
 
 /// BOPs of a compressed model: per layer, MACs x bits x activation bits, with output channels whose

@@ -4,11 +4,15 @@
 #include <cfloat>
 #include <cstdlib>
 #include <cstring>
+#include <emmintrin.h>
 #include <functional>
+#include <immintrin.h>
+#include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <set>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 #include <unordered_map>
 
 #include "common/error.hpp"
@@ -108,6 +112,283 @@ memory::dims minus_one(const std::vector<int64_t>& d) {
     return r;
 }
 
+/// Below this many channels, 8-bit max pooling runs on the host: oneDNN 2.6's int8 pooling (jit_int)
+/// works on 64-byte channel vectors and spends most of its time on masking with few channels (LeNet's
+/// 6, the example ResNet's 16: 3-6x slower than fp32 pooling), while a plain loop over channels-last
+/// data is memory bound. Max pooling on 8-bit codes is exact either way.
+/// DCS_NO_HOST_KERNELS=1 turns it off (for benchmarks against oneDNN's own pooling).
+constexpr int64_t kHostPoolChannels = 64;
+
+bool host_kernels_enabled() {
+    static const bool on = std::getenv("DCS_NO_HOST_KERNELS") == nullptr;
+    return on;
+}
+
+/// Max pooling of channels-last [N, H, W, C] data over a 2-D window; padded positions are skipped.
+/// CC > 0 fixes the channel count at compile time (the channel loop then unrolls / vectorizes).
+template <class T, int CC>
+void max_pool_nhwc_c(const T* __restrict x, T* __restrict y, const std::vector<int64_t>& xs,
+                     const std::vector<int64_t>& ys, const Window& w) {
+    const int64_t nb = xs[0], c = CC > 0 ? CC : xs[1], ih = xs[2], iw = xs[3], oh = ys[2], ow = ys[3];
+    const int64_t kh = w.kernel[0], kw = w.kernel[1], sh = w.strides[0], sw = w.strides[1];
+    const int64_t dh = w.dilations[0], dw = w.dilations[1], ph = w.pad_begin[0], pw = w.pad_begin[1];
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < nb; ++n)
+        for (int64_t r = 0; r < oh; ++r) {
+            const int64_t h0 = std::max<int64_t>(0, (ph - r * sh + dh - 1) / dh);
+            const int64_t h1 = std::min<int64_t>(kh, (ih + ph - r * sh + dh - 1) / dh);
+            T* __restrict yr = y + (n * oh + r) * ow * c;
+            for (int64_t q = 0; q < ow; ++q) {
+                const int64_t j0 = std::max<int64_t>(0, (pw - q * sw + dw - 1) / dw);
+                const int64_t j1 = std::min<int64_t>(kw, (iw + pw - q * sw + dw - 1) / dw);
+                T* __restrict yo = yr + q * c;
+                if constexpr (CC > 0 && CC % 16 == 0) {
+                    // 16 channels per SSE2 register; s8 is compared with the sign bit flipped (SSE2 has
+                    // only the unsigned byte max).
+                    constexpr int NV = CC / 16;
+                    const __m128i bias = _mm_set1_epi8(std::is_same_v<T, int8_t> ? static_cast<char>(0x80) : 0);
+                    __m128i m[NV];
+                    for (int v = 0; v < NV; ++v) m[v] = _mm_setzero_si128();
+                    for (int64_t i = h0; i < h1; ++i) {
+                        const int64_t row = (n * ih + r * sh - ph + i * dh) * iw + q * sw - pw;
+                        for (int64_t j = j0; j < j1; ++j) {
+                            const T* xi = x + (row + j * dw) * c;
+                            for (int v = 0; v < NV; ++v)
+                                m[v] = _mm_max_epu8(
+                                    m[v], _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xi + 16 * v)), bias));
+                        }
+                    }
+                    for (int v = 0; v < NV; ++v)
+                        _mm_storeu_si128(reinterpret_cast<__m128i*>(yo + 16 * v), _mm_xor_si128(m[v], bias));
+                } else if constexpr (CC > 0) {
+                    // A local accumulator the compiler keeps in registers.
+                    T m[CC];
+                    for (int k = 0; k < CC; ++k) m[k] = std::numeric_limits<T>::lowest();
+                    for (int64_t i = h0; i < h1; ++i) {
+                        const int64_t row = (n * ih + r * sh - ph + i * dh) * iw + q * sw - pw;
+                        for (int64_t j = j0; j < j1; ++j) {
+                            const T* __restrict xi = x + (row + j * dw) * c;
+                            for (int k = 0; k < CC; ++k) m[k] = std::max(m[k], xi[k]);
+                        }
+                    }
+                    std::memcpy(yo, m, sizeof(m));
+                } else {
+                    for (int64_t k = 0; k < c; ++k) yo[k] = std::numeric_limits<T>::lowest();
+                    for (int64_t i = h0; i < h1; ++i) {
+                        const int64_t row = (n * ih + r * sh - ph + i * dh) * iw + q * sw - pw;
+                        for (int64_t j = j0; j < j1; ++j) {
+                            const T* __restrict xi = x + (row + j * dw) * c;
+                            for (int64_t k = 0; k < c; ++k) yo[k] = std::max(yo[k], xi[k]);
+                        }
+                    }
+                }
+            }
+        }
+}
+
+template <class T>
+void max_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, const Window& w) {
+    switch (xs[1]) {
+        case 4: return max_pool_nhwc_c<T, 4>(x, y, xs, ys, w);
+        case 6: return max_pool_nhwc_c<T, 6>(x, y, xs, ys, w);
+        case 8: return max_pool_nhwc_c<T, 8>(x, y, xs, ys, w);
+        case 16: return max_pool_nhwc_c<T, 16>(x, y, xs, ys, w);
+        case 32: return max_pool_nhwc_c<T, 32>(x, y, xs, ys, w);
+        default: return max_pool_nhwc_c<T, 0>(x, y, xs, ys, w);
+    }
+}
+
+// GCC 12 reports its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as maybe uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+/// A single-input-channel int8 convolution with few output channels (LeNet-5's conv1: 1 -> 6, 5x5) on
+/// the host. oneDNN 2.6 serves it with jit_int8 at a fraction of its usual speed (2.8 ms per batch of
+/// 256 on this CPU, more than the rest of the network): with one input channel there is no reduction to
+/// vectorize and six output channels fill six lanes. Here 32 output columns of one row are two 16-lane
+/// vectors, one per output channel, and every tap is a fused multiply-add of a broadcast weight (1.2 ms).
+/// Integer products summed in fp32 are exact (|sum| < 2^24 for up to 256 taps), and the output stage is
+/// the integer reference's: (acc + bias[c]) * scale[c], activation, clamp, round half to even.
+/// Beyond 16 output channels oneDNN's kernels fill their vectors and are used. DCS_NO_HOST_KERNELS=1
+/// turns the host kernels off.
+/// Up to 8 channels: 32 columns x 8 channels per pass ("rows"); 9 to 16: the 16 channels of 8 pixels
+/// per pass, one broadcast input value per tap and pixel ("pixels"; oneDNN: 1.4 ms, this: 1.0 ms for the
+/// example ResNet's 1 -> 16, 3x3).
+constexpr int64_t kHostConvMaxChannels = 16;
+constexpr int kHostConvBlock = 8;  ///< output channels per pass of the row kernel (16 accumulators)
+
+struct HostConv {
+    int64_t oc = 0, ocp = 0;  ///< output channels, padded to kHostConvBlock
+    int64_t kh = 0, kw = 0, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0, owp = 0;  ///< owp: ow rounded up to 32
+    QType xt = QType::S8, yt = QType::U8;
+    QAct act = QAct::None;
+    float act_lo = 0.0f, act_hi = 0.0f;
+    std::vector<float> w;            ///< [ocp][kh][kw]: the codes as floats (zeros beyond oc)
+    std::vector<float> wt;           ///< [kh][kw][16]: the same, channels innermost (pixel kernel)
+    std::vector<float> bias, scale;  ///< [ocp]
+    void fill(const QLayer& q) {
+        w.assign(static_cast<size_t>(ocp * kh * kw), 0.0f);
+        for (int64_t i = 0; i < oc * kh * kw; ++i) w[i] = static_cast<float>(q.codes[i]);
+        wt.assign(static_cast<size_t>(kh * kw * 16), 0.0f);
+        if (oc <= 16)
+            for (int64_t o = 0; o < oc; ++o)
+                for (int64_t t = 0; t < kh * kw; ++t) wt[t * 16 + o] = w[o * kh * kw + t];
+        bias.assign(ocp, 0.0f);
+        scale.assign(ocp, 0.0f);
+        std::copy(q.bias.begin(), q.bias.end(), bias.begin());
+        std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
+        act_lo = q.act_lo;
+        act_hi = q.act_hi;
+    }
+};
+
+bool host_conv_available() {
+    static const bool ok = host_kernels_enabled() && __builtin_cpu_supports("avx512f") &&
+                           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                           __builtin_cpu_supports("avx512dq");
+    return ok;
+}
+
+#define DCS_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+/// kHostConvBlock output channels from o0 for 32 columns from c0 of row r: `buf` is the zero-padded
+/// float image, `tmp` receives [kHostConvBlock][32] results (bytes or floats).
+template <bool F32OUT>
+DCS_AVX512 inline void host_conv_block(const HostConv& hc, const float* __restrict buf, int64_t bw, int64_t r,
+                                       int64_t c0, int64_t o0, void* tmp) {
+    constexpr int OB = kHostConvBlock;
+    __m512 acc[OB][2];
+    for (int o = 0; o < OB; ++o) acc[o][0] = acc[o][1] = _mm512_setzero_ps();
+    const float* __restrict w = hc.w.data();
+    for (int64_t i = 0; i < hc.kh; ++i) {
+        const float* xr = buf + (r + i) * bw + c0;
+        for (int64_t j = 0; j < hc.kw; ++j) {
+            const __m512 x0 = _mm512_loadu_ps(xr + j), x1 = _mm512_loadu_ps(xr + j + 16);
+            for (int o = 0; o < OB; ++o) {
+                const __m512 wv = _mm512_set1_ps(w[((o0 + o) * hc.kh + i) * hc.kw + j]);
+                acc[o][0] = _mm512_fmadd_ps(wv, x0, acc[o][0]);
+                acc[o][1] = _mm512_fmadd_ps(wv, x1, acc[o][1]);
+            }
+        }
+    }
+    const bool relu = hc.act == QAct::Relu, clip = hc.act == QAct::Clip;
+    const __m512 alo = _mm512_set1_ps(clip ? hc.act_lo : (relu ? 0.0f : -FLT_MAX));
+    const __m512 ahi = _mm512_set1_ps(clip ? hc.act_hi : FLT_MAX);
+    const __m512 lo = _mm512_set1_ps(hc.yt == QType::U8 ? 0.0f : -128.0f);
+    const __m512 hi = _mm512_set1_ps(hc.yt == QType::U8 ? 255.0f : 127.0f);
+    for (int o = 0; o < OB; ++o) {
+        const __m512 b = _mm512_set1_ps(hc.bias[o0 + o]), sc = _mm512_set1_ps(hc.scale[o0 + o]);
+        for (int v = 0; v < 2; ++v) {
+            __m512 f = _mm512_mul_ps(_mm512_add_ps(acc[o][v], b), sc);
+            f = _mm512_min_ps(_mm512_max_ps(f, alo), ahi);
+            if constexpr (F32OUT) {
+                _mm512_storeu_ps(static_cast<float*>(tmp) + o * 32 + 16 * v, f);
+            } else {
+                f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // half to even
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(tmp) + o * 32 + 16 * v),
+                                 _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
+            }
+        }
+    }
+}
+
+/// QB pixels from column q of row r, all (<= 16) channels: the pixel kernel.
+template <class TY, int QB>
+DCS_AVX512 inline void host_conv_pixels(const HostConv& hc, const float* __restrict buf, int64_t bw, int64_t r,
+                                        int64_t q, TY* __restrict yrow) {
+    __m512 acc[QB];
+    for (int p = 0; p < QB; ++p) acc[p] = _mm512_setzero_ps();
+    const float* __restrict wt = hc.wt.data();
+    for (int64_t i = 0; i < hc.kh; ++i) {
+        const float* xr = buf + (r + i) * bw + q;
+        for (int64_t j = 0; j < hc.kw; ++j) {
+            const __m512 wv = _mm512_loadu_ps(wt + (i * hc.kw + j) * 16);
+            for (int p = 0; p < QB; ++p) acc[p] = _mm512_fmadd_ps(_mm512_set1_ps(xr[j + p]), wv, acc[p]);
+        }
+    }
+    const bool relu = hc.act == QAct::Relu, clip = hc.act == QAct::Clip;
+    const __m512 alo = _mm512_set1_ps(clip ? hc.act_lo : (relu ? 0.0f : -FLT_MAX));
+    const __m512 ahi = _mm512_set1_ps(clip ? hc.act_hi : FLT_MAX);
+    const __m512 lo = _mm512_set1_ps(hc.yt == QType::U8 ? 0.0f : -128.0f);
+    const __m512 hi = _mm512_set1_ps(hc.yt == QType::U8 ? 255.0f : 127.0f);
+    const __m512 b = _mm512_loadu_ps(hc.bias.data()), sc = _mm512_loadu_ps(hc.scale.data());
+    const __mmask16 mask = static_cast<__mmask16>((1u << hc.oc) - 1u);
+    for (int p = 0; p < QB; ++p) {
+        __m512 f = _mm512_mul_ps(_mm512_add_ps(acc[p], b), sc);
+        f = _mm512_min_ps(_mm512_max_ps(f, alo), ahi);
+        TY* yo = yrow + (q + p) * hc.oc;
+        if constexpr (std::is_same_v<TY, float>) {
+            _mm512_mask_storeu_ps(yo, mask, f);
+        } else {
+            f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+            f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // half to even
+            _mm_mask_storeu_epi8(yo, mask, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
+        }
+    }
+}
+
+/// One image n: x is [N, H, W] (one channel), y channels-last [N, OH, OW, OC].
+template <class TX, class TY>
+DCS_AVX512 void host_conv_image(const HostConv& hc, const TX* __restrict x, TY* __restrict y, int64_t n,
+                                std::vector<float>& buf) {
+    // Room for the image at its padding offset and for every tap of every (32-padded) output column.
+    const int64_t bw = std::max(hc.owp + hc.kw, hc.iw + hc.pw), bh = std::max(hc.oh + hc.kh, hc.ih + hc.ph);
+    buf.assign(static_cast<size_t>(bw * bh), 0.0f);
+    const TX* xn = x + n * hc.ih * hc.iw;
+    for (int64_t h = 0; h < hc.ih; ++h)
+        for (int64_t k = 0; k < hc.iw; ++k) buf[(h + hc.ph) * bw + k + hc.pw] = static_cast<float>(xn[h * hc.iw + k]);
+    constexpr bool f32 = std::is_same_v<TY, float>;
+    TY* yn = y + n * hc.oh * hc.ow * hc.oc;
+    if (hc.oc > kHostConvBlock) {
+        for (int64_t r = 0; r < hc.oh; ++r) {
+            TY* yrow = yn + r * hc.ow * hc.oc;
+            int64_t q = 0;
+            for (; q + 8 <= hc.ow; q += 8) host_conv_pixels<TY, 8>(hc, buf.data(), bw, r, q, yrow);
+            for (; q < hc.ow; ++q) host_conv_pixels<TY, 1>(hc, buf.data(), bw, r, q, yrow);
+        }
+        return;
+    }
+    alignas(64) TY tmp[kHostConvBlock * 32];
+    for (int64_t r = 0; r < hc.oh; ++r)
+        for (int64_t c0 = 0; c0 < hc.ow; c0 += 32) {
+            for (int64_t o0 = 0; o0 < hc.ocp; o0 += kHostConvBlock)
+                host_conv_block<f32>(hc, buf.data(), bw, r, c0, o0, tmp + o0 * 32);
+            const int64_t cols = std::min<int64_t>(32, hc.ow - c0);
+            TY* yr = yn + (r * hc.ow + c0) * hc.oc;
+            for (int64_t q = 0; q < cols; ++q)
+                for (int64_t o = 0; o < hc.oc; ++o) yr[q * hc.oc + o] = tmp[o * 32 + q];
+        }
+}
+
+template <class TX, class TY>
+void host_conv_run(const HostConv& hc, const void* xv, void* yv, int64_t nb) {
+    const TX* x = static_cast<const TX*>(xv);
+    TY* y = static_cast<TY*>(yv);
+#pragma omp parallel
+    {
+        std::vector<float> buf;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < nb; ++n) host_conv_image<TX, TY>(hc, x, y, n, buf);
+    }
+}
+
+template <class TX>
+void host_conv_y(const HostConv& hc, const void* x, void* y, int64_t nb) {
+    switch (hc.yt) {
+        case QType::U8: return host_conv_run<TX, uint8_t>(hc, x, y, nb);
+        case QType::S8: return host_conv_run<TX, int8_t>(hc, x, y, nb);
+        case QType::F32: return host_conv_run<TX, float>(hc, x, y, nb);
+    }
+}
+
+void host_conv(const HostConv& hc, const void* x, void* y, int64_t nb) {
+    if (hc.xt == QType::U8) host_conv_y<uint8_t>(hc, x, y, nb);
+    else host_conv_y<int8_t>(hc, x, y, nb);
+}
+
+#pragma GCC diagnostic pop
+
 struct Step {
     std::string what;  ///< "<node>: <primitive kind> <implementation>"
     bool has_prim = false;
@@ -141,6 +422,7 @@ struct Weights {
 struct LayerMem {
     std::string name;
     std::shared_ptr<Weights> weights;
+    std::shared_ptr<HostConv> host;  ///< set instead of weights for a host convolution
     memory scales;  ///< per-channel output scales (int8); handle set on sync
     memory bias;    ///< int8: handle set on sync; fp32: own buffer
 };
@@ -268,6 +550,8 @@ struct DnnlExecutor::Impl {
     void compile_layer(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
     void compile_step(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
     void compile_fallback(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
+    void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
+                           const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void sync_weights(Plan& P);
 };
 
@@ -392,6 +676,17 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
     const auto& ws = li.weight_shape;
     const int64_t ch = ws[li.out_axis];
     const dt w_dt = q ? dt::s8 : dt::f32;
+
+    if (q && n.op == OpKind::Conv && s.sum_input.empty() && xs.size() == 4 && xs[1] == 1 &&
+        ch <= kHostConvMaxChannels && ws[2] * ws[3] <= 256 && host_conv_available()) {
+        const auto& a = std::get<ConvAttrs>(n.attrs);
+        ConvAttrs aa = a;
+        aa.kernel.assign(ws.begin() + 2, ws.end());
+        Window win = conv_window(aa, std::vector<int64_t>(xs.begin() + 2, xs.end()), where_of(n));
+        bool unit = a.group == 1;
+        for (size_t i = 0; i < 2; ++i) unit = unit && win.strides[i] == 1 && win.dilations[i] == 1;
+        if (unit) return compile_host_conv(P, s, xs, ys, ws, win, x_type, y_type);
+    }
 
     dnnl::primitive_attr attr;
     dnnl::post_ops po;
@@ -551,6 +846,45 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
     else P.vals[s.output] = y_mem;
 }
 
+void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
+                                           const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
+                                           const Window& win, QType x_type, QType y_type) {
+    const Node& n = *s.node;
+    auto hc = std::make_shared<HostConv>();
+    hc->oc = ws[0];
+    hc->ocp = (hc->oc + kHostConvBlock - 1) / kHostConvBlock * kHostConvBlock;
+    hc->kh = ws[2];
+    hc->kw = ws[3];
+    hc->ph = win.pad_begin[0];
+    hc->pw = win.pad_begin[1];
+    hc->ih = xs[2];
+    hc->iw = xs[3];
+    hc->oh = ys[2];
+    hc->ow = ys[3];
+    hc->owp = (hc->ow + 31) / 32 * 32;
+    hc->xt = x_type;
+    hc->yt = y_type;
+    hc->act = s.act;
+    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
+    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
+    Step st;
+    st.what = n.name + ": convolution host:conv_ic1_avx512 (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
+    st.uses = {x, y};
+    const int64_t nb = xs[0];
+    dnnl::stream* sp = &strm;
+    st.host = [hc, x, y, nb, sp]() {
+        sp->wait();
+        host_conv(*hc, x.get_data_handle(), y.get_data_handle(), nb);
+    };
+    P.steps.push_back(std::move(st));
+    LayerMem lm;
+    lm.name = n.name;
+    lm.host = hc;
+    P.layers.push_back(lm);
+    P.weight_reorders.push_back(n.name + ": weights: host copy");
+    P.vals[s.output] = y;
+}
+
 void DnnlExecutor::Impl::compile_fallback(Plan& P, const QStep& s,
                                           const std::map<std::string, std::vector<int64_t>>& shapes) {
     const Node& n = *s.node;
@@ -616,6 +950,26 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
             const QType t = in_type(n.inputs[0]);
             memory x = get_as(P, n.inputs[0], make_md(xs, to_dt(t), true), t);
             memory::desc y_md = make_md(ys, to_dt(t), true);
+            if (n.op == OpKind::MaxPool && is8(t) && xs.size() == 4 && xs[1] < kHostPoolChannels && host_kernels_enabled()) {
+                memory y = alloc(P, y_md);
+                Step st;
+                st.what = n.name + ": pooling host:max_nhwc_" + (t == QType::U8 ? "u8" : "s8") + " (" +
+                          std::to_string(xs[1]) + " channels)";
+                st.uses = {x, y};
+                const dnnl::stream* sp = &strm;
+                st.host = [x, y, xs, ys, win, t, sp]() {
+                    const_cast<dnnl::stream*>(sp)->wait();
+                    if (t == QType::U8)
+                        max_pool_nhwc(static_cast<const uint8_t*>(x.get_data_handle()),
+                                      static_cast<uint8_t*>(y.get_data_handle()), xs, ys, win);
+                    else
+                        max_pool_nhwc(static_cast<const int8_t*>(x.get_data_handle()),
+                                      static_cast<int8_t*>(y.get_data_handle()), xs, ys, win);
+                };
+                P.steps.push_back(std::move(st));
+                P.vals[s.output] = y;
+                return;
+            }
             auto alg = n.op == OpKind::MaxPool ? dnnl::algorithm::pooling_max
                        : a.count_include_pad   ? dnnl::algorithm::pooling_avg_include_padding
                                                : dnnl::algorithm::pooling_avg_exclude_padding;
@@ -807,6 +1161,10 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
 void DnnlExecutor::Impl::sync_weights(Plan& P) {
     for (auto& lm : P.layers) {
         QLayer& q = model.layers.at(lm.name);
+        if (lm.host) {
+            lm.host->fill(q);
+            continue;
+        }
         lm.scales.set_data_handle(q.out_scale.data());
         lm.bias.set_data_handle(q.bias.data());
         if (lm.weights->version != model.version) {
@@ -994,6 +1352,19 @@ Tensor DnnlExecutor::run(const Tensor& input) {
     Tensor out = Tensor::zeros(shape);
     std::memcpy(out.data.data(), P->output.get_data_handle(), out.data.size() * sizeof(float));
     return out;
+}
+
+void DnnlExecutor::prepare(int64_t batch_size) {
+    Impl& I = *impl_;
+    if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::prepare: calibrate() first");
+    if (batch_size < 1) throw InputError("batch size must be >= 1, got " + std::to_string(batch_size));
+    Plan* P;
+    try {
+        P = &I.plan_for(batch_size);
+    } catch (const dnnl::error& e) {
+        throw UnsupportedError(std::string("oneDNN: ") + e.what());
+    }
+    if (I.mode == Mode::Int8 && P->weights_version != I.model.version) I.sync_weights(*P);
 }
 
 std::vector<std::string> DnnlExecutor::implementations(int64_t batch_size) {

@@ -10,6 +10,10 @@
 /// (Softmax, unfolded BatchNorm, non-zero Pad) and for the final logits. Primitives are created once
 /// (per batch size) after calibration; set_weights() only reorders the codes into each primitive's
 /// weight layout and swaps the scale and bias buffers. Activations with disjoint lifetimes share memory.
+/// Two shapes oneDNN 2.6 serves slowly run in host kernels with the same integer arithmetic (exact
+/// against the integer reference): 8-bit max pooling with fewer than 64 channels, and one-input-channel
+/// int8 convolutions with up to 16 outputs (AVX-512 CPUs); implementations() names them "host:...",
+/// and DCS_NO_HOST_KERNELS=1 turns them off. Figures in docs/performance.md.
 /// Gemm with transA=1 is not supported (UnsupportedError).
 /// The exact arithmetic is described in runtime/int8_reference.hpp; Int8ReferenceExecutor reproduces it.
 ///
@@ -86,6 +90,12 @@ public:
     /// @throws InputError when the input's per-sample shape does not match the model;
     ///         std::logic_error in int8 mode before calibrate()
     Tensor run(const Tensor& input);
+
+    /// Creates the primitives for `batch_size` (when not yet made) and, in int8 mode, reorders the
+    /// current weights into their layouts, which run() would otherwise do on its first call: after
+    /// prepare(), run() of that batch size is the forward pass only.
+    /// @throws std::logic_error in int8 mode before calibrate(); UnsupportedError as the constructor
+    void prepare(int64_t batch_size);
 
     /// The plan and (int8, after calibrate()) the current quantized layers, for the integer reference.
     const QuantizedModel& quantized_model() const;

@@ -67,15 +67,21 @@ std::vector<int64_t> argmax_rows(const Tensor& logits) {
 
 EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* overrides) const {
     ReferenceExecutor ex(graph_);
+    return run([&](const Tensor& x) { return ex.run({x}, overrides).at(0); });
+}
+
+EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forward) const {
     EvalResult r;
-    auto t0 = std::chrono::steady_clock::now();
+    double seconds = 0.0;
     for (size_t b = 0; b < batches_.size(); ++b) {
-        auto out = ex.run({batches_[b]}, overrides);
-        auto pred = argmax_rows(out.at(0));
+        auto t0 = std::chrono::steady_clock::now();
+        Tensor out = forward(batches_[b]);
+        seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        auto pred = argmax_rows(out);
         for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
         r.samples += static_cast<int64_t>(pred.size());
     }
-    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.seconds = seconds;
     r.accuracy = r.samples ? static_cast<double>(r.correct) / static_cast<double>(r.samples) : 0.0;
     r.images_per_second = r.seconds > 0 ? static_cast<double>(r.samples) / r.seconds : 0.0;
     return r;

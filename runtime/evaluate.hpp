@@ -1,6 +1,7 @@
 #pragma once
 /// Accuracy of a model on a labelled subset: the fp32 baseline and candidates whose weights are
 /// replaced (dequantized) through the reference executor.
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ public:
 
     /// Top-1 accuracy with the reference executor; `overrides` replaces initializers by name.
     EvalResult run_reference(const std::map<std::string, Tensor>* overrides = nullptr) const;
+
+    /// Top-1 accuracy of `forward` (one batch in, [N, classes] logits out); `seconds` times the calls.
+    EvalResult run(const std::function<Tensor(const Tensor&)>& forward) const;
 
     const std::vector<Tensor>& batches() const { return batches_; }
     const std::vector<std::vector<int64_t>>& labels() const { return labels_; }

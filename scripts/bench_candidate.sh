@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Benchmark: cost of compressing every layer of a candidate against evaluating it on the validation
-# subset (2,000 images), per example model, in one process each. Prints JSON lines; see docs/performance.md.
+# Benchmark: a candidate's overhead (compressing every layer, its size, the int8 weight reorders), with
+# and without the weight cache, against its oneDNN int8 evaluation on the validation subset (2,000
+# images), per example model, in one process each. Prints JSON lines; see docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
 [[ -x "$BUILD_DIR/bench/bench_candidate" ]] || scripts/setup.sh
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-echo "# cores: $(nproc), OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+echo "# cores: $(getconf _NPROCESSORS_ONLN), OMP_NUM_THREADS=$OMP_NUM_THREADS" >&2
 for model in lenet5 lenet300 resnet_bn; do
   "$BUILD_DIR/bench/bench_candidate" "configs/$model.yaml" "${REPEATS:-20}"
 done

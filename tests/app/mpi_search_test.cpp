@@ -22,8 +22,8 @@ int np() {
 const std::vector<std::string> kEnv{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMP_NUM_THREADS=1",
                                     "OMPI_MCA_rmaps_base_oversubscribe=1"};
 
-std::string config_text(const std::string& out, int generations) {
-    return lenet300_search_config(out, generations, 5);
+std::string config_text(const std::string& out, int generations, bool large = false) {
+    return lenet300_search_config(out, generations, 5, large);
 }
 
 std::vector<std::string> mpirun(int n, std::vector<std::string> args) {
@@ -125,10 +125,10 @@ TEST(MpiSearch, BadConfigEndsEveryRankWithOneMessage) {
 
 TEST(MpiSearch, KilledMpirunResumesToTheSameFront) {
     TempDir dir;
-    std::string full_cfg = dir.write("full.yaml", config_text("full.h5", 6));
+    std::string full_cfg = dir.write("full.yaml", config_text("full.h5", 60, true));
     auto full = run_process(mpirun(np(), {"search", full_cfg}), 300, kEnv);
     ASSERT_EQ(full.status, 0) << full.err;
-    std::string cfg = dir.write("k.yaml", config_text("k.h5", 6));
+    std::string cfg = dir.write("k.yaml", config_text("k.h5", 60, true));
     Child child = spawn_process(mpirun(np(), {"search", cfg}), kEnv);
     for (int i = 0; i < 6000 && !fs::exists(dir.file("k.h5")) && process_running(child); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -1,6 +1,7 @@
 // `dcsearch eval` on each example model over the whole 10k Fashion-MNIST test set must give PyTorch's
-// own accuracy (recorded beside the model by scripts/train_zoo.py) within 0.05 pt. And `eval --layers`
-// with every layer at 8 bits stays close to fp32 while 4 bits + 50% pruning is smaller.
+// own accuracy (recorded beside the model by scripts/train_zoo.py) within 0.05 pt (the fp32 baseline runs
+// on oneDNN fp32). And `eval --layers` (oneDNN int8) with every layer at 8 bits stays close to fp32 while
+// 4 bits + 50% pruning is smaller.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -64,6 +65,18 @@ TEST(EvalAccuracy, PerLayerConfigurationsThroughEval) {
         EXPECT_LT(s8 / fp32_size, 0.32) << name;
         EXPECT_LT(s4, 0.7 * s8) << name;
         EXPECT_NEAR(json_number(a.out, "accuracy"), json_number(base.out, "accuracy"), 0.01) << name;
+        EXPECT_NE(base.out.find("\"executor\":\"onednn-fp32\""), std::string::npos) << base.out;
+        EXPECT_NE(a.out.find("\"executor\":\"onednn-int8\""), std::string::npos) << a.out;
+        // BOPs: 32x32-bit for fp32, 8x8 for 8 bits (a sixteenth), half that at 4 bits (unstructured
+        // pruning at 50% removes no whole filter).
+        const double bops32 = json_number(base.out, "bops"), bops8 = json_number(a.out, "bops");
+        EXPECT_NEAR(bops8 / bops32, 1.0 / 16.0, 1e-9) << name;
+        EXPECT_NEAR(json_number(b.out, "bops") / bops8, 0.5, 1e-9) << name;
+        for (const auto* out : {&base.out, &a.out, &b.out}) {
+            EXPECT_GT(json_number(*out, "images_per_second"), 0.0) << *out;
+            EXPECT_EQ(json_number(*out, "samples"), 2000) << *out;
+        }
+        EXPECT_GE(json_number(a.out, "compress_seconds"), 0.0) << a.out;
     }
 }
 

@@ -12,8 +12,8 @@ using namespace dcs::test;
 
 namespace {
 
-std::string config_text(const std::string& out, int generations) {
-    return lenet300_search_config(out, generations, 3);
+std::string config_text(const std::string& out, int generations, bool large = false) {
+    return lenet300_search_config(out, generations, 3, large);
 }
 
 std::string front_of(const std::string& json) {
@@ -71,11 +71,11 @@ TEST(SearchCli, SummaryResultsFileAndDeterminism) {
 
 TEST(SearchCli, KilledRunResumesToTheSameFront) {
     TempDir dir;
-    std::string full_cfg = dir.write("full.yaml", config_text("full.h5", 8));
+    std::string full_cfg = dir.write("full.yaml", config_text("full.h5", 60, true));
     auto full = search({full_cfg, "--json"});
     ASSERT_EQ(full.status, 0) << full.err;
 
-    std::string cfg = dir.write("k.yaml", config_text("k.h5", 8));
+    std::string cfg = dir.write("k.yaml", config_text("k.h5", 60, true));
     // SIGKILL part-way: once the first checkpoint is on disk, and a little later.
     Child child = spawn_process({DCS_BINARY, "search", cfg, "--json"});
     for (int i = 0; i < 6000 && !fs::exists(dir.file("k.h5")) && process_running(child); ++i)
@@ -100,6 +100,19 @@ TEST(SearchCli, KilledRunResumesToTheSameFront) {
     EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
     EXPECT_EQ(front_of(resumed.out), front_of(full.out));
     EXPECT_EQ(evaluations_of(resumed.out), evaluations_of(full.out));
+}
+
+TEST(SearchCli, ASecondSearchOnTheSameResultsFileIsRefused) {
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", config_text("r.h5", 400, true));
+    Child first = spawn_process({DCS_BINARY, "search", cfg});
+    for (int i = 0; i < 6000 && !fs::exists(dir.file("r.h5")) && process_running(first); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(process_running(first)) << "finished too early";
+    auto second = search({cfg, "--resume"}, 60);
+    EXPECT_EQ(second.status, 2) << second.err;
+    EXPECT_NE(second.err.find("another dcsearch process"), std::string::npos) << second.err;
+    wait_process(first, 0, true);
 }
 
 TEST(SearchCli, ResumeRefusesAnotherConfigOrAMissingFile) {

@@ -394,3 +394,84 @@ TEST(DnnlExecutor, FoldedFlattenWithPermutedWeights) {
         for (const auto& s : impls) EXPECT_EQ(s.find(" ref:"), std::string::npos) << s;
     }
 }
+
+// The host kernels (runtime/dnnl_executor.cpp): a one-input-channel convolution with few output
+// channels and 8-bit max pooling with few channels must give exactly the integer reference's results,
+// for every output type (u8 after Relu, s8 after Clip, fp32 as the graph output), with padding, rows
+// wider than one 32-column block, and a padded, ceil-mode pool.
+TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
+    for (int variant = 0; variant < 5; ++variant) {
+        // 0: Relu (u8), 1: Clip (s8), 2: fp32 output (the row kernel, <= 8 channels); 3: Clip with 16
+        // channels (the pixel kernel; the pool's vector path); 4: Relu with 32 channels (oneDNN's
+        // convolution, the pool's vector path with two registers).
+        const int64_t oc = variant < 3 ? 5 : (variant == 3 ? 16 : 32);
+        const bool clip = variant == 1 || variant == 3;
+        SCOPED_TRACE(variant);
+        dcs::test::OnnxBuilder b;
+        b.input("x", {-1, 1, 9, 40}).output("y");
+        std::vector<float> wc(oc * 1 * 3 * 3);
+        for (size_t i = 0; i < wc.size(); ++i) wc[i] = std::sin(0.7f * static_cast<float>(i) + 0.3f);
+        b.init("wc", {oc, 1, 3, 3}, wc);
+        std::vector<float> bc(oc);
+        for (int64_t i = 0; i < oc; ++i) bc[i] = 0.1f * static_cast<float>(i % 5) - 0.2f;
+        b.init("bc", {oc}, bc);
+        if (variant == 2) {
+            b.node("Conv", {"x", "wc", "bc"}, {"y"}, "conv");  // fp32 output
+        } else {
+            std::vector<float> wf(oc * 76 * 3);  // oc channels x 4 x 19 after the pool
+            for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::cos(0.13f * static_cast<float>(i)) * 0.1f;
+            b.init("wf", {3, oc * 76}, wf);
+            b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+            b.node("Conv", {"x", "wc", "bc"}, {"c"}, "conv");
+            if (!clip) {
+                b.node("Relu", {"c"}, {"a"}, "relu");
+            } else {
+                b.init("lo", {}, {-0.5f});
+                b.init("hi", {}, {0.75f});
+                b.node("Clip", {"c", "lo", "hi"}, {"a"}, "clip");
+            }
+            auto& p = b.node("MaxPool", {"a"}, {"p"}, "pool");
+            dcs::test::OnnxBuilder::attr_ints(p, "kernel_shape", {3, 2});
+            dcs::test::OnnxBuilder::attr_ints(p, "strides", {2, 2});
+            dcs::test::OnnxBuilder::attr_ints(p, "pads", {1, 0, 1, 1});
+            dcs::test::OnnxBuilder::attr_i(p, "ceil_mode", 1);
+            b.node("Flatten", {"p"}, {"f"}, "flatten");
+            dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+        }
+        Graph g = import_onnx_bytes(b.bytes(), "host.onnx");
+        Tensor x = Tensor::zeros({6, 1, 9, 40});
+        for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.05f * static_cast<float>(i * i % 101));
+        DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 6);
+        q.calibrate({x});
+        Int8ReferenceExecutor iref(g, q.quantized_model());
+        EXPECT_EQ(q.run(x).data, iref.run(x).data);
+        // A candidate's weights reach the host kernel too.
+        const auto layers = list_layers(g);
+        std::map<std::string, Int8LayerWeights> cand;
+        std::map<std::string, Tensor> dequantized;
+        for (const auto& l : layers) {
+            const Tensor& w = g.initializers.at(l.weight);
+            auto cw = compress::compress_weight(w.data.data(), w.shape, l.out_axis, {3, 0.25}, {});
+            cand[l.name] = int8_weights_from(cw);
+            dequantized[l.weight] = Tensor(w.shape, cw.dequantize());
+        }
+        q.set_weights(cand);
+        Tensor y = q.run(x), r = iref.run(x);
+        EXPECT_EQ(y.data, r.data);
+        // Against fp32 with the same (dequantized) weights: only the 8-bit activation error remains.
+        Tensor f = ReferenceExecutor(g).run({x}, &dequantized).at(0);
+        EXPECT_LE(max_abs_diff(y, f), 0.1f * max_abs(f));
+        bool host_conv = false, host_pool = false;
+        for (const auto& s : q.implementations(6)) {
+            host_conv = host_conv || s.find("host:conv_ic1") != std::string::npos;
+            host_pool = host_pool || s.find("host:max_nhwc") != std::string::npos;
+            if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
+        }
+        if (oc <= 16 && __builtin_cpu_supports("avx512f") && !std::getenv("DCS_NO_HOST_KERNELS")) {
+            EXPECT_TRUE(host_conv);
+        }
+        if (variant != 2 && !std::getenv("DCS_NO_HOST_KERNELS")) {
+            EXPECT_TRUE(host_pool);
+        }
+    }
+}

@@ -192,3 +192,20 @@ TEST(Nsga2, BadParametersThrow) {
 }
 
 }  // namespace
+
+#include "search/problem.hpp"
+
+TEST(Problem, DropOfExactlyTheBudgetIsFeasible) {
+    dcs::search::ProblemSettings s;
+    s.baseline_accuracy = 0.90;
+    s.max_accuracy_drop = 1.0;
+    dcs::search::Evaluation e;
+    e.accuracy = 0.89;  // 0.90 - 0.89 = 0.010000000000000009 in binary floating point
+    dcs::search::score(e, s);
+    EXPECT_EQ(e.violation, 0.0);
+    e.accuracy = 0.8895;
+    dcs::search::score(e, s);
+    EXPECT_NEAR(e.violation, 0.0005, 1e-12);
+    EXPECT_EQ(e.objectives.size(), 2u);
+    EXPECT_DOUBLE_EQ(e.objectives[0], 1 - 0.8895);
+}

@@ -5,7 +5,9 @@
 namespace dcs::test {
 
 /// `out` is the results path (relative to the config's directory or absolute).
-inline std::string lenet300_search_config(const std::string& out, int generations, int seed = 3) {
+/// With `large`, the whole default space (30 choices per layer) and 1,000 validation images: a run of many
+/// generations that lasts seconds, long enough to be killed part-way.
+inline std::string lenet300_search_config(const std::string& out, int generations, int seed = 3, bool large = false) {
     return "model:\n"
            "  path: " + std::string(DCS_SOURCE_DIR) + "/configs/lenet300.onnx\n"
            "  preprocess: {scale: 0.00392156862745098, mean: [0.2860], std: [0.3530]}\n"
@@ -14,9 +16,9 @@ inline std::string lenet300_search_config(const std::string& out, int generation
            "  images: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
            "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
            "  calibration: {offset: 0, count: 128}\n"
-           "  validation: {offset: 1000, count: 300}\n"
-           "compression: {weight_bits: [2, 4, 8], prune_ratios: [0.0, 0.5, 0.75]}\n"
-           "search: {population: 8, generations: " + std::to_string(generations) + ", seed: " + std::to_string(seed) +
+           "  validation: {offset: 1000, count: " + std::string(large ? "1000" : "300") + "}\n" +
+           (large ? "" : "compression: {weight_bits: [2, 4, 8], prune_ratios: [0.0, 0.5, 0.75]}\n") +
+           "search: {population: " + std::string(large ? "16" : "8") + ", generations: " + std::to_string(generations) + ", seed: " + std::to_string(seed) +
            ", max_accuracy_drop: 1.0}\n"
            "output: {path: " + out + "}\n";
 }

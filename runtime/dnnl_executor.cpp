@@ -186,8 +186,72 @@ void max_pool_nhwc_c(const T* __restrict x, T* __restrict y, const std::vector<i
         }
 }
 
+/// 2x2 windows with stride 2 and no padding, every window inside the input, an input row of at most
+/// 192 bytes (LeNet-5's pools: 28 x 6 and 10 x 16 channels): one output row per pass over whole rows.
+/// h = max(A[i], A[i + c], B[i], B[i + c]) over the two input rows A, B (three 64-byte vectors) holds
+/// every window's maximum at byte 2qc + o; two byte permutations (AVX-512 VBMI) gather them into the
+/// output row (q c + o, at most 128 bytes). Same maxima as the loop, 3-4x faster on 6 channels.
+bool max_pool_2x2_applies(const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, const Window& w) {
+    static const bool vbmi = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                             __builtin_cpu_supports("avx512vbmi");
+    return vbmi && w.kernel.size() == 2 && w.kernel[0] == 2 && w.kernel[1] == 2 && w.strides[0] == 2 &&
+           w.strides[1] == 2 && w.dilations[0] == 1 && w.dilations[1] == 1 && w.pad_begin[0] == 0 &&
+           w.pad_begin[1] == 0 && 2 * ys[2] <= xs[2] && 2 * ys[3] <= xs[3] && xs[3] * xs[1] <= 192 &&
+           ys[3] * xs[1] <= 128 && ys[2] >= 1 && ys[3] >= 1;
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+template <class T>
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void max_pool_2x2_vbmi(const T* x, T* y,
+                                                                               const std::vector<int64_t>& xs,
+                                                                               const std::vector<int64_t>& ys) {
+    const int64_t nb = xs[0], c = xs[1], ih = xs[2], iw = xs[3], oh = ys[2], ow = ys[3];
+    const int64_t span = 2 * ow * c, ob = ow * c;  // bytes of the input rows that windows cover; output bytes
+    alignas(64) uint8_t ix0[64] = {}, ix1[64] = {};
+    for (int64_t b = 0; b < ob; ++b) {
+        const int64_t src = 2 * (b / c) * c + b % c;
+        if (b < 64) ix0[b] = static_cast<uint8_t>(src);
+        else ix1[b - 64] = static_cast<uint8_t>(src - 64);
+    }
+    const __m512i i0 = _mm512_load_si512(ix0), i1 = _mm512_load_si512(ix1);
+    auto lanes = [](int64_t len) -> __mmask64 {
+        return len >= 64 ? ~__mmask64{0} : (len <= 0 ? __mmask64{0} : (__mmask64{1} << len) - 1);
+    };
+    __mmask64 m0[3], mc[3];  // valid bytes of the loads at offset 0 and at offset c
+    for (int k = 0; k < 3; ++k) {
+        m0[k] = lanes(span - 64 * k);
+        mc[k] = lanes(span - c - 64 * k);
+    }
+    const int nv = static_cast<int>((span + 63) / 64);
+    const __mmask64 s0 = lanes(ob), s1 = lanes(ob - 64);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int64_t n = 0; n < nb; ++n)
+        for (int64_t r = 0; r < oh; ++r) {
+            const T* a = x + ((n * ih + 2 * r) * iw) * c;
+            const T* b = a + iw * c;
+            __m512i h[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+            for (int k = 0; k < nv; ++k) {
+                const __m512i a0 = _mm512_maskz_loadu_epi8(m0[k], a + 64 * k);
+                const __m512i a1 = _mm512_maskz_loadu_epi8(mc[k], a + 64 * k + c);
+                const __m512i b0 = _mm512_maskz_loadu_epi8(m0[k], b + 64 * k);
+                const __m512i b1 = _mm512_maskz_loadu_epi8(mc[k], b + 64 * k + c);
+                if constexpr (std::is_same_v<T, int8_t>)
+                    h[k] = _mm512_max_epi8(_mm512_max_epi8(a0, a1), _mm512_max_epi8(b0, b1));
+                else
+                    h[k] = _mm512_max_epu8(_mm512_max_epu8(a0, a1), _mm512_max_epu8(b0, b1));
+            }
+            T* yr = y + (n * oh + r) * ob;
+            _mm512_mask_storeu_epi8(yr, s0, _mm512_permutex2var_epi8(h[0], i0, h[1]));
+            if (ob > 64) _mm512_mask_storeu_epi8(yr + 64, s1, _mm512_permutex2var_epi8(h[1], i1, h[2]));
+        }
+}
+#pragma GCC diagnostic pop
+
 template <class T>
 void max_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, const Window& w) {
+    if (max_pool_2x2_applies(xs, ys, w)) return max_pool_2x2_vbmi<T>(x, y, xs, ys);
     switch (xs[1]) {
         case 4: return max_pool_nhwc_c<T, 4>(x, y, xs, ys, w);
         case 6: return max_pool_nhwc_c<T, 6>(x, y, xs, ys, w);
@@ -218,7 +282,7 @@ constexpr int64_t kHostConvMaxChannels = 16;
 constexpr int kHostConvBlock = 8;  ///< output channels per pass of the row kernel (16 accumulators)
 
 struct HostConv {
-    int64_t oc = 0, ocp = 0;  ///< output channels, padded to kHostConvBlock
+    int64_t oc = 0, ocp = 0;  ///< output channels, padded to 6 (up to 6) or to kHostConvBlock
     int64_t kh = 0, kw = 0, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0, owp = 0;  ///< owp: ow rounded up to 32
     QType xt = QType::S8, yt = QType::U8;
     QAct act = QAct::None;
@@ -226,6 +290,21 @@ struct HostConv {
     std::vector<float> w;            ///< [ocp][kh][kw]: the codes as floats (zeros beyond oc)
     std::vector<float> wt;           ///< [kh][kw][16]: the same, channels innermost (pixel kernel)
     std::vector<float> bias, scale;  ///< [ocp]
+    /// 8-bit output with blocks of 6 and AVX-512 VBMI: the [6][32] block result goes to channels-last
+    /// order by byte permutations (tidx: source byte of each of the up to 192 output bytes; thi: which
+    /// come from the third 64-byte vector) instead of a scalar loop.
+    bool vbmi_transpose = false;
+    alignas(64) uint8_t tidx[192] = {};
+    uint64_t thi[3] = {0, 0, 0};
+    void transpose_layout() {
+        vbmi_transpose = ocp == 6 && yt != QType::F32 && __builtin_cpu_supports("avx512vbmi");
+        if (!vbmi_transpose) return;
+        for (int64_t b = 0; b < 32 * oc; ++b) {
+            const int64_t src = (b % oc) * 32 + b / oc;
+            tidx[b] = static_cast<uint8_t>(src);
+            if (src >= 128) thi[b / 64] |= uint64_t{1} << (b % 64);
+        }
+    }
     void fill(const QLayer& q) {
         w.assign(static_cast<size_t>(ocp * kh * kw), 0.0f);
         for (int64_t i = 0; i < oc * kh * kw; ++i) w[i] = static_cast<float>(q.codes[i]);
@@ -251,12 +330,11 @@ bool host_conv_available() {
 
 #define DCS_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
 
-/// kHostConvBlock output channels from o0 for 32 columns from c0 of row r: `buf` is the zero-padded
-/// float image, `tmp` receives [kHostConvBlock][32] results (bytes or floats).
-template <bool F32OUT>
+/// OB (6 or kHostConvBlock) output channels from o0 for 32 columns from c0 of row r: `buf` is the
+/// zero-padded float image, `tmp` receives [OB][32] results (bytes or floats).
+template <bool F32OUT, int OB>
 DCS_AVX512 inline void host_conv_block(const HostConv& hc, const float* __restrict buf, int64_t bw, int64_t r,
                                        int64_t c0, int64_t o0, void* tmp) {
-    constexpr int OB = kHostConvBlock;
     __m512 acc[OB][2];
     for (int o = 0; o < OB; ++o) acc[o][0] = acc[o][1] = _mm512_setzero_ps();
     const float* __restrict w = hc.w.data();
@@ -290,6 +368,23 @@ DCS_AVX512 inline void host_conv_block(const HostConv& hc, const float* __restri
                                  _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
             }
         }
+    }
+}
+
+/// `nbytes` (cols x oc) channels-last bytes of a [6][32] block result (see HostConv::vbmi_transpose).
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void host_conv_transpose(const HostConv& hc,
+                                                                               const void* tmp, void* out,
+                                                                               int64_t nbytes) {
+    const uint8_t* t = static_cast<const uint8_t*>(tmp);
+    uint8_t* o = static_cast<uint8_t*>(out);
+    const __m512i t0 = _mm512_loadu_si512(t), t1 = _mm512_loadu_si512(t + 64), t2 = _mm512_loadu_si512(t + 128);
+    for (int k = 0; k < 3 && 64 * k < nbytes; ++k) {
+        const __m512i idx = _mm512_loadu_si512(hc.tidx + 64 * k);
+        const __m512i v = _mm512_mask_blend_epi8(hc.thi[k], _mm512_permutex2var_epi8(t0, idx, t1),
+                                                 _mm512_permutexvar_epi8(idx, t2));
+        const int64_t rem = nbytes - 64 * k;
+        const __mmask64 m = rem >= 64 ? ~__mmask64{0} : (__mmask64{1} << rem) - 1;
+        _mm512_mask_storeu_epi8(o + 64 * k, m, v);
     }
 }
 
@@ -334,10 +429,20 @@ DCS_AVX512 void host_conv_image(const HostConv& hc, const TX* __restrict x, TY* 
                                 std::vector<float>& buf) {
     // Room for the image at its padding offset and for every tap of every (32-padded) output column.
     const int64_t bw = std::max(hc.owp + hc.kw, hc.iw + hc.pw), bh = std::max(hc.oh + hc.kh, hc.ih + hc.ph);
-    buf.assign(static_cast<size_t>(bw * bh), 0.0f);
+    // Only the image's own positions are written: the padding stays zero from the first image on.
+    if (buf.size() != static_cast<size_t>(bw * bh)) buf.assign(static_cast<size_t>(bw * bh), 0.0f);
     const TX* xn = x + n * hc.ih * hc.iw;
-    for (int64_t h = 0; h < hc.ih; ++h)
-        for (int64_t k = 0; k < hc.iw; ++k) buf[(h + hc.ph) * bw + k + hc.pw] = static_cast<float>(xn[h * hc.iw + k]);
+    for (int64_t h = 0; h < hc.ih; ++h) {
+        const TX* xr = xn + h * hc.iw;
+        float* br = buf.data() + (h + hc.ph) * bw + hc.pw;
+        for (int64_t k = 0; k < hc.iw; k += 16) {
+            const int64_t rem = hc.iw - k;
+            const __mmask16 m = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
+            const __m128i v = _mm_maskz_loadu_epi8(m, xr + k);
+            const __m512i wide = std::is_same_v<TX, uint8_t> ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v);
+            _mm512_mask_storeu_ps(br + k, m, _mm512_cvtepi32_ps(wide));
+        }
+    }
     constexpr bool f32 = std::is_same_v<TY, float>;
     TY* yn = y + n * hc.oh * hc.ow * hc.oc;
     if (hc.oc > kHostConvBlock) {
@@ -352,10 +457,16 @@ DCS_AVX512 void host_conv_image(const HostConv& hc, const TX* __restrict x, TY* 
     alignas(64) TY tmp[kHostConvBlock * 32];
     for (int64_t r = 0; r < hc.oh; ++r)
         for (int64_t c0 = 0; c0 < hc.ow; c0 += 32) {
-            for (int64_t o0 = 0; o0 < hc.ocp; o0 += kHostConvBlock)
-                host_conv_block<f32>(hc, buf.data(), bw, r, c0, o0, tmp + o0 * 32);
+            if (hc.ocp == 6) host_conv_block<f32, 6>(hc, buf.data(), bw, r, c0, 0, tmp);
+            else host_conv_block<f32, kHostConvBlock>(hc, buf.data(), bw, r, c0, 0, tmp);
             const int64_t cols = std::min<int64_t>(32, hc.ow - c0);
             TY* yr = yn + (r * hc.ow + c0) * hc.oc;
+            if constexpr (!f32) {
+                if (hc.vbmi_transpose) {
+                    host_conv_transpose(hc, tmp, yr, cols * hc.oc);
+                    continue;
+                }
+            }
             for (int64_t q = 0; q < cols; ++q)
                 for (int64_t o = 0; o < hc.oc; ++o) yr[q * hc.oc + o] = tmp[o * 32 + q];
         }
@@ -852,7 +963,8 @@ void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::v
     const Node& n = *s.node;
     auto hc = std::make_shared<HostConv>();
     hc->oc = ws[0];
-    hc->ocp = (hc->oc + kHostConvBlock - 1) / kHostConvBlock * kHostConvBlock;
+    // Up to 8 channels: blocks of 6 (LeNet-5's conv1: 12 instead of 16 multiply-adds per tap) or 8.
+    hc->ocp = hc->oc <= 6 ? 6 : (hc->oc + kHostConvBlock - 1) / kHostConvBlock * kHostConvBlock;
     hc->kh = ws[2];
     hc->kw = ws[3];
     hc->ph = win.pad_begin[0];
@@ -865,6 +977,7 @@ void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::v
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
+    hc->transpose_layout();
     memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
     memory y = alloc(P, make_md(ys, to_dt(y_type), true));
     Step st;

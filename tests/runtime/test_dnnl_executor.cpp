@@ -475,3 +475,73 @@ TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
         }
     }
 }
+
+// The 2x2 / stride 2 max pool on whole rows (AVX-512 VBMI byte permutations; input rows up to 192
+// bytes): LeNet-5's shapes (28 x 28 x 6 after the host convolution, 10 x 10 x 16 after oneDNN's), odd
+// sizes (the last row and column dropped), 32 channels (192-byte rows, two output vectors), u8 (Relu)
+// and s8 (Clip): bit-exact against the integer reference, with calibrated and with candidate weights.
+// The first convolution also covers the host convolution's 6- and 8-channel blocks.
+TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
+    struct Case {
+        int64_t c1, c2, h, w;
+    };
+    const std::vector<Case> cases = {{6, 16, 28, 28}, {6, 32, 23, 27}, {3, 8, 15, 13}, {8, 16, 12, 12}};
+    for (const auto& c : cases)
+        for (int act = 0; act < 2; ++act) {  // 0: Relu (u8), 1: Clip (s8)
+            SCOPED_TRACE("c1 " + std::to_string(c.c1) + " act " + std::to_string(act));
+            dcs::test::OnnxBuilder b;
+            b.input("x", {-1, 1, c.h, c.w}).output("y");
+            auto activation = [&](const std::string& in, const std::string& out, const std::string& name) {
+                if (act == 0) {
+                    b.node("Relu", {in}, {out}, name);
+                } else {
+                    b.init(name + "_lo", {}, {-0.4f});
+                    b.init(name + "_hi", {}, {0.9f});
+                    b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
+                }
+            };
+            auto pool = [&](const std::string& in, const std::string& out, const std::string& name) {
+                auto& p = b.node("MaxPool", {in}, {out}, name);
+                dcs::test::OnnxBuilder::attr_ints(p, "kernel_shape", {2, 2});
+                dcs::test::OnnxBuilder::attr_ints(p, "strides", {2, 2});
+            };
+            std::vector<float> w1(c.c1 * 25), w2(c.c2 * c.c1 * 9);
+            for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.1f * static_cast<float>(i) + 0.4f);
+            for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.7f * static_cast<float>(i)) * 0.3f;
+            b.init("w1", {c.c1, 1, 5, 5}, w1);
+            b.init("w2", {c.c2, c.c1, 3, 3}, w2);
+            dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {2, 2, 2, 2});
+            activation("c1", "a1", "act1");
+            pool("a1", "p1", "pool1");
+            b.node("Conv", {"p1", "w2"}, {"c2"}, "conv2");
+            activation("c2", "a2", "act2");
+            pool("a2", "p2", "pool2");
+            b.node("Flatten", {"p2"}, {"f"}, "flatten");
+            const int64_t nf = c.c2 * ((c.h / 2 - 2) / 2) * ((c.w / 2 - 2) / 2);
+            std::vector<float> wf(3 * nf);
+            for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.29f * static_cast<float>(i)) * 0.1f;
+            b.init("wf", {3, nf}, wf);
+            b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+            dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+            Graph g = import_onnx_bytes(b.bytes(), "pool2x2.onnx");
+            const int64_t nb = 5;
+            Tensor x = Tensor::zeros({nb, 1, c.h, c.w});
+            for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.043f * static_cast<float>(i * i % 1009));
+            DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+            q.calibrate({x});
+            Int8ReferenceExecutor iref(g, q.quantized_model());
+            EXPECT_EQ(q.run(x).data, iref.run(x).data);
+            std::map<std::string, Int8LayerWeights> cand;
+            for (const auto& l : list_layers(g)) {
+                const Tensor& w = g.initializers.at(l.weight);
+                cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
+            }
+            q.set_weights(cand);
+            EXPECT_EQ(q.run(x).data, iref.run(x).data);
+            int host_pools = 0;
+            for (const auto& s : q.implementations(nb)) host_pools += s.find("host:max_nhwc") != std::string::npos;
+            if (!std::getenv("DCS_NO_HOST_KERNELS")) {
+                EXPECT_EQ(host_pools, 2);
+            }
+        }
+}

@@ -18,26 +18,7 @@ using dcs::test::OnnxBuilder;
 namespace {
 
 /// x[N,1,4,4] -> conv1 -> Relu -> conv2 -> Add(relu1) -> Relu -> Flatten -> fc -> y.
-Graph residual_net() {
-    OnnxBuilder b;
-    b.input("x", {-1, 1, 4, 4}).output("y");
-    std::vector<float> w1(2 * 1 * 3 * 3), w2(2 * 2 * 3 * 3), wf(3 * 32);
-    for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(0.3f * static_cast<float>(i));
-    for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.7f * static_cast<float>(i));
-    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(1.1f * static_cast<float>(i));
-    b.init("w1", {2, 1, 3, 3}, w1);
-    b.init("w2", {2, 2, 3, 3}, w2);
-    b.init("wf", {3, 32}, wf);
-    b.init("bf", {3}, {0.1f, 0.2f, -0.3f});
-    OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
-    b.node("Relu", {"c1"}, {"r1"}, "relu1");
-    OnnxBuilder::attr_ints(b.node("Conv", {"r1", "w2"}, {"c2"}, "conv2"), "pads", {1, 1, 1, 1});
-    b.node("Add", {"c2", "r1"}, {"s"}, "add");
-    b.node("Relu", {"s"}, {"r2"}, "relu2");
-    b.node("Flatten", {"r2"}, {"f"}, "flatten");
-    OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
-    return import_onnx_bytes(b.bytes(), "residual.onnx");
-}
+Graph residual_net() { return import_onnx_bytes(dcs::test::tiny_residual_net().bytes(), "residual.onnx"); }
 
 const onnx::TensorProto* init_of(const onnx::GraphProto& g, const std::string& name) {
     for (const auto& t : g.initializer())

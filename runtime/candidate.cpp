@@ -210,6 +210,18 @@ void prepare(DnnlExecutor& ex, const SubsetEvaluator& eval) {
 
 }  // namespace
 
+namespace {
+/// The forward-pass part of the metrics, from one pass over the validation batches.
+void record_forward(const EvalResult& r, size_t batches, CandidateMetrics& m) {
+    m.accuracy = r.accuracy;
+    m.samples = r.samples;
+    m.correct = r.correct;
+    m.forward_seconds = r.seconds;
+    m.images_per_second = r.images_per_second;
+    m.latency = batches == 0 ? 0.0 : r.seconds / static_cast<double>(batches);
+}
+}  // namespace
+
 CandidateMetrics CandidateEvaluator::baseline() const {
     auto t0 = std::chrono::steady_clock::now();
     CandidateMetrics m;
@@ -224,12 +236,7 @@ CandidateMetrics CandidateEvaluator::baseline() const {
         r = eval_.run([&](const Tensor& x) { return st.fp32->run(x); });
         m.executor = "onednn-fp32";
     }
-    m.accuracy = r.accuracy;
-    m.samples = r.samples;
-    m.correct = r.correct;
-    m.forward_seconds = r.seconds;
-    m.images_per_second = r.images_per_second;
-    m.latency = eval_.batches().empty() ? 0.0 : r.seconds / static_cast<double>(eval_.batches().size());
+    record_forward(r, eval_.batches().size(), m);
     m.size_bytes = static_cast<uint64_t>(fp32_size_bytes(graph_));
     for (const auto& l : layers_) m.bops += static_cast<double>(l.macs) * 32.0 * 32.0;
     m.seconds = since(t0);
@@ -320,12 +327,7 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
         r = eval_.run_reference(&cm.overrides);
         m.executor = "reference";
     }
-    m.accuracy = r.accuracy;
-    m.samples = r.samples;
-    m.correct = r.correct;
-    m.forward_seconds = r.seconds;
-    m.images_per_second = r.images_per_second;
-    m.latency = eval_.batches().empty() ? 0.0 : r.seconds / static_cast<double>(eval_.batches().size());
+    record_forward(r, eval_.batches().size(), m);
     m.size_bytes = cm.size_bytes;
     m.bops = compressed_bops(layers_, cm, activation_bits_);
     m.seconds = since(t0);

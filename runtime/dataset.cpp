@@ -207,14 +207,19 @@ Tensor Dataset::batch(int64_t offset, int64_t count, const Preprocess& pre) cons
     return t;
 }
 
+namespace {
+/// Checks the sizes of an in-memory dataset; `what` names the constructor in the message.
+void check_memory_dataset(const char* what, int64_t total, size_t pixels, int64_t n, size_t labels) {
+    if (static_cast<int64_t>(pixels) != total || static_cast<int64_t>(labels) != n)
+        throw std::invalid_argument(std::string(what) + ": expected " + std::to_string(total) + " pixels and " +
+                                    std::to_string(n) + " labels, got " + std::to_string(pixels) + " and " +
+                                    std::to_string(labels));
+}
+}  // namespace
+
 Dataset Dataset::from_u8(int64_t n, int64_t c, int64_t h, int64_t w, std::vector<uint8_t> pixels,
                          std::vector<int64_t> labels) {
-    const int64_t total = checked_numel(n, c, h, w);
-    if (static_cast<int64_t>(pixels.size()) != total || static_cast<int64_t>(labels.size()) != n) {
-        throw std::invalid_argument("Dataset::from_u8: expected " + std::to_string(total) + " pixels and " +
-                                    std::to_string(n) + " labels, got " + std::to_string(pixels.size()) + " and " +
-                                    std::to_string(labels.size()));
-    }
+    check_memory_dataset("Dataset::from_u8", checked_numel(n, c, h, w), pixels.size(), n, labels.size());
     Dataset d;
     d.count_ = n;
     d.c_ = c;
@@ -228,12 +233,7 @@ Dataset Dataset::from_u8(int64_t n, int64_t c, int64_t h, int64_t w, std::vector
 
 Dataset Dataset::from_f32(int64_t n, int64_t c, int64_t h, int64_t w, std::vector<float> pixels,
                           std::vector<int64_t> labels) {
-    const int64_t total = checked_numel(n, c, h, w);
-    if (static_cast<int64_t>(pixels.size()) != total || static_cast<int64_t>(labels.size()) != n) {
-        throw std::invalid_argument("Dataset::from_f32: expected " + std::to_string(total) + " pixels and " +
-                                    std::to_string(n) + " labels, got " + std::to_string(pixels.size()) + " and " +
-                                    std::to_string(labels.size()));
-    }
+    check_memory_dataset("Dataset::from_f32", checked_numel(n, c, h, w), pixels.size(), n, labels.size());
     Dataset d;
     d.count_ = n;
     d.c_ = c;

@@ -163,13 +163,6 @@ bool is_secondary_mpi_rank() {
     return false;
 }
 
-/// Keeps an error message to one line.
-std::string one_line(std::string s) {
-    for (char& c : s)
-        if (c == '\n' || c == '\r') c = ' ';
-    return s;
-}
-
 }  // namespace
 
 void report_error(const std::string& message) {

@@ -51,6 +51,24 @@ Window make_window(const std::vector<int64_t>& in, const std::vector<int64_t>& k
     if (in.size() != sd)
         throw InputError(where + ": input has " + std::to_string(in.size()) + " spatial dims, the kernel " +
                          std::to_string(sd));
+    const bool explicit_pads = auto_pad == AutoPad::NotSet;
+    if (strides.size() != sd || dilations.size() != sd || (explicit_pads && pads.size() != 2 * sd))
+        throw InputError(where + ": kernel " + shape_str(kernel) + " has " + std::to_string(sd) +
+                         " spatial dims, but strides " + shape_str(strides) + ", dilations " + shape_str(dilations) +
+                         " and pads " + shape_str(pads) + " do not match it");
+    // Bounds that keep the window arithmetic below far from int64 overflow; real models are far inside.
+    constexpr int64_t kMax = int64_t(1) << 24;
+    auto bounded = [&](const std::vector<int64_t>& v, int64_t lo, const char* what) {
+        for (int64_t x : v)
+            if (x < lo || x > kMax)
+                throw InputError(where + ": " + what + " " + shape_str(v) + " outside [" + std::to_string(lo) + ", " +
+                                 std::to_string(kMax) + "]");
+    };
+    bounded(in, 1, "spatial input size");
+    bounded(kernel, 1, "kernel");
+    bounded(strides, 1, "strides");
+    bounded(dilations, 1, "dilations");
+    if (explicit_pads) bounded(pads, 0, "pads");
     Window w;
     w.in = in;
     w.kernel = kernel;
@@ -323,17 +341,12 @@ std::vector<LayerInfo> list_layers(const Graph& graph) {
             }
         }
         if (have_shapes) {
-            const auto& out = shapes.at(n.outputs[0]);
-            int64_t out_elems = Tensor::numel_of(out);
-            if (n.op == OpKind::Conv) {
-                int64_t group = std::get<ConvAttrs>(n.attrs).group;
-                (void)group;
-                // Each output element needs (C/group) * prod(kernel) MACs = weight elements / out channels.
-                l.macs = out_elems * (w.numel() / w.shape[0]);
-            } else {
-                int64_t k = w.shape[l.out_axis == 0 ? 1 : 0];
-                l.macs = out_elems * k;
-            }
+            const int64_t out_elems = Tensor::numel_of(shapes.at(n.outputs[0]));
+            // A Conv's output element needs (C/group) * prod(kernel) MACs = weight elements / out channels.
+            const int64_t per_output =
+                n.op == OpKind::Conv ? (w.shape[0] > 0 ? w.numel() / w.shape[0] : 0) : w.shape[l.out_axis == 0 ? 1 : 0];
+            if (__builtin_mul_overflow(out_elems, per_output, &l.macs))
+                throw InputError("node '" + n.name + "': multiply-accumulates per sample overflow int64");
         }
         layers.push_back(std::move(l));
     }

@@ -120,8 +120,11 @@ private:
         for (float f : t.data) v.push_back(static_cast<int64_t>(f));
         return v;
     }
-    static float as_scalar(const Tensor& t) {
-        return t.dtype == DType::i64 ? static_cast<float>(t.ints.at(0)) : t.data.at(0);
+    /// The single value of a one-element constant input; fails naming the node and input otherwise.
+    float as_scalar(const onnx::NodeProto& n, const Tensor& t, const char* what) const {
+        const size_t count = t.dtype == DType::i64 ? t.ints.size() : t.data.size();
+        if (count != 1) fail_node(n, std::string(what) + " must hold one value, got shape " + shape_str(t.shape));
+        return t.dtype == DType::i64 ? static_cast<float>(t.ints[0]) : t.data[0];
     }
 
     void convert_node(const onnx::NodeProto& n);
@@ -642,7 +645,7 @@ void Importer::convert_node(const onnx::NodeProto& n) {
             if (attr(n, "is_test") && attr_i(n, "is_test", 1) == 0) fail_node(n, "training-mode Dropout is not supported");
             if (n.input_size() > 2 && !n.input(2).empty()) {
                 const Tensor* tm = constant(n.input(2));
-                if (!tm || as_scalar(*tm) != 0) fail_node(n, "training_mode must be a constant false");
+                if (!tm || as_scalar(n, *tm, "training_mode") != 0) fail_node(n, "training_mode must be a constant false");
             }
         }
         alias_[n.output(0)] = n.input(0);
@@ -751,8 +754,8 @@ void Importer::convert_node(const onnx::NodeProto& n) {
             a.min = attr_f(n, "min", a.min);
             a.max = attr_f(n, "max", a.max);
         } else {
-            if (n.input_size() > 1 && !n.input(1).empty()) a.min = as_scalar(require_constant(n, 1, "min"));
-            if (n.input_size() > 2 && !n.input(2).empty()) a.max = as_scalar(require_constant(n, 2, "max"));
+            if (n.input_size() > 1 && !n.input(1).empty()) a.min = as_scalar(n, require_constant(n, 1, "min"), "min");
+            if (n.input_size() > 2 && !n.input(2).empty()) a.max = as_scalar(n, require_constant(n, 2, "max"), "max");
         }
         node.inputs.resize(1);
         node.attrs = a;
@@ -819,7 +822,7 @@ void Importer::convert_node(const onnx::NodeProto& n) {
         } else {
             need_inputs(2, 4);
             a.pads = as_ints(require_constant(n, 1, "pads"));
-            if (n.input_size() > 2 && !n.input(2).empty()) a.value = as_scalar(require_constant(n, 2, "constant_value"));
+            if (n.input_size() > 2 && !n.input(2).empty()) a.value = as_scalar(n, require_constant(n, 2, "constant_value"), "constant_value");
             if (n.input_size() > 3 && !n.input(3).empty()) fail_node(n, "the axes input is not supported");
         }
         node.inputs.resize(1);

@@ -4,7 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "common/error.hpp"
+
 namespace dcs {
+
+/// "[1, 3, 28, 28]"
+std::string shape_str(const std::vector<int64_t>& shape);
 
 enum class DType { f32, i64 };
 
@@ -31,16 +36,17 @@ struct Tensor {
         t.ints = std::move(ints_);
         return t;
     }
+    /// Product of the dimensions. Throws InputError when it overflows int64 (a shape from a damaged or
+    /// hostile file); a -1 (dynamic) dimension makes it negative, as callers expect.
     static int64_t numel_of(const std::vector<int64_t>& s) {
         int64_t n = 1;
-        for (int64_t d : s) n *= d;
+        for (int64_t d : s)
+            if (__builtin_mul_overflow(n, d, &n)) throw InputError("tensor shape " + shape_str(s) + " has too many elements");
         return n;
     }
     int64_t numel() const { return numel_of(shape); }
     int64_t rank() const { return static_cast<int64_t>(shape.size()); }
 };
 
-/// "[1, 3, 28, 28]"
-std::string shape_str(const std::vector<int64_t>& shape);
 
 }  // namespace dcs

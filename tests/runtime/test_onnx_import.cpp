@@ -261,6 +261,68 @@ TEST(OnnxImport, FoldsConstantShapeArithmetic) {
     EXPECT_NE(error_of(c.bytes()).find("batch size"), std::string::npos) << error_of(c.bytes());
 }
 
+/// The message of the InputError that importing `b` and inferring its shapes throws ("no error" if none).
+std::string import_and_infer_error(const OnnxBuilder& b) {
+    try {
+        Graph g = import_onnx_bytes(b.bytes(), "m.onnx");
+        list_layers(g);
+        g.infer_shapes(1);
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+/// A 1-channel 8x8 image through one Conv named "cv" with weight `w` (a constant unless `w_input`).
+OnnxBuilder conv_model(std::vector<int64_t> w_dims, bool w_input = false) {
+    OnnxBuilder b;
+    b.input("x", {-1, 1, 8, 8}).output("y");
+    int64_t n = 1;
+    for (int64_t d : w_dims) n *= d;
+    if (w_input) b.input("w", w_dims);
+    else b.init("w", w_dims, std::vector<float>(static_cast<size_t>(n), 0.5f));
+    b.node("Conv", {"x", "w"}, {"y"}, "cv");
+    return b;
+}
+
+// Inputs the fuzz targets found (fuzz/regressions/onnx); each was a crash, a sanitizer report or a
+// non-InputError exception before its fix.
+TEST(OnnxImport, FuzzFoundModelsAreInputErrors) {
+    {  // A node name with newlines: the message stays on one line, the name escaped.
+        OnnxBuilder b = dcs::test::tiny_mlp();
+        b.node("Sigmoid", {"y"}, {"z"}, "out\n\nput");
+        const std::string msg = error_of(b.bytes());
+        EXPECT_NE(msg.find("node 'out\\n\\nput' (Sigmoid)"), std::string::npos) << msg;
+        EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+    {  // Dims whose product overflows int64.
+        OnnxBuilder b = dcs::test::tiny_mlp();
+        b.init("huge", {int64_t(1) << 40, int64_t(1) << 40}, {});
+        EXPECT_NE(error_of(b.bytes()).find("initializer 'huge': dimensions"), std::string::npos) << error_of(b.bytes());
+    }
+    {  // kernel_shape of rank 1 on a 2-D convolution whose weight is a graph input: strides too short.
+        OnnxBuilder b = conv_model({2, 1, 3, 3}, true);
+        OnnxBuilder::attr_ints(*b.g().mutable_node(0), "kernel_shape", {3});
+        const std::string msg = import_and_infer_error(b);
+        EXPECT_NE(msg.find("node 'cv'"), std::string::npos) << msg;
+    }
+    {  // Dilations so large the window arithmetic would overflow.
+        OnnxBuilder b = conv_model({2, 1, 3, 3});
+        OnnxBuilder::attr_ints(*b.g().mutable_node(0), "dilations", {int64_t(1) << 40, 1});
+        const std::string msg = import_and_infer_error(b);
+        EXPECT_NE(msg.find("dilations"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("outside"), std::string::npos) << msg;
+    }
+    {  // Clip whose min is an empty tensor.
+        OnnxBuilder b = dcs::test::tiny_mlp();
+        b.init("mn", {0}, {});
+        b.node("Clip", {"y", "mn"}, {"z"}, "clip");
+        b.g().mutable_output(0)->set_name("z");
+        const std::string msg = error_of(b.bytes());
+        EXPECT_NE(msg.find("node 'clip' (Clip): min must hold one value"), std::string::npos) << msg;
+    }
+}
+
 TEST(OnnxImport, BrokenFilesAreInputErrors) {
     TempDir dir;
     std::string good = dcs::test::tiny_mlp().bytes();

@@ -328,7 +328,21 @@ TEST(Config, EmptyAndNonMapFiles) {
     expect_config_error("# only a comment\n\n", {kCfg, "empty"});
     expect_config_error("- model\n- dataset\n", {kCfg + " line 1", "must be a map of sections", "got a list"});
     expect_config_error("just a string\n", {kCfg + " line 1: the top level must be a map", "got just a string"});
-    expect_config_error(kMinimal + "---\nmodel: {path: x}\n", {kCfg + " line 7", "one YAML document, found 2"});
+    expect_config_error(kMinimal + "---\nmodel: {path: x}\n", {kCfg + " line 6", "one YAML document, found more"});
+}
+
+TEST(Config, FuzzFoundInputsAreInputErrors) {
+    // yaml-cpp's LoadAll never returned on these (fuzz/regressions/config); now one error each.
+    for (const char* text : {",#", ",333", ",\n- a\n"}) {
+        try {
+            dcs::parse_config(text, kCfg);
+            ADD_FAILURE() << "no error for " << text;
+        } catch (const InputError& e) {
+            EXPECT_NE(std::string(e.what()).find(kCfg), std::string::npos) << e.what();
+        }
+    }
+    // A key holding a newline: the message names it escaped, on one line.
+    expect_config_error(kMinimal + "\"\\ncomp-ression\": {}\n", {kCfg + " line 6", "\\ncomp-ression: unknown key"});
 }
 
 TEST(Config, YamlSyntaxErrorsGiveTheLine) {

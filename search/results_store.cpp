@@ -4,6 +4,8 @@
 #include <hdf5.h>
 
 #include <cstdio>
+#include <cstring>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -12,6 +14,15 @@
 
 namespace dcs::search {
 namespace {
+
+constexpr uint64_t kFnvBasis = 14695981039346656037ull;
+/// The user block HDF5 leaves at the start of the file; its first kHeaderBytes hold the dcsearch
+/// header (docs/results-format.md): magic, header version (u32 LE), file length (u64 LE) and the
+/// FNV-1a 64 of every byte after the user block (u64 LE).
+constexpr size_t kUserBlock = 512;
+constexpr size_t kHeaderBytes = 36;
+constexpr char kMagic[16] = {'d', 'c', 's', 'e', 'a', 'r', 'c', 'h', '-', 'r', 'e', 's', 'u', 'l', 't', 's'};
+constexpr uint64_t kHeaderVersion = 1;
 
 /// An HDF5 call failed. Carries the call's name.
 struct H5Error : std::runtime_error {
@@ -225,31 +236,99 @@ std::vector<std::vector<size_t>> read_ragged(const Reader& r, hid_t parent, cons
     return out;
 }
 
+/// FNV-1a 64 of `n` bytes, continuing from `h`.
+uint64_t fnv1a64(const unsigned char* p, size_t n, uint64_t h = kFnvBasis) {
+    for (size_t i = 0; i < n; ++i) {
+        h ^= p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
 }  // namespace
 
 std::string file_hash(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(path + ": cannot read");
-    uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis
+    uint64_t h = kFnvBasis;
     char buf[1 << 16];
     while (in) {
         in.read(buf, sizeof buf);
-        for (std::streamsize i = 0; i < in.gcount(); ++i) {
-            h ^= static_cast<unsigned char>(buf[i]);
-            h *= 1099511628211ull;
-        }
+        h = fnv1a64(reinterpret_cast<const unsigned char*>(buf), static_cast<size_t>(in.gcount()), h);
     }
     char out[17];
     std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
     return out;
 }
 
+namespace {
+
+void put_le(unsigned char* p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) p[i] = static_cast<unsigned char>(v >> (8 * i));
+}
+uint64_t get_le(const unsigned char* p, int bytes) {
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= uint64_t(p[i]) << (8 * i);
+    return v;
+}
+
+/// Fills the user block of a closed results file at `path` with the dcsearch header: magic, header
+/// version, file length and the FNV-1a 64 of every byte after the user block.
+void seal(const std::string& path) {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    if (!f) throw std::runtime_error("cannot reopen " + path + " to write its header");
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (bytes.size() < kUserBlock) throw std::runtime_error(path + ": HDF5 wrote no user block");
+    unsigned char head[kHeaderBytes] = {};
+    std::memcpy(head, kMagic, sizeof kMagic);
+    put_le(head + 16, kHeaderVersion, 4);
+    put_le(head + 20, bytes.size(), 8);
+    put_le(head + 28, fnv1a64(bytes.data() + kUserBlock, bytes.size() - kUserBlock), 8);
+    f.clear();
+    f.seekp(0);
+    f.write(reinterpret_cast<const char*>(head), sizeof head);
+    f.flush();
+    if (!f) throw std::runtime_error("cannot write the header of " + path);
+}
+
+/// Checks the dcsearch header of a results file before HDF5 sees a byte of it: HDF5 1.10 can loop
+/// forever or crash on damaged metadata (found by fuzz/fuzz_results.cpp), so only files whose
+/// checksum matches what dcsearch wrote are opened. Throws InputError naming the file.
+void verify(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw InputError(path + ": cannot read the results file");
+    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    if (bytes.size() < kUserBlock || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+        const bool hdf5 = bytes.size() >= 8 && std::memcmp(bytes.data(), hdf5_signature, 8) == 0;
+        throw InputError(path + (hdf5 ? ": an HDF5 file, but not a dcsearch results file (no dcsearch header)"
+                                      : bytes.empty() ? ": empty file, expected a dcsearch results file"
+                                                      : ": not a dcsearch results file"));
+    }
+    const uint64_t version = get_le(bytes.data() + 16, 4), length = get_le(bytes.data() + 20, 8);
+    if (version != kHeaderVersion) {
+        throw InputError(path + ": results header version " + std::to_string(version) + ", this build reads " +
+                         std::to_string(kHeaderVersion));
+    }
+    if (length != bytes.size()) {
+        throw InputError(path + ": the results file holds " + std::to_string(bytes.size()) + " bytes, its header says " +
+                         std::to_string(length) + " (truncated or damaged)");
+    }
+    if (get_le(bytes.data() + 28, 8) != fnv1a64(bytes.data() + kUserBlock, bytes.size() - kUserBlock)) {
+        throw InputError(path + ": checksum mismatch: the results file was damaged or changed after dcsearch wrote it");
+    }
+}
+
+}  // namespace
+
 void write_results(const std::string& path, const ResultsData& d) {
     static Quiet quiet;
     const std::string tmp = path + ".tmp";
     try {
         {
-            Handle f(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), "H5Fcreate"), H5Fclose);
+            Handle fcpl(check(H5Pcreate(H5P_FILE_CREATE), "H5Pcreate"), H5Pclose);
+            check_status(H5Pset_userblock(fcpl, kUserBlock), "H5Pset_userblock");
+            Handle f(check(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT), "H5Fcreate"), H5Fclose);
             write_attr<int32_t>(f, "format_version", ResultsData::kFormatVersion);
             write_attr_string(f, "producer", "dcsearch");
             write_attr<int8_t>(f, "complete", d.complete ? 1 : 0);
@@ -370,6 +449,7 @@ void write_results(const std::string& path, const ResultsData& d) {
             }
             check_status(H5Fflush(f, H5F_SCOPE_GLOBAL), "H5Fflush");
         }
+        seal(tmp);
         std::error_code ec;
         std::filesystem::rename(tmp, path, ec);
         if (ec) throw std::runtime_error("cannot rename " + tmp + " to " + path + ": " + ec.message());
@@ -389,7 +469,7 @@ ResultsData read_results(const std::string& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) throw InputError(path + ": results file not found");
     if (std::filesystem::is_directory(path, ec)) throw InputError(path + ": is a directory, expected a results file");
-    if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(path + ": not an HDF5 file");
+    verify(path);
     hid_t fid = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
     if (fid < 0) throw InputError(path + ": cannot open as HDF5");
     Handle f(fid, H5Fclose);

@@ -131,6 +131,45 @@ TEST(ResultsStore, BadFilesAreInputErrors) {
     }
 }
 
+/// The message read_results throws for `path` ("no error" if none).
+std::string read_error(const std::string& path) {
+    try {
+        read_results(path);
+    } catch (const InputError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+TEST(ResultsStore, DamagedFilesNeverReachHdf5) {
+    // HDF5 1.10 loops forever on some damaged files (fuzz/regressions/results); the dcsearch header's
+    // length and checksum stop every changed byte before HDF5 reads the file.
+    dcs::test::TempDir dir;
+    const std::string path = dir.file("r.h5");
+    write_results(path, sample());
+    const std::string good = dcs::test::slurp(path);
+    EXPECT_EQ(good.compare(0, 16, "dcsearch-results"), 0);
+    for (size_t at : {size_t(600), good.size() / 2, good.size() - 1}) {
+        std::string bad = good;
+        bad[at] ^= 0x10;
+        const std::string msg = read_error(dir.write("flip.h5", bad));
+        EXPECT_NE(msg.find("flip.h5: checksum mismatch"), std::string::npos) << at << ": " << msg;
+    }
+    std::string msg = read_error(dir.write("long.h5", good + "x"));
+    EXPECT_NE(msg.find("holds " + std::to_string(good.size() + 1) + " bytes, its header says " +
+                       std::to_string(good.size())), std::string::npos) << msg;
+    msg = read_error(dir.write("header.h5", "dcsearch-results" + std::string(600, '\0')));
+    EXPECT_NE(msg.find("header version 0"), std::string::npos) << msg;
+    auto r = dcs::test::run_process({"/usr/bin/python3", "-c",
+                                     "import h5py,sys; f=h5py.File(sys.argv[1],'w'); f['x']=[1,2]", dir.file("other.h5")},
+                                    60);
+    ASSERT_EQ(r.status, 0) << r.err;
+    msg = read_error(dir.file("other.h5"));
+    EXPECT_NE(msg.find("other.h5: an HDF5 file, but not a dcsearch results file"), std::string::npos) << msg;
+    const std::string found = std::string(DCS_SOURCE_DIR) + "/fuzz/regressions/results/hdf5-global-heap-loop.h5";
+    EXPECT_NE(read_error(found).find("not a dcsearch results file"), std::string::npos) << read_error(found);
+}
+
 TEST(ResultsStore, FileHashChangesWithContent) {
     dcs::test::TempDir dir;
     auto a = file_hash(dir.write("a", "hello")), b = file_hash(dir.write("b", "hellp"));

@@ -38,7 +38,8 @@ std::string format_duration(double s) {
     return buf;
 }
 
-/// Progress on stderr: a live line on a terminal, a log line every 10 s otherwise.
+/// Progress on stderr: a live line on a terminal; otherwise (a job log) a line after the sensitivity
+/// scan, after every generation and at least every 10 s.
 class ProgressPrinter {
 public:
     ProgressPrinter() : tty_(isatty(2) != 0), start_(std::chrono::steady_clock::now()) {}
@@ -57,7 +58,7 @@ public:
             std::fprintf(stderr, "\r\033[K%s", line);
             std::fflush(stderr);
             dirty_ = true;
-        } else if (el - last_ >= 10.0 || p.done == p.planned) {
+        } else if (el - last_ >= 10.0 || p.done == p.planned || p.batch_end) {
             std::fprintf(stderr, "dcsearch: %s\n", line);
             last_ = el;
         }

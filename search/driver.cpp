@@ -139,9 +139,10 @@ void SearchDriver::sync(bool complete) {
     data_.complete = complete;
 }
 
-void SearchDriver::report() {
+void SearchDriver::report(bool batch_end) {
     if (!progress_) return;
     Progress p;
+    p.batch_end = batch_end;
     std::set<Genome> done;
     for (const auto& e : nsga_.archive()) done.insert(e.genome);
     for (const auto& e : pending_) done.insert(e.genome);
@@ -184,7 +185,7 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
         sync(false);
         if (checkpoint_) checkpoint_(data_);
         last_checkpoint_ = now_seconds();
-        report();
+        report(true);
     };
     std::vector<Genome> seeds{space_.reference_genome()};
     if (!scan.empty()) {
@@ -195,8 +196,9 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
     }
     generation_ = 0;
     nsga_.run(ev, seeds, [&](const GenerationRecord& r) {
-        generation_ = r.generation + 1;
+        generation_ = r.generation;  // progress names the generation just finished
         batch_done();
+        generation_ = r.generation + 1;
     });
     pending_.clear();
     sync(true);

@@ -34,6 +34,7 @@ struct Progress {
     size_t front_size = 0;     ///< feasible front so far
     double hypervolume = 0.0;  ///< fraction of the reference box [0, ref]
     int64_t resumed = 0;       ///< evaluations taken from the results file
+    bool batch_end = false;    ///< the sensitivity scan or a generation just finished
 };
 
 class SearchDriver {
@@ -64,7 +65,7 @@ private:
     std::vector<Genome> scan_genomes() const;
     std::vector<Genome> greedy_seeds(const std::vector<size_t>& scan) const;
     void sync(bool complete);
-    void report();
+    void report(bool batch_end = false);
 
     const SearchSpace& space_;
     SearchSettings settings_;

@@ -41,6 +41,9 @@ TEST(SearchCli, SummaryResultsFileAndDeterminism) {
     ASSERT_EQ(a.status, 0) << a.err;
     EXPECT_GT(evaluations_of(a.out), 20);
     EXPECT_NE(front_of(a.out).find("\"layers\""), std::string::npos) << a.out;
+    // Progress names the generation just finished: the last is "generation 3/3", never beyond.
+    EXPECT_NE(a.err.find("generation 3/3:"), std::string::npos) << a.err;
+    EXPECT_EQ(a.err.find("generation 4/3"), std::string::npos) << a.err;
     // The results file holds one row per evaluation and the summary's front, readable by h5py.
     std::string script = dir.write("check.py",
                                    "import h5py, json, sys\n"

@@ -44,6 +44,18 @@ const Node* Graph::find_node(const std::string& name) const {
 
 namespace {
 
+/// a + b and a * b of shape arithmetic; dimensions from a damaged or hostile file can overflow int64.
+int64_t dim_add(int64_t a, int64_t b, const std::string& where) {
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r)) throw InputError(where + ": shape arithmetic overflows int64");
+    return r;
+}
+int64_t dim_mul(int64_t a, int64_t b, const std::string& where) {
+    int64_t r;
+    if (__builtin_mul_overflow(a, b, &r)) throw InputError(where + ": shape arithmetic overflows int64");
+    return r;
+}
+
 Window make_window(const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
                    const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
                    const std::vector<int64_t>& pads, AutoPad auto_pad, bool ceil_mode, const std::string& where) {
@@ -151,7 +163,7 @@ std::vector<int64_t> reshape_target(const ReshapeAttrs& a, const std::vector<int
         } else if (out[i] < 0) {
             throw InputError(where + ": shape " + shape_str(a.shape) + " has a negative dim");
         } else {
-            known *= out[i];
+            known = dim_mul(known, out[i], where);
         }
     }
     int64_t total = Tensor::numel_of(in);
@@ -194,7 +206,7 @@ std::map<std::string, std::vector<int64_t>> Graph::infer_shapes(int64_t batch) c
                 const auto& w = get(1);
                 if (x.size() != w.size() || x.size() < 3)
                     throw InputError(where + ": input " + shape_str(x) + " and weight " + shape_str(w) + " ranks differ");
-                if (x[1] != w[1] * a.group)
+                if (x[1] != dim_mul(w[1], a.group, where))
                     throw InputError(where + ": input has " + std::to_string(x[1]) + " channels, weight " + shape_str(w) +
                                      " with group " + std::to_string(a.group) + " expects " + std::to_string(w[1] * a.group));
                 if (w[0] % a.group != 0) throw InputError(where + ": output channels not divisible by group");
@@ -267,7 +279,10 @@ std::map<std::string, std::vector<int64_t>> Graph::infer_shapes(int64_t batch) c
             case OpKind::Flatten: {
                 int64_t axis = norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), true, where);
                 int64_t a = 1, b = 1;
-                for (int64_t i = 0; i < static_cast<int64_t>(x.size()); ++i) (i < axis ? a : b) *= x[i];
+                for (int64_t i = 0; i < static_cast<int64_t>(x.size()); ++i) {
+                    int64_t& f = i < axis ? a : b;
+                    f = dim_mul(f, x[i], where);
+                }
                 out = {a, b};
                 break;
             }
@@ -279,7 +294,7 @@ std::map<std::string, std::vector<int64_t>> Graph::infer_shapes(int64_t batch) c
                                      std::to_string(x.size()) + " needs " + std::to_string(2 * x.size()));
                 out = x;
                 for (size_t i = 0; i < x.size(); ++i) {
-                    out[i] += pads[i] + pads[i + x.size()];
+                    out[i] = dim_add(out[i], dim_add(pads[i], pads[i + x.size()], where), where);
                     if (out[i] < 0) throw InputError(where + ": negative pads crop more than the input " + shape_str(x));
                 }
                 break;
@@ -293,7 +308,7 @@ std::map<std::string, std::vector<int64_t>> Graph::infer_shapes(int64_t batch) c
                     for (size_t d = 0; d < x.size(); ++d)
                         if (static_cast<int64_t>(d) != axis && y[d] != x[d])
                             throw InputError(where + ": inputs " + shape_str(x) + " and " + shape_str(y) + " differ off the axis");
-                    out[axis] += y[axis];
+                    out[axis] = dim_add(out[axis], y[axis], where);
                 }
                 break;
             }

@@ -612,7 +612,13 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
             if (a.dtype == DType::i64) {
                 int64_t x = a.ints[ia], y = b.ints[ib];
                 if (op == "Div" && y == 0) fail_here("integer division by zero");
-                out.ints[i] = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;
+                int64_t v = 0;
+                const bool overflow = op == "Add"   ? __builtin_add_overflow(x, y, &v)
+                                      : op == "Sub" ? __builtin_sub_overflow(x, y, &v)
+                                      : op == "Mul" ? __builtin_mul_overflow(x, y, &v)
+                                                    : (x == INT64_MIN && y == -1) || ((v = x / y), false);
+                if (overflow) fail_here("integer arithmetic overflows int64");
+                out.ints[i] = v;
             } else {
                 float x = a.data[ia], y = b.data[ib];
                 out.data[i] = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;

@@ -313,6 +313,23 @@ TEST(OnnxImport, FuzzFoundModelsAreInputErrors) {
         EXPECT_NE(msg.find("dilations"), std::string::npos) << msg;
         EXPECT_NE(msg.find("outside"), std::string::npos) << msg;
     }
+    {  // Concat of inputs whose sizes sum past int64.
+        OnnxBuilder b;
+        b.input("a", {1, int64_t(1) << 62}).input("c", {1, int64_t(1) << 62}).output("y");
+        OnnxBuilder::attr_i(b.node("Concat", {"a", "c"}, {"y"}, "cat"), "axis", 1);
+        const std::string msg = import_and_infer_error(b);
+        EXPECT_NE(msg.find("node 'cat'"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("overflows"), std::string::npos) << msg;
+    }
+    {  // Constant shape arithmetic that overflows int64.
+        OnnxBuilder b = dcs::test::tiny_mlp();
+        b.init_i64("big", {1}, {int64_t(1) << 62});
+        b.node("Mul", {"big", "big"}, {"sq"}, "mul");
+        b.node("Reshape", {"y", "sq"}, {"z"}, "rs");
+        b.g().mutable_output(0)->set_name("z");
+        const std::string msg = error_of(b.bytes());
+        EXPECT_NE(msg.find("overflows int64"), std::string::npos) << msg;
+    }
     {  // Clip whose min is an empty tensor.
         OnnxBuilder b = dcs::test::tiny_mlp();
         b.init("mn", {0}, {});

@@ -12,8 +12,9 @@ jobs="$(getconf _NPROCESSORS_ONLN)"
 
 if [[ "${DCS_SANITIZE:-1}" != 0 ]]; then
   echo "test: sanitizer build (ASan + UBSan) in build-asan" >&2
-  BUILD_DIR=build-asan DCS_SKIP_APT=1 scripts/setup.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDCS_SANITIZE=ON \
-    -DDCS_BUILD_BENCH=OFF
+  # -O1 (what the sanitizers' authors recommend) compiles in half the time of -O2; asserts stay on.
+  BUILD_DIR=build-asan DCS_SKIP_APT=1 scripts/setup.sh -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
+    -DCMAKE_C_FLAGS_SANITIZE="-O1 -g1" -DDCS_SANITIZE=ON -DDCS_BUILD_BENCH=OFF
   export ASAN_OPTIONS="detect_leaks=1"
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

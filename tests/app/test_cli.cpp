@@ -291,7 +291,9 @@ TEST(Cli, BadInputUnderMpirunEndsEveryRank) {
             std::string line = r.err.substr(first, r.err.find('\n', first) - first);
             EXPECT_NE(line.find(c.culprit), std::string::npos) << c.name << ": " << line;
         }
-        if (!resume) EXPECT_EQ(slurp(results), "precious results") << c.name;
+        if (!resume) {
+            EXPECT_EQ(slurp(results), "precious results") << c.name;
+        }
     }
     EXPECT_GE(ran, 25);
 }

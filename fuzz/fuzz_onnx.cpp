@@ -33,7 +33,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         const auto layers = dcs::list_layers(g);
         // One forward pass when it is cheap: bounded input, activations and work.
         int64_t macs = 0;
-        for (const auto& l : layers) macs += l.macs;
+        for (const auto& l : layers)
+            if (__builtin_add_overflow(macs, l.macs, &macs)) return;
         if (g.inputs.size() != 1 || macs > (int64_t(1) << 20)) return;
         const auto shapes = g.infer_shapes(1);
         int64_t total = 0;

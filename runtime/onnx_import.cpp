@@ -114,10 +114,15 @@ private:
         if (!t) fail_node(n, std::string("input ") + what + " ('" + n.input(index) + "') must be a constant initializer");
         return *t;
     }
-    static std::vector<int64_t> as_ints(const Tensor& t) {
+    /// Integer values of a constant input of node `n` (float tensors must hold whole numbers in range).
+    std::vector<int64_t> as_ints(const onnx::NodeProto& n, const Tensor& t) const {
         if (t.dtype == DType::i64) return t.ints;
         std::vector<int64_t> v;
-        for (float f : t.data) v.push_back(static_cast<int64_t>(f));
+        for (float f : t.data) {
+            if (!(f >= -9.2e18f && f <= 9.2e18f) || f != std::trunc(f))
+                fail_node(n, "expected whole numbers in an integer input, got " + std::to_string(f));
+            v.push_back(static_cast<int64_t>(f));
+        }
         return v;
     }
     /// The single value of a one-element constant input; fails naming the node and input otherwise.
@@ -431,7 +436,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         });
     } else if (op == "Unsqueeze" || op == "Squeeze") {
         const Tensor& data = *in.at(0);
-        std::vector<int64_t> axes = opset_ >= 13 ? (in.size() > 1 && in[1] ? as_ints(*in[1]) : std::vector<int64_t>{})
+        std::vector<int64_t> axes = opset_ >= 13 ? (in.size() > 1 && in[1] ? as_ints(n, *in[1]) : std::vector<int64_t>{})
                                                  : attr_ints(n, "axes");
         std::vector<int64_t> shape = data.shape;
         if (op == "Unsqueeze") {
@@ -492,7 +497,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
             out.shape = {a, a ? data.numel() / a : 0};
         } else {
             ReshapeAttrs ra;
-            ra.shape = opset_ < 5 ? attr_ints(n, "shape") : as_ints(*in.at(1));
+            ra.shape = opset_ < 5 ? attr_ints(n, "shape") : as_ints(n, *in.at(1));
             ra.allow_zero = attr_i(n, "allowzero", 0) != 0;
             if (std::find(ra.shape.begin(), ra.shape.end(), kBatchSentinel) != ra.shape.end())
                 fail_here("reshapes a constant with the batch size");
@@ -501,7 +506,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
     } else if (op == "ConstantOfShape") {
         Tensor shape_t = *in.at(0);
         if (has_sentinel(shape_t)) fail_here("a constant shaped by the batch size is not supported");
-        auto shape = as_ints(shape_t);
+        auto shape = as_ints(n, shape_t);
         for (int64_t d : shape)
             if (d < 0 || d > (1 << 24)) fail_here("shape " + shape_str(shape) + " is out of range");
         Tensor v = Tensor({}, {0.0f});
@@ -518,10 +523,10 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
             axes = attr_ints(n, "axes");
         } else {
             if (in.size() < 3) fail_here("needs starts and ends");
-            starts = as_ints(*in[1]);
-            ends = as_ints(*in[2]);
-            if (in.size() > 3 && in[3]) axes = as_ints(*in[3]);
-            if (in.size() > 4 && in[4]) steps = as_ints(*in[4]);
+            starts = as_ints(n, *in[1]);
+            ends = as_ints(n, *in[2]);
+            if (in.size() > 3 && in[3]) axes = as_ints(n, *in[3]);
+            if (in.size() > 4 && in[4]) steps = as_ints(n, *in[4]);
         }
         if (has_sentinel(data)) {
             // Slicing the batch out of a shape is fine only if the batch is not kept.
@@ -587,10 +592,18 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
                               to == onnx::TensorProto::FLOAT16;
         if (!to_int && !to_float) fail_here("cast to type " + std::to_string(to) + " is not supported");
         if (to_float && has_sentinel(data)) fail_here("computes with the batch size");
-        out = make_like(to_int ? DType::i64 : DType::f32, data.shape);
-        for (int64_t i = 0; i < data.numel(); ++i) {
-            if (to_int) out.ints[i] = data.dtype == DType::i64 ? data.ints[i] : static_cast<int64_t>(data.data[i]);
-            else out.data[i] = static_cast<float>(elem(data, i));
+        if (to_int && data.dtype != DType::i64) {
+            out = Tensor::from_ints(data.shape, {});
+            for (float f : data.data) {  // a float cast to an integer type truncates toward zero
+                if (!(f >= -9.2e18f && f <= 9.2e18f)) fail_here("casts " + std::to_string(f) + " to an integer type");
+                out.ints.push_back(static_cast<int64_t>(f));
+            }
+        } else {
+            out = make_like(to_int ? DType::i64 : DType::f32, data.shape);
+            for (int64_t i = 0; i < data.numel(); ++i) {
+                if (to_int) out.ints[i] = data.ints[i];
+                else out.data[i] = static_cast<float>(elem(data, i));
+            }
         }
     } else {  // Add, Sub, Mul, Div on constants
         if (in.size() != 2 || !in[0] || !in[1]) return false;
@@ -805,7 +818,7 @@ void Importer::convert_node(const onnx::NodeProto& n) {
             a.shape = attr_ints(n, "shape");
         } else {
             need_inputs(2, 2);
-            a.shape = as_ints(require_constant(n, 1, "shape"));
+            a.shape = as_ints(n, require_constant(n, 1, "shape"));
         }
         for (size_t i = 0; i < a.shape.size(); ++i)
             if (a.shape[i] == kBatchSentinel) {
@@ -827,7 +840,7 @@ void Importer::convert_node(const onnx::NodeProto& n) {
             a.value = attr_f(n, "value", 0.0f);
         } else {
             need_inputs(2, 4);
-            a.pads = as_ints(require_constant(n, 1, "pads"));
+            a.pads = as_ints(n, require_constant(n, 1, "pads"));
             if (n.input_size() > 2 && !n.input(2).empty()) a.value = as_scalar(n, require_constant(n, 2, "constant_value"), "constant_value");
             if (n.input_size() > 3 && !n.input(3).empty()) fail_node(n, "the axes input is not supported");
         }

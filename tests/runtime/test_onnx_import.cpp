@@ -330,6 +330,14 @@ TEST(OnnxImport, FuzzFoundModelsAreInputErrors) {
         const std::string msg = error_of(b.bytes());
         EXPECT_NE(msg.find("overflows int64"), std::string::npos) << msg;
     }
+    {  // A float shape input far outside int64.
+        OnnxBuilder b = dcs::test::tiny_mlp();
+        b.init("fshape", {2}, {-1.7e38f, 1.0f});
+        b.node("Reshape", {"y", "fshape"}, {"z"}, "rs");
+        b.g().mutable_output(0)->set_name("z");
+        const std::string msg = error_of(b.bytes());
+        EXPECT_NE(msg.find("node 'rs' (Reshape): expected whole numbers"), std::string::npos) << msg;
+    }
     {  // Clip whose min is an empty tensor.
         OnnxBuilder b = dcs::test::tiny_mlp();
         b.init("mn", {0}, {});

@@ -363,17 +363,22 @@ void check_other(const std::string& name, const FloatTensor& t) {
                                     std::to_string(n) + " values, got " + std::to_string(t.data.size()));
 }
 
+// The file is: head (magic, version, flags, structure, layer count), layer records, tail (other
+// tensors, checksum).
 template <class Sink>
-void serialize(const DczContents& c, Sink& s) {
+void put_head(Sink& s, const std::vector<uint8_t>& graph, bool huffman, size_t layer_count) {
     s.put(kMagic.data(), kMagic.size());
     put_u32(s, kDczVersion);
-    put_u32(s, c.huffman ? kFlagHuffman : 0);
-    put_varint(s, c.graph.size());
-    s.put(c.graph.data(), c.graph.size());
-    put_varint(s, c.layers.size());
-    for (const auto& [name, cw] : c.layers) put_layer(s, name, cw, plan_layer(name, cw, c.huffman));
-    put_varint(s, c.others.size());
-    for (const auto& [name, t] : c.others) {
+    put_u32(s, huffman ? kFlagHuffman : 0);
+    put_varint(s, graph.size());
+    s.put(graph.data(), graph.size());
+    put_varint(s, layer_count);
+}
+
+template <class Sink>
+void put_tail(Sink& s, const std::vector<std::pair<std::string, FloatTensor>>& others) {
+    put_varint(s, others.size());
+    for (const auto& [name, t] : others) {
         check_other(name, t);
         put_string(s, name);
         put_u8(s, static_cast<uint8_t>(t.shape.size()));
@@ -381,6 +386,13 @@ void serialize(const DczContents& c, Sink& s) {
         put_floats(s, t.data.data(), t.data.size());
     }
     s.put_checksum();
+}
+
+template <class Sink>
+void serialize(const DczContents& c, Sink& s) {
+    put_head(s, c.graph, c.huffman, c.layers.size());
+    for (const auto& [name, cw] : c.layers) put_layer(s, name, cw, plan_layer(name, cw, c.huffman));
+    put_tail(s, c.others);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -657,6 +669,13 @@ DczLayerStats dcz_layer_stats(const std::string& name, const CompressedWeight& c
     DczLayerStats st = p.stats;
     st.bytes = counter.count();
     return st;
+}
+
+uint64_t dcz_frame_bytes(const DczContents& contents) {
+    CountingSink counter;
+    put_head(counter, contents.graph, contents.huffman, contents.layers.size());
+    put_tail(counter, contents.others);
+    return counter.count();
 }
 
 uint64_t dcz_size(const DczContents& contents) {

@@ -65,6 +65,13 @@ DczLayerStats dcz_layer_stats(const std::string& name, const CompressedWeight& c
 /// @throws std::invalid_argument on an inconsistent layer or a tensor whose data does not match its shape
 uint64_t dcz_size(const DczContents& contents);
 
+/// Bytes of everything but the layer records: header, structure, layer count (contents.layers.size()),
+/// other tensors, checksum. The layers' codes are not read. For any contents,
+/// dcz_size(c) == dcz_frame_bytes(c) + sum over c.layers of dcz_layer_stats(name, cw, c.huffman).bytes,
+/// so a caller holding per-layer byte counts gets a candidate's size without serializing it.
+/// @throws std::invalid_argument on a tensor of `others` whose data does not match its shape
+uint64_t dcz_frame_bytes(const DczContents& contents);
+
 /// The file's bytes (what write_dcz writes). Throws as dcz_size.
 std::vector<uint8_t> dcz_bytes(const DczContents& contents);
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -63,34 +64,114 @@ constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23, see quantize_uniform
 #define DCS_VECTOR_CLONES
 #endif
 
-/// Squared error of n values under one group's parameters, in kLanes independent float lanes so that
-/// the loop vectorizes without -ffast-math.
-DCS_VECTOR_CLONES double flat_sse(const float* v, int64_t n, float s, float lo, float hi) {
-    const float inv = 1.0f / s;
-    constexpr int kLanes = 8;
-    float acc[kLanes] = {};
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (int j = 0; j < kLanes; ++j) {
-            float x = v[i + j] * inv;
-            x = x > lo ? x : lo;
-            x = x < hi ? x : hi;
-            x = (x + kRoundMagic) - kRoundMagic;
-            const float d = v[i + j] - s * x;
-            acc[j] += d * d;
+constexpr int kLanes = 8;  ///< flat_sse's float accumulators: element i of the body adds into lane i % kLanes
+
+/// Squared errors of n values under `count` parameter sets (scale s[k], clamp bounds lo[k], hi[k]) into
+/// out[k]. Per set: kLanes independent float lanes over the body (the first n / kLanes * kLanes values,
+/// which may be given apart from the tail: see SparseGroups), element i into lane i % kLanes, so that the
+/// loop vectorizes without -ffast-math; the tail and then the lanes summed in double. Sets are taken
+/// kSets at a time, their sums interleaved: one set's additions form a chain bound by the adder's
+/// latency, several independent chains fill the vector units. Each set's arithmetic and order are those
+/// of a single-set loop, so its result does not depend on the other sets.
+constexpr int kSets = 4;
+typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));  ///< one float per lane
+DCS_VECTOR_CLONES void flat_sse(const float* body, int64_t body_n, const float* tail, int64_t tail_n, int count,
+                                const float* s, const float* lo, const float* hi, double* out) {
+    const Lanes magic = Lanes{} + kRoundMagic;
+    for (int k0 = 0; k0 < count; k0 += kSets) {
+        const int m = std::min(kSets, count - k0);
+        Lanes bs[kSets], binv[kSets], blo[kSets], bhi[kSets], acc[kSets];
+        for (int c = 0; c < kSets; ++c) {  // a short block repeats its last set
+            const int k = k0 + std::min(c, m - 1);
+            bs[c] = Lanes{} + s[k];
+            binv[c] = Lanes{} + 1.0f / s[k];
+            blo[c] = Lanes{} + lo[k];
+            bhi[c] = Lanes{} + hi[k];
+            acc[c] = Lanes{};
         }
-    double total = 0.0;
-    for (; i < n; ++i) {
-        float x = v[i] * inv;
-        x = x > lo ? x : lo;
-        x = x < hi ? x : hi;
-        x = (x + kRoundMagic) - kRoundMagic;
-        const float d = v[i] - s * x;
-        total += static_cast<double>(d) * d;
+        for (int64_t i = 0; i + kLanes <= body_n; i += kLanes) {
+            Lanes v;
+            std::memcpy(&v, body + i, sizeof v);
+            for (int c = 0; c < kSets; ++c) {
+                Lanes x = v * binv[c];
+                x = x > blo[c] ? x : blo[c];
+                x = x < bhi[c] ? x : bhi[c];
+                x = (x + magic) - magic;
+                const Lanes d = v - bs[c] * x;
+                acc[c] += d * d;
+            }
+        }
+        for (int c = 0; c < m; ++c) {
+            const float is = binv[c][0], ss = bs[c][0], l = blo[c][0], h = bhi[c][0];
+            double total = 0.0;
+            for (int64_t i = 0; i < tail_n; ++i) {
+                float x = tail[i] * is;
+                x = x > l ? x : l;
+                x = x < h ? x : h;
+                x = (x + kRoundMagic) - kRoundMagic;
+                const float d = tail[i] - ss * x;
+                total += static_cast<double>(d) * d;
+            }
+            for (int j = 0; j < kLanes; ++j) total += acc[c][j];
+            out[k0 + c] = total;
+        }
     }
-    for (float a : acc) total += a;
-    return total;
 }
+
+double flat_sse(const float* v, int64_t n, float s, float lo, float hi) {
+    const int64_t body = n / kLanes * kLanes;
+    double sse;
+    flat_sse(v, body, v + body, n - body, 1, &s, &lo, &hi, &sse);
+    return sse;
+}
+
+/// The groups of a weight for flat_sse, with the zeros (pruned weights) of each group's body left out
+/// where that saves work. Exact: a zero adds +0 to its lane, so each lane keeps its non-zero values in
+/// their order (lanes padded with zeros to a common length) and every lane sum stays bit-identical.
+class SparseGroups {
+public:
+    struct Group {
+        const float* body;  ///< the body, or its packed lanes
+        int64_t body_n;
+        const float* tail;
+        int64_t tail_n;
+    };
+
+    /// `count` consecutive groups of `size` values from x.
+    SparseGroups(const float* x, int64_t count, int64_t size) {
+        // Never reallocates, so pointers stay valid; kLanes spare values per group (see add()).
+        packed_.reserve(static_cast<size_t>(count * (size + kLanes)));
+        for (int64_t g = 0; g < count; ++g) add(x + g * size, size);
+    }
+    const Group& operator[](size_t g) const { return groups_[g]; }
+
+private:
+    void add(const float* v, int64_t n) {
+        const int64_t body = n / kLanes * kLanes;
+        int32_t kept[kLanes] = {};
+        for (int64_t i = 0; i < body; i += kLanes)
+            for (int j = 0; j < kLanes; ++j) kept[j] += v[i + j] != 0.0f;
+        const int64_t rows = *std::max_element(kept, kept + kLanes);
+        if (4 * rows * kLanes > 3 * body) {  // under a quarter zeros: not worth a copy
+            groups_.push_back({v, body, v + body, n - body});
+            return;
+        }
+        float* out = packed_.data() + packed_.size();
+        packed_.resize(packed_.size() + static_cast<size_t>((rows + 1) * kLanes), 0.0f);
+        // Branch-free: write every value, advance only past non-zeros. A zero written last stays as
+        // padding (it adds +0) or lands in the spare row after the body.
+        int64_t at[kLanes] = {};
+        for (int64_t i = 0; i < body; i += kLanes)
+            for (int j = 0; j < kLanes; ++j) {
+                out[at[j] * kLanes + j] = v[i + j];
+                at[j] += v[i + j] != 0.0f;
+            }
+        groups_.push_back({out, rows * kLanes, v + body, n - body});
+    }
+
+    std::vector<float> packed_;
+    std::vector<Group> groups_;
+};
 
 /// Squared errors of `outer` rows of `channels` values, each channel with its own parameters, added
 /// into acc[c] (element-wise across the row, so it vectorizes).
@@ -133,12 +214,17 @@ DCS_VECTOR_CLONES void rows_sse(const float* x, int64_t outer, size_t channels, 
     }
 }
 
-/// Evaluates one candidate per group over the whole weight: sse[g] for params[g]. Scratch arrays are
-/// reused between passes.
+/// Evaluates candidates over the whole weight: sse[k][g] for params[k][g], candidate k of group g.
+/// Scratch arrays are reused between calls.
 class SsePass {
 public:
     SsePass(const float* x, const Layout& l, bool per_channel, int qmin, int qmax)
-        : x_(x), l_(l), per_channel_(per_channel), qmin_(qmin), qmax_(qmax) {
+        : x_(x),
+          l_(l),
+          per_channel_(per_channel),
+          qmin_(qmin),
+          qmax_(qmax),
+          flat_(x, per_channel ? (l.inner > 1 ? l.outer * l.channels : 0) : 1, per_channel ? l.inner : l.numel()) {
         const auto groups = static_cast<size_t>(per_channel ? l.channels : 1);
         s_.resize(groups);
         inv_.resize(groups);
@@ -147,25 +233,50 @@ public:
         acc_.resize(groups);
     }
 
-    void run(const std::vector<UniformParams>& params, std::vector<double>& sse) {
-        if (!per_channel_) {
-            sse[0] = flat_sse(x_, l_.numel(), params[0].scale, static_cast<float>(qmin_ - params[0].zero_point),
-                              static_cast<float>(qmax_ - params[0].zero_point));
+    /// Candidates with skip[k][g] set may be left out; their sse[k][g] then keeps its value.
+    void run(const std::vector<std::vector<UniformParams>>& params, std::vector<std::vector<double>>& sse,
+             const std::vector<std::vector<uint8_t>>& skip) {
+        const size_t count = params.size();
+        if (per_channel_ && l_.inner == 1) {
+            for (size_t k = 0; k < count; ++k) run_rows(params[k], sse[k]);
             return;
         }
-        const auto channels = static_cast<size_t>(l_.channels);
-        if (l_.inner > 1) {
-            std::fill(sse.begin(), sse.end(), 0.0);
-            const float* x = x_;
-            for (int64_t o = 0; o < l_.outer; ++o)
-                for (size_t c = 0; c < channels; ++c) {
-                    sse[c] += flat_sse(x, l_.inner, params[c].scale, static_cast<float>(qmin_ - params[c].zero_point),
-                                       static_cast<float>(qmax_ - params[c].zero_point));
-                    x += l_.inner;
+        // Flat groups: the tensor, or each (outer, channel) row; several candidates per pass over a row.
+        const size_t channels = per_channel_ ? static_cast<size_t>(l_.channels) : 1;
+        const int64_t outer = per_channel_ ? l_.outer : 1;
+        for (size_t k = 0; k < count; ++k)
+            for (size_t c = 0; c < channels; ++c)
+                if (!skip[k][c]) sse[k][c] = 0.0;
+        std::vector<float> s, lo, hi;
+        std::vector<size_t> which;
+        std::vector<double> out;
+        size_t g = 0;
+        for (int64_t o = 0; o < outer; ++o)
+            for (size_t c = 0; c < channels; ++c, ++g) {
+                s.clear();
+                lo.clear();
+                hi.clear();
+                which.clear();
+                for (size_t k = 0; k < count; ++k) {
+                    if (skip[k][c]) continue;
+                    const UniformParams& p = params[k][c];
+                    s.push_back(p.scale);
+                    lo.push_back(static_cast<float>(qmin_ - p.zero_point));
+                    hi.push_back(static_cast<float>(qmax_ - p.zero_point));
+                    which.push_back(k);
                 }
-            return;
-        }
-        // inner == 1 (MatMul [K, N]): rows of N channels; vectorize across channels.
+                out.resize(which.size());
+                const auto& f = flat_[g];
+                flat_sse(f.body, f.body_n, f.tail, f.tail_n, static_cast<int>(which.size()), s.data(), lo.data(),
+                         hi.data(), out.data());
+                for (size_t j = 0; j < which.size(); ++j) sse[which[j]][c] += out[j];
+            }
+    }
+
+private:
+    /// inner == 1 (MatMul [K, N]): rows of N channels; vectorize across channels.
+    void run_rows(const std::vector<UniformParams>& params, std::vector<double>& sse) {
+        const auto channels = static_cast<size_t>(l_.channels);
         for (size_t c = 0; c < channels; ++c) {
             s_[c] = params[c].scale;
             inv_[c] = 1.0f / params[c].scale;
@@ -177,12 +288,12 @@ public:
         for (size_t c = 0; c < channels; ++c) sse[c] = acc_[c];
     }
 
-private:
     const float* x_;
     Layout l_;
     bool per_channel_;
     int qmin_, qmax_;
     std::vector<float> s_, inv_, lo_, hi_, acc_;
+    SparseGroups flat_;  ///< the flat groups: the tensor (PerTensor) or each (outer, channel) row
 };
 
 }  // namespace
@@ -217,13 +328,10 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
         float *mn = vmin.data(), *mx = vmax.data();
         for (int64_t o = 0; o < l.outer; ++o)
             for (size_t c = 0; c < groups; ++c) {
-                float lo = mn[c], hi = mx[c];
-                for (int64_t i = 0; i < l.inner; ++i) {
-                    lo = p[i] < lo ? p[i] : lo;
-                    hi = p[i] > hi ? p[i] : hi;
-                }
-                mn[c] = lo;
-                mx[c] = hi;
+                float lo, hi;
+                value_range(p, l.inner, &lo, &hi);
+                mn[c] = lo < mn[c] ? lo : mn[c];
+                mx[c] = hi > mx[c] ? hi : mx[c];
                 p += l.inner;
             }
     }
@@ -231,33 +339,58 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
     for (size_t g = 0; g < groups; ++g) best[g] = params_for_range(vmin[g], vmax[g], 1.0, bits, scheme);
     if (clip == WeightClip::MaxAbs) return best;
 
+    // Each phase's errors are computed first (several candidates per pass over the weight), then taken
+    // in the order and with the tie rule of a one-by-one search.
     SsePass pass(x, l, per_channel, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme));
-    std::vector<double> best_sse(groups), sse(groups);
-    std::vector<int> best_i(groups, 0), cand_i(groups);
-    std::vector<UniformParams> cand(groups);
-    pass.run(best, best_sse);
+    std::vector<std::vector<int>> idx;
+    std::vector<std::vector<UniformParams>> cand;
+    std::vector<std::vector<double>> sse;
+    std::vector<std::vector<uint8_t>> skip;
     auto evaluate = [&] {
-        for (size_t g = 0; g < groups; ++g) cand[g] = params_for_range(vmin[g], vmax[g], mse_clip_ratio(cand_i[g]), bits, scheme);
-        pass.run(cand, sse);
+        const size_t count = idx.size();
+        cand.assign(count, std::vector<UniformParams>(groups));
+        sse.assign(count, std::vector<double>(groups, 0.0));
+        for (size_t k = 0; k < count; ++k)
+            for (size_t g = 0; g < groups; ++g)
+                cand[k][g] = params_for_range(vmin[g], vmax[g], mse_clip_ratio(idx[k][g]), bits, scheme);
+        pass.run(cand, sse, skip);
+    };
+    // Coarse: i = 0, kMseCoarseStep, ...; i = 0 is the MaxAbs range (ratio 1).
+    for (int i = 0; i < kMseGridPoints; i += kMseCoarseStep) idx.emplace_back(groups, i);
+    skip.assign(idx.size(), std::vector<uint8_t>(groups, 0));
+    evaluate();
+    std::vector<double> best_sse = sse[0];
+    std::vector<int> best_i(groups, 0);
+    auto take = [&](size_t k) {
         for (size_t g = 0; g < groups; ++g)
-            if (sse[g] < best_sse[g] || (sse[g] == best_sse[g] && cand_i[g] < best_i[g])) {
-                best_sse[g] = sse[g];
-                best_i[g] = cand_i[g];
-                best[g] = cand[g];
+            if (sse[k][g] < best_sse[g] || (sse[k][g] == best_sse[g] && idx[k][g] < best_i[g])) {
+                best_sse[g] = sse[k][g];
+                best_i[g] = idx[k][g];
+                best[g] = cand[k][g];
             }
     };
-    for (int i = kMseCoarseStep; i < kMseGridPoints; i += kMseCoarseStep) {
-        std::fill(cand_i.begin(), cand_i.end(), i);
-        evaluate();
-    }
+    for (size_t k = 1; k < idx.size(); ++k) take(k);
+    // Fine: the indices within kMseCoarseStep - 1 of each group's coarse best. Out of the grid, the
+    // coarse best itself stands in: its error is known, and taking it again changes nothing.
     const std::vector<int> coarse = best_i;
+    const std::vector<double> coarse_sse = best_sse;
+    idx.clear();
+    skip.clear();
     for (int d = -(kMseCoarseStep - 1); d <= kMseCoarseStep - 1; ++d) {
         if (d == 0) continue;
+        idx.emplace_back(groups);
+        skip.emplace_back(groups);
         for (size_t g = 0; g < groups; ++g) {
             const int i = coarse[g] + d;
-            cand_i[g] = i >= 0 && i < kMseGridPoints ? i : coarse[g];  // out of the grid: re-evaluate the best
+            skip.back()[g] = !(i >= 0 && i < kMseGridPoints);
+            idx.back()[g] = skip.back()[g] ? coarse[g] : i;
         }
-        evaluate();
+    }
+    evaluate();
+    for (size_t k = 0; k < idx.size(); ++k) {
+        for (size_t g = 0; g < groups; ++g)
+            if (skip[k][g]) sse[k][g] = coarse_sse[g];
+        take(k);
     }
     return best;
 }

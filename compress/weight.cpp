@@ -1,7 +1,6 @@
 #include "compress/weight.hpp"
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -191,9 +190,14 @@ CompressedWeight compress_weight(const float* w, const std::vector<int64_t>& sha
         throw std::invalid_argument("weight_bits must be in 1..8, got " + std::to_string(choice.weight_bits));
     prune_count(0, choice.prune_ratio);  // validates the ratio
     const int64_t n = l.numel();
-    bool all_finite = true;
-    for (int64_t i = 0; i < n; ++i) all_finite &= std::fabs(w[i]) <= FLT_MAX;  // false for inf and NaN
-    if (!all_finite)
+    // Inf and NaN are the values whose exponent bits are all set; the integer test vectorizes.
+    uint32_t special = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &w[i], sizeof bits);
+        special |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (special)
         for (int64_t i = 0; i < n; ++i)
             if (!std::isfinite(w[i]))
                 throw std::invalid_argument("weight element " + std::to_string(i) + " of shape " + shape_string(shape) +

@@ -350,10 +350,24 @@ Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw) {
         return quantize_weight_int8(t, cw.out_axis);
     }
     w.scales.resize(l.channels);
-    for (int64_t c = 0; c < l.channels; ++c) w.scales[c] = cw.channel_scale(c);
+    std::vector<int8_t> zp(static_cast<size_t>(l.channels));
+    bool any_zp = false;
+    for (int64_t c = 0; c < l.channels; ++c) {
+        w.scales[c] = cw.channel_scale(c);
+        zp[c] = static_cast<int8_t>(cw.channel_zero_point(c));
+        any_zp |= zp[c] != 0;
+    }
+    if (!any_zp) {
+        w.codes = cw.codes;
+        return w;
+    }
+    // Asymmetric codes of up to 7 bits: code - zero point stays within [-127, 127].
     w.codes.resize(cw.codes.size());
-    for (int64_t i = 0; i < static_cast<int64_t>(cw.codes.size()); ++i)
-        w.codes[i] = static_cast<int8_t>(cw.codes[i] - cw.channel_zero_point(l.channel_of(i)));
+    const int8_t* in = cw.codes.data();
+    int8_t* out = w.codes.data();
+    for (int64_t o = 0; o < l.outer; ++o)
+        for (int64_t c = 0; c < l.channels; ++c, in += l.inner, out += l.inner)
+            for (int64_t e = 0; e < l.inner; ++e) out[e] = static_cast<int8_t>(in[e] - zp[c]);
     return w;
 }
 

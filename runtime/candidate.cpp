@@ -149,10 +149,31 @@ double since(std::chrono::steady_clock::time_point t0) {
 }
 
 size_t entry_bytes(const WeightCache::Entry& e) {
-    const auto& w = e.weight;
-    return sizeof(WeightCache::Entry) + w.codes.size() + w.mask.size() + w.zero_points.size() +
-           4 * (w.scales.size() + w.codebook.size()) + 8 * w.shape.size() + e.int8.codes.size() +
-           4 * e.int8.scales.size();
+    return sizeof(WeightCache::Entry) + (e.int8 ? DnnlExecutor::prepared_bytes(*e.int8) : 0) +
+           4 * e.dequantized.data.size() + 8 * e.dequantized.shape.size();
+}
+
+/// Fraction of output channels with at least one kept weight: channels whose weights are all pruned do
+/// no work.
+double kept_channel_fraction(const compress::CompressedWeight& w) {
+    if (w.mask.empty()) return 1.0;
+    const auto l = w.layout();
+    int64_t removed = 0;
+    for (int64_t c = 0; c < l.channels; ++c) {
+        bool all = true;
+        for (int64_t o = 0; o < l.outer && all; ++o)
+            for (int64_t k = 0; k < l.inner && all; ++k)
+                all = w.mask[static_cast<size_t>((o * l.channels + c) * l.inner + k)] == 0;
+        removed += all;
+    }
+    return 1.0 - static_cast<double>(removed) / static_cast<double>(l.channels);
+}
+
+/// A candidate's .dcz size besides its layer records: the structure, the other initializers, headers.
+uint64_t frame_bytes(const Graph& graph, const std::vector<LayerInfo>& layers) {
+    CompressedModel none;
+    none.weights.resize(layers.size());  // counted, not read
+    return compress::dcz_frame_bytes(dcz_contents(graph, layers, none));
 }
 
 void check_choices(const std::vector<LayerInfo>& layers, const std::vector<compress::LayerChoice>& choices) {
@@ -182,6 +203,7 @@ CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, 
       spec_(spec),
       activation_bits_(activation_bits),
       options_(options),
+      frame_bytes_(frame_bytes(graph, layers_)),
       cache_(options.cache_bytes),
       state_(std::make_unique<State>()) {
     if (options.batch_size < 1)
@@ -247,21 +269,7 @@ double compressed_bops(const std::vector<LayerInfo>& layers, const CompressedMod
     double bops = 0.0;
     for (size_t i = 0; i < layers.size(); ++i) {
         const auto& w = model.weights.at(i);
-        double kept_fraction = 1.0;
-        if (!w.mask.empty()) {
-            // Output channels whose weights are all pruned do no work.
-            const auto l = w.layout();
-            int64_t removed = 0;
-            for (int64_t c = 0; c < l.channels; ++c) {
-                bool all = true;
-                for (int64_t o = 0; o < l.outer && all; ++o)
-                    for (int64_t k = 0; k < l.inner && all; ++k)
-                        all = w.mask[static_cast<size_t>((o * l.channels + c) * l.inner + k)] == 0;
-                removed += all;
-            }
-            kept_fraction = 1.0 - static_cast<double>(removed) / static_cast<double>(l.channels);
-        }
-        bops += static_cast<double>(layers[i].macs) * kept_fraction * w.bits * activation_bits;
+        bops += static_cast<double>(layers[i].macs) * kept_channel_fraction(w) * w.bits * activation_bits;
     }
     return bops;
 }
@@ -288,48 +296,48 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
         }
         ex = st.int8.get();
     }
-    CompressedModel cm;
-    cm.weights.reserve(layers_.size());
-    std::map<std::string, Int8LayerWeights> w8;
+    // Per layer, a cache entry: size, BOPs and the runtime form are sums and pointer copies on a hit.
+    // The size equals dcz_size(dcz_contents(...)) of the compressed model (see dcz_frame_bytes).
+    CandidateMetrics m;
+    m.size_bytes = frame_bytes_;
+    std::vector<DnnlExecutor::Prepared> w8;
+    w8.reserve(layers_.size());
+    std::map<std::string, Tensor> overrides;
     for (size_t i = 0; i < layers_.size(); ++i) {
         const LayerInfo& li = layers_[i];
         auto make = [&]() {
             const Tensor& w = graph_.initializers.at(li.weight);
+            const compress::CompressedWeight cw =
+                compress::compress_weight(w.data.data(), w.shape, li.out_axis, choices[i], spec_);
             WeightCache::Entry e;
-            e.weight = compress::compress_weight(w.data.data(), w.shape, li.out_axis, choices[i], spec_);
-            if (int8) e.int8 = int8_weights_from(e.weight);
+            e.dcz_bytes = compress::dcz_layer_stats(li.name, cw, false).bytes;
+            e.bits = cw.bits;
+            e.kept_channels = kept_channel_fraction(cw);
+            if (int8) e.int8 = ex->prepare_layer(li.name, int8_weights_from(cw));
+            else e.dequantized = Tensor(cw.shape, cw.dequantize());
             e.bytes = entry_bytes(e);
             return e;
         };
         std::shared_ptr<const WeightCache::Entry> e =
             cache_.get(WeightCache::Key{i, choices[i].weight_bits, choices[i].prune_ratio, spec_}, make);
-        cm.weights.push_back(e->weight);
-        if (int8) {
-            w8[li.name] = e->int8;
-        } else {
-            Tensor dq;
-            dq.shape = e->weight.shape;
-            dq.data = e->weight.dequantize();
-            cm.overrides[li.weight] = std::move(dq);
-        }
+        m.size_bytes += e->dcz_bytes;
+        m.bops += static_cast<double>(li.macs) * e->kept_channels * e->bits * activation_bits_;
+        if (int8) w8.push_back(e->int8);
+        else overrides[li.weight] = e->dequantized;
     }
-    cm.size_bytes = compress::dcz_size(dcz_contents(graph_, layers_, cm));
-    CandidateMetrics m;
     EvalResult r;
     if (int8) {
-        ex->set_weights(w8);
-        prepare(*ex, eval_);  // the codes' reorders into every primitive layout
+        ex->load(w8);         // the executor holds the layers while they are loaded
+        prepare(*ex, eval_);  // pointer swaps (reorders only for layers prepared without a layout)
         m.compress_seconds = since(t0);
         r = eval_.run([&](const Tensor& x) { return ex->run(x); });
         m.executor = "onednn-int8";
     } else {
         m.compress_seconds = since(t0);
-        r = eval_.run_reference(&cm.overrides);
+        r = eval_.run_reference(&overrides);
         m.executor = "reference";
     }
     record_forward(r, eval_.batches().size(), m);
-    m.size_bytes = cm.size_bytes;
-    m.bops = compressed_bops(layers_, cm, activation_bits_);
     m.seconds = since(t0);
     return m;
 }

@@ -11,6 +11,7 @@
 
 #include "compress/dcz.hpp"
 #include "compress/types.hpp"
+#include "runtime/dnnl_executor.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/graph.hpp"
 #include "runtime/int8_reference.hpp"
@@ -73,15 +74,20 @@ struct EvaluatorOptions {
     size_t cache_bytes = size_t(256) << 20;
 };
 
-/// Compressed weights of one layer, cached per (layer, bits, prune ratio, spec): a search proposes the
-/// same layer choice many times, and compress_weight (MSE clipping, k-means) dominates a candidate's
-/// overhead. Bounded in bytes, least recently used first out. Not thread-safe.
+/// One layer's compression choice, made ready for evaluation, cached per (layer, bits, prune ratio,
+/// spec): a search proposes the same layer choice many times, and compress_weight (MSE clipping,
+/// k-means), the size accounting and the weight reorders would otherwise dominate a candidate's
+/// overhead. An entry holds what a candidate needs of the layer, computed once, so that a cache hit
+/// costs no work per weight. Bounded in bytes, least recently used first out. Not thread-safe.
 class WeightCache {
 public:
     struct Entry {
-        compress::CompressedWeight weight;
-        Int8LayerWeights int8;  ///< the int8 runtime form (empty unless asked for)
-        size_t bytes = 0;       ///< approximate memory held
+        uint64_t dcz_bytes = 0;       ///< the layer's record in the .dcz file (dcz_layer_stats, no Huffman)
+        int bits = 0;                 ///< weight bits
+        double kept_channels = 1.0;   ///< fraction of output channels with a kept weight (BOPs)
+        DnnlExecutor::Prepared int8;  ///< OneDnn runtime: the layer prepared for the evaluator's executor
+        Tensor dequantized;           ///< Reference runtime: the dequantized weight
+        size_t bytes = 0;             ///< approximate memory held
     };
     struct Key {
         size_t layer = 0;
@@ -116,9 +122,11 @@ private:
 /// Evaluates candidates of one model on one validation subset; the batches are prepared once.
 ///
 /// With EvalRuntime::OneDnn (the default) candidates run on the oneDNN int8 executor, calibrated once
-/// (lazily, on the first evaluate()) on `options.calibration`, with primitives built once: a candidate
-/// costs its weight compression (cached), its size, and the reorder of its codes. The baseline runs on
-/// oneDNN fp32. Evaluation is not thread-safe: use one evaluator per thread or rank.
+/// (lazily, on the first evaluate()) on `options.calibration`, with primitives built once. A layer
+/// choice not in the cache costs its compression, its .dcz record size and its prepared int8 form
+/// (DnnlExecutor::prepare_layer: parameters and reordered codes); a cached one costs a look-up and
+/// pointer swaps. The baseline runs on oneDNN fp32. Evaluation is not thread-safe: use one evaluator
+/// per thread or rank.
 class CandidateEvaluator {
 public:
     /// `graph` and `data` must outlive the evaluator.
@@ -151,6 +159,7 @@ private:
     compress::WeightSpec spec_;
     int activation_bits_;
     EvaluatorOptions options_;
+    uint64_t frame_bytes_;  ///< a candidate's .dcz size besides its layer records (dcz_frame_bytes)
     mutable WeightCache cache_;
     mutable std::unique_ptr<State> state_;  ///< executors, created on first use
 };

@@ -203,10 +203,30 @@ bool max_pool_2x2_applies(const std::vector<int64_t>& xs, const std::vector<int6
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+/// One output row of the 2x2 max-pool: input rows `a` and `b`, `nv` 64-byte vectors of them.
+/// Takes no vector arguments, so callers (the OpenMP-outlined loop among them) need no AVX-512 target.
 template <class T>
-__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void max_pool_2x2_vbmi(const T* x, T* y,
-                                                                               const std::vector<int64_t>& xs,
-                                                                               const std::vector<int64_t>& ys) {
+__attribute__((target("avx512f,avx512bw,avx512vbmi"))) void max_pool_2x2_row(
+    const T* a, const T* b, T* yr, int64_t c, int64_t ob, int nv, const __mmask64* m0, const __mmask64* mc,
+    __mmask64 s0, __mmask64 s1, const uint8_t* ix0, const uint8_t* ix1) {
+    const __m512i i0 = _mm512_load_si512(ix0), i1 = _mm512_load_si512(ix1);
+    __m512i h[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
+    for (int k = 0; k < nv; ++k) {
+        const __m512i a0 = _mm512_maskz_loadu_epi8(m0[k], a + 64 * k);
+        const __m512i a1 = _mm512_maskz_loadu_epi8(mc[k], a + 64 * k + c);
+        const __m512i b0 = _mm512_maskz_loadu_epi8(m0[k], b + 64 * k);
+        const __m512i b1 = _mm512_maskz_loadu_epi8(mc[k], b + 64 * k + c);
+        if constexpr (std::is_same_v<T, int8_t>)
+            h[k] = _mm512_max_epi8(_mm512_max_epi8(a0, a1), _mm512_max_epi8(b0, b1));
+        else
+            h[k] = _mm512_max_epu8(_mm512_max_epu8(a0, a1), _mm512_max_epu8(b0, b1));
+    }
+    _mm512_mask_storeu_epi8(yr, s0, _mm512_permutex2var_epi8(h[0], i0, h[1]));
+    if (ob > 64) _mm512_mask_storeu_epi8(yr + 64, s1, _mm512_permutex2var_epi8(h[1], i1, h[2]));
+}
+
+template <class T>
+void max_pool_2x2_vbmi(const T* x, T* y, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys) {
     const int64_t nb = xs[0], c = xs[1], ih = xs[2], iw = xs[3], oh = ys[2], ow = ys[3];
     const int64_t span = 2 * ow * c, ob = ow * c;  // bytes of the input rows that windows cover; output bytes
     alignas(64) uint8_t ix0[64] = {}, ix1[64] = {};
@@ -215,7 +235,6 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void max_pool_2x2_vbmi(co
         if (b < 64) ix0[b] = static_cast<uint8_t>(src);
         else ix1[b - 64] = static_cast<uint8_t>(src - 64);
     }
-    const __m512i i0 = _mm512_load_si512(ix0), i1 = _mm512_load_si512(ix1);
     auto lanes = [](int64_t len) -> __mmask64 {
         return len >= 64 ? ~__mmask64{0} : (len <= 0 ? __mmask64{0} : (__mmask64{1} << len) - 1);
     };
@@ -230,21 +249,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) void max_pool_2x2_vbmi(co
     for (int64_t n = 0; n < nb; ++n)
         for (int64_t r = 0; r < oh; ++r) {
             const T* a = x + ((n * ih + 2 * r) * iw) * c;
-            const T* b = a + iw * c;
-            __m512i h[3] = {_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_setzero_si512()};
-            for (int k = 0; k < nv; ++k) {
-                const __m512i a0 = _mm512_maskz_loadu_epi8(m0[k], a + 64 * k);
-                const __m512i a1 = _mm512_maskz_loadu_epi8(mc[k], a + 64 * k + c);
-                const __m512i b0 = _mm512_maskz_loadu_epi8(m0[k], b + 64 * k);
-                const __m512i b1 = _mm512_maskz_loadu_epi8(mc[k], b + 64 * k + c);
-                if constexpr (std::is_same_v<T, int8_t>)
-                    h[k] = _mm512_max_epi8(_mm512_max_epi8(a0, a1), _mm512_max_epi8(b0, b1));
-                else
-                    h[k] = _mm512_max_epu8(_mm512_max_epu8(a0, a1), _mm512_max_epu8(b0, b1));
-            }
-            T* yr = y + (n * oh + r) * ob;
-            _mm512_mask_storeu_epi8(yr, s0, _mm512_permutex2var_epi8(h[0], i0, h[1]));
-            if (ob > 64) _mm512_mask_storeu_epi8(yr + 64, s1, _mm512_permutex2var_epi8(h[1], i1, h[2]));
+            max_pool_2x2_row<T>(a, a + iw * c, y + (n * oh + r) * ob, c, ob, nv, m0, mc, s0, s1, ix0, ix1);
         }
 }
 #pragma GCC diagnostic pop
@@ -513,19 +518,25 @@ struct Step {
 /// that layout, so a candidate's codes are reordered once per layout, not once per batch size.
 struct Weights {
     memory user_w;  ///< the codes (int8) or floats in the initializer's layout; handle set on fill
-    memory w;       ///< the primitive's weight layout
+    memory w;       ///< the primitive's weight layout: its own buffer or a prepared layer's
+    void* w_own = nullptr;  ///< w's own buffer
     dnnl::reorder w_reorder;
     memory perm_src, perm_dst;  ///< column permutation of the codes first (folded channels-last Flatten)
     dnnl::reorder perm;
     std::vector<std::shared_ptr<void>> buffers;
-    uint64_t version = ~uint64_t(0);  ///< QuantizedModel::version of the codes it holds
+    std::shared_ptr<const DnnlExecutor::PreparedLayer> loaded;  ///< whose codes w holds (int8)
     memory& codes_memory() { return perm_src ? perm_src : user_w; }
-    void fill(dnnl::stream& s, const void* codes) {
+    /// Reorders `codes` (the initializer's layout) into `dst` (this layout).
+    void reorder_into(dnnl::stream& s, const void* codes, memory dst) {
         codes_memory().set_data_handle(const_cast<void*>(codes));
         if (perm_src) perm.execute(s, perm_src, perm_dst);
-        w_reorder.execute(s, user_w, w);
+        w_reorder.execute(s, user_w, dst);
         s.wait();
         codes_memory().set_data_handle(DNNL_MEMORY_NONE);
+    }
+    void fill(dnnl::stream& s, const void* codes) {
+        w.set_data_handle(w_own);
+        reorder_into(s, codes, w);
     }
 };
 
@@ -536,6 +547,7 @@ struct LayerMem {
     std::shared_ptr<HostConv> host;  ///< set instead of weights for a host convolution
     memory scales;  ///< per-channel output scales (int8); handle set on sync
     memory bias;    ///< int8: handle set on sync; fp32: own buffer
+    std::shared_ptr<const DnnlExecutor::PreparedLayer> loaded;  ///< what scales, bias, host hold (int8)
 };
 
 /// Primitives, memories and steps for one batch size.
@@ -560,6 +572,15 @@ struct Plan {
 
 }  // namespace
 
+struct DnnlExecutor::PreparedLayer {
+    std::string name;
+    uint64_t generation = 0;  ///< Impl::generation it was prepared for
+    QLayer q;
+    /// The codes in the layout of each Weights (by address) that existed when it was prepared.
+    std::vector<std::pair<const Weights*, std::shared_ptr<void>>> layouts;
+    size_t bytes = 0;
+};
+
 struct DnnlExecutor::Impl {
     const Graph& graph;
     Mode mode;
@@ -570,6 +591,11 @@ struct DnnlExecutor::Impl {
     std::map<std::string, Int8LayerWeights> default_weights;
     bool calibrated = false;
     bool bias_correction = false;
+    /// Incremented by calibrate() and by set_bias_correction() changes: a layer prepared for an earlier
+    /// generation has other parameters (and, across calibrate(), layouts that no longer exist).
+    uint64_t generation = 0;
+    std::map<std::string, Prepared> loaded;  ///< per layer, what the plans are to hold
+    bool layers_stale = false;               ///< model.layers not yet copied from `loaded`
     std::map<std::string, std::vector<float>> input_means;  ///< per layer: mean input per channel / column
     std::map<int64_t, std::unique_ptr<Plan>> plans;
     std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)
@@ -664,6 +690,9 @@ struct DnnlExecutor::Impl {
     void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                            const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void sync_weights(Plan& P);
+    Prepared prepare(const QStep& step, const Int8LayerWeights& w);
+    void load(const std::vector<Prepared>& layers);
+    void refresh_layers();
 };
 
 std::unique_ptr<Plan> DnnlExecutor::Impl::compile(int64_t batch) {
@@ -918,6 +947,7 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
             return memory(md, eng, W->buffers.back().get());
         };
         W->w = own(w_md);
+        W->w_own = W->w.get_data_handle();
         if (perm_src_md) {
             W->perm_src = memory(perm_src_md, eng, DNNL_MEMORY_NONE);
             W->perm_dst = own(perm_dst_md);
@@ -1273,19 +1303,68 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
 
 void DnnlExecutor::Impl::sync_weights(Plan& P) {
     for (auto& lm : P.layers) {
-        QLayer& q = model.layers.at(lm.name);
+        const Prepared& pl = loaded.at(lm.name);
+        if (lm.loaded == pl) continue;
+        lm.loaded = pl;
+        const QLayer& q = pl->q;
         if (lm.host) {
             lm.host->fill(q);
             continue;
         }
-        lm.scales.set_data_handle(q.out_scale.data());
-        lm.bias.set_data_handle(q.bias.data());
-        if (lm.weights->version != model.version) {
-            lm.weights->fill(strm, q.codes.data());
-            lm.weights->version = model.version;
-        }
+        lm.scales.set_data_handle(const_cast<float*>(q.out_scale.data()));
+        lm.bias.set_data_handle(const_cast<float*>(q.bias.data()));
+        Weights& W = *lm.weights;
+        if (W.loaded == pl) continue;  // another plan sharing the layout swapped it already
+        W.loaded = pl;
+        const void* ready = nullptr;
+        for (const auto& [layout, buf] : pl->layouts)
+            if (layout == &W) ready = buf.get();
+        if (ready) W.w.set_data_handle(const_cast<void*>(ready));
+        else W.fill(strm, q.codes.data());  // a layout made after the layer was prepared
     }
     P.weights_version = model.version;
+}
+
+DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, const Int8LayerWeights& w) {
+    const std::string& name = st.node->name;
+    const LayerInfo& li = model.layer_info.at(name);
+    auto pl = std::make_shared<PreparedLayer>();
+    pl->name = name;
+    pl->generation = generation;
+    if (bias_correction) {
+        const auto shift = bias_shift(graph, *st.node, li, w, input_means.at(name));
+        pl->q = make_qlayer(graph, model.plan, st, li, w, &shift);
+    } else {
+        pl->q = make_qlayer(graph, model.plan, st, li, w);
+    }
+    const QLayer& q = pl->q;
+    pl->bytes = sizeof(PreparedLayer) + name.size() + q.codes.size() + 4 * (q.out_scale.size() + q.bias.size());
+    for (const auto& [layer, md, W] : weight_cache) {
+        if (layer != name) continue;
+        std::shared_ptr<void> buf = aligned_buffer(md.get_size());
+        W->reorder_into(strm, q.codes.data(), memory(md, eng, buf.get()));
+        pl->layouts.emplace_back(W.get(), std::move(buf));
+        pl->bytes += md.get_size();
+    }
+    return pl;
+}
+
+void DnnlExecutor::Impl::load(const std::vector<Prepared>& layers) {
+    for (const auto& pl : layers) {
+        if (!pl) throw std::logic_error("DnnlExecutor::load: null prepared layer");
+        if (pl->generation != generation)
+            throw std::logic_error("DnnlExecutor::load: layer '" + pl->name +
+                                   "' was prepared before the latest calibration or bias-correction change");
+    }
+    for (const auto& pl : layers) loaded[pl->name] = pl;
+    ++model.version;
+    layers_stale = true;
+}
+
+void DnnlExecutor::Impl::refresh_layers() {
+    if (!layers_stale) return;
+    for (const auto& [name, pl] : loaded) model.layers[name] = pl->q;
+    layers_stale = false;
 }
 
 namespace {
@@ -1344,7 +1423,10 @@ DnnlExecutor& DnnlExecutor::operator=(DnnlExecutor&&) noexcept = default;
 
 DnnlExecutor::Mode DnnlExecutor::mode() const { return impl_->mode; }
 
-const QuantizedModel& DnnlExecutor::quantized_model() const { return impl_->model; }
+const QuantizedModel& DnnlExecutor::quantized_model() const {
+    impl_->refresh_layers();
+    return impl_->model;
+}
 
 void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress::CalibrationSpec& spec) {
     Impl& I = *impl_;
@@ -1413,8 +1495,10 @@ void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress:
     }
     assign_scales(I.model.plan, observed, spec);
     I.calibrated = true;
+    ++I.generation;
     I.plans.clear();
     I.weight_cache.clear();
+    I.loaded.clear();
     set_weights({});
 }
 
@@ -1425,27 +1509,39 @@ void DnnlExecutor::set_weights(const std::map<std::string, Int8LayerWeights>& la
     for (const auto& kv : layers)
         if (!I.model.layer_info.count(kv.first))
             throw InputError("set_weights: '" + kv.first + "' is not a compressible layer of the model");
-    std::map<std::string, QLayer> next;
+    std::vector<Prepared> next;
     for (const auto& st : I.model.plan.steps) {
         if (!st.layer) continue;
-        const std::string& name = st.node->name;
-        auto it = layers.find(name);
-        const Int8LayerWeights& w = it != layers.end() ? it->second : I.default_weights.at(name);
-        const LayerInfo& li = I.model.layer_info.at(name);
-        if (I.bias_correction) {
-            const auto shift = bias_shift(I.graph, *st.node, li, w, I.input_means.at(name));
-            next[name] = make_qlayer(I.graph, I.model.plan, st, li, w, &shift);
-        } else {
-            next[name] = make_qlayer(I.graph, I.model.plan, st, li, w);
-        }
+        auto it = layers.find(st.node->name);
+        next.push_back(I.prepare(st, it != layers.end() ? it->second : I.default_weights.at(st.node->name)));
     }
-    I.model.layers = std::move(next);
-    ++I.model.version;
+    I.load(next);
+    I.refresh_layers();
+}
+
+DnnlExecutor::Prepared DnnlExecutor::prepare_layer(const std::string& layer, const Int8LayerWeights& weights) {
+    Impl& I = *impl_;
+    if (I.mode != Mode::Int8) throw std::logic_error("DnnlExecutor::prepare_layer: only in int8 mode");
+    if (!I.calibrated) throw std::logic_error("DnnlExecutor::prepare_layer: calibrate() first");
+    for (const auto& st : I.model.plan.steps)
+        if (st.layer && st.node->name == layer) return I.prepare(st, weights);
+    throw InputError("prepare_layer: '" + layer + "' is not a compressible layer of the model");
+}
+
+size_t DnnlExecutor::prepared_bytes(const PreparedLayer& layer) { return layer.bytes; }
+
+void DnnlExecutor::load(const std::vector<Prepared>& layers) {
+    Impl& I = *impl_;
+    if (I.mode != Mode::Int8) throw std::logic_error("DnnlExecutor::load: only in int8 mode");
+    if (!I.calibrated) throw std::logic_error("DnnlExecutor::load: calibrate() first");
+    I.load(layers);
 }
 
 void DnnlExecutor::set_bias_correction(bool on) {
-    if (impl_->mode != Mode::Int8) throw std::logic_error("DnnlExecutor::set_bias_correction: only in int8 mode");
-    impl_->bias_correction = on;
+    Impl& I = *impl_;
+    if (I.mode != Mode::Int8) throw std::logic_error("DnnlExecutor::set_bias_correction: only in int8 mode");
+    if (on != I.bias_correction) ++I.generation;
+    I.bias_correction = on;
 }
 
 Tensor DnnlExecutor::run(const Tensor& input) {

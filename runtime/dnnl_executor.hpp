@@ -9,7 +9,8 @@
 /// Pad, Concat and Add on int8 data, fp32 only at input quantization, for ops without an int8 form
 /// (Softmax, unfolded BatchNorm, non-zero Pad) and for the final logits. Primitives are created once
 /// (per batch size) after calibration; set_weights() only reorders the codes into each primitive's
-/// weight layout and swaps the scale and bias buffers. Activations with disjoint lifetimes share memory.
+/// weight layout and swaps the scale and bias buffers; prepare_layer() / load() keep reordered layers
+/// for reuse, so loading a prepared layer again only swaps pointers. Activations with disjoint lifetimes share memory.
 /// Two shapes oneDNN 2.6 serves slowly run in host kernels with the same integer arithmetic (exact
 /// against the integer reference): 8-bit max pooling with fewer than 64 channels, and one-input-channel
 /// int8 convolutions with up to 16 outputs (AVX-512 CPUs); implementations() names them "host:...",
@@ -33,6 +34,9 @@
 ///         ex.set_weights(w);                          // only the codes and scales change
 ///         for (const auto& batch : validation_batches) predictions(ex.run(batch));
 ///     }
+///
+/// A search that sees the same layer choices again keeps prepare_layer() results (CandidateEvaluator's
+/// weight cache) and load()s them: nothing is recomputed or reordered.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -79,6 +83,30 @@ public:
     ///         compressible layer or the codes / scales do not match the weight
     void set_weights(const std::map<std::string, Int8LayerWeights>& layers);
 
+    /// A layer's weights made ready for this executor: its integer parameters (make_qlayer, with bias
+    /// correction when on) and its codes reordered into the weight layout of every primitive made so far.
+    /// Immutable; loading it again costs pointer swaps only. Defined in the .cpp.
+    struct PreparedLayer;
+    using Prepared = std::shared_ptr<const PreparedLayer>;
+
+    /// Int8 only: prepares `weights` for layer (node) `layer` with the current calibration and bias
+    /// correction. For caches: prepare once, load() many times. Primitives made later (a new batch size)
+    /// get the codes reordered on their first use.
+    /// @throws std::logic_error before calibrate(); InputError naming the layer when it is not a
+    ///         compressible layer or the codes / scales do not match the weight
+    Prepared prepare_layer(const std::string& layer, const Int8LayerWeights& weights);
+
+    /// Memory held by a prepared layer (parameters and reordered codes), for cache accounting.
+    static size_t prepared_bytes(const PreparedLayer& layer);
+
+    /// Int8 only: loads prepared layers (any subset of the compressible layers; the others keep their
+    /// weights). A layer whose prepared weights are already loaded costs nothing; another costs pointer
+    /// swaps (and a reorder only for layouts made after it was prepared). The executor holds the loaded
+    /// layers until they are replaced. quantized_model() reflects them from its next call.
+    /// @throws std::logic_error before calibrate(), on a null pointer, or on a layer prepared before the
+    ///         latest calibrate() or set_bias_correction() change
+    void load(const std::vector<Prepared>& layers);
+
     /// Int8 only: bias correction on or off (default off) for the following set_weights() calls. When
     /// on, each layer's bias absorbs the mean output shift its weight quantization causes, measured on
     /// the calibration set (see bias_shift() in runtime/int8_reference.hpp); the integer reference
@@ -98,6 +126,8 @@ public:
     void prepare(int64_t batch_size);
 
     /// The plan and (int8, after calibrate()) the current quantized layers, for the integer reference.
+    /// set_weights() updates the returned model in place; after load(), call this again to see the
+    /// loaded layers (they are copied into the model on that call, not on every load).
     const QuantizedModel& quantized_model() const;
 
     /// The primitive implementations chosen for the batch size, one line per step ("<node>: convolution

@@ -109,7 +109,7 @@ namespace {
 
 WeightCache::Entry entry_of(size_t bytes, int tag) {
     WeightCache::Entry e;
-    e.weight.bits = tag;
+    e.bits = tag;
     e.bytes = bytes;
     return e;
 }
@@ -127,10 +127,10 @@ TEST(WeightCache, HitsMissesAndLeastRecentlyUsedEvictionByBytes) {
             return entry_of(bytes, bits);
         });
     };
-    EXPECT_EQ(get(0, 8, 100)->weight.bits, 8);
-    EXPECT_EQ(get(0, 4, 100)->weight.bits, 4);
+    EXPECT_EQ(get(0, 8, 100)->bits, 8);
+    EXPECT_EQ(get(0, 4, 100)->bits, 4);
     EXPECT_EQ(made, 2);
-    EXPECT_EQ(get(0, 8, 100)->weight.bits, 8);  // hit: 8 is now the most recent, 4 the least
+    EXPECT_EQ(get(0, 8, 100)->bits, 8);  // hit: 8 is now the most recent, 4 the least
     EXPECT_EQ(made, 2);
     EXPECT_EQ(c.hits(), 1);
     EXPECT_EQ(c.misses(), 2);
@@ -242,6 +242,48 @@ TEST(CandidateEvaluator, Int8PathAgreesWithTheReferencePathAndCachesWeights) {
     EXPECT_GT(q.cache().hits(), 0);
 
     EXPECT_THROW(q.evaluate({{8, 0.0}}), InputError);
+}
+
+// A cache hit must give what compressing again gives: a random sequence of candidates mixing layer
+// choices (so cached layers are loaded next to new ones, and evictions happen with a small bound) has
+// the same accuracy, size and BOPs through a cached, a tightly bounded and an uncached evaluator, and
+// the size and BOPs of compress_model().
+TEST(CandidateEvaluator, CachedCandidatesMatchUncachedOnes) {
+    for (const char* name : {"lenet300", "lenet5"}) {
+        SCOPED_TRACE(name);
+        auto ex = example(name);
+        if (!ex) GTEST_SKIP() << "no example model or no Fashion-MNIST";
+        const Subset val{512, 600};
+        compress::WeightSpec spec;
+        spec.clip = compress::WeightClip::Mse;
+        EvaluatorOptions none, tight;
+        none.cache_bytes = 0;
+        tight.cache_bytes = 400000;
+        CandidateEvaluator cached(ex->graph, ex->data, val, ex->pre, ex->io, spec);
+        CandidateEvaluator bounded(ex->graph, ex->data, val, ex->pre, ex->io, spec, 8, tight);
+        CandidateEvaluator cold(ex->graph, ex->data, val, ex->pre, ex->io, spec, 8, none);
+        const size_t n = cached.layers().size();
+        std::mt19937 rng(9);
+        const int bits[] = {2, 4, 8};
+        const double ratios[] = {0.0, 0.5, 0.9};
+        for (int c = 0; c < 12; ++c) {
+            SCOPED_TRACE(c);
+            std::vector<compress::LayerChoice> ch(n);
+            for (auto& x : ch) x = {bits[rng() % 3], ratios[rng() % 3]};
+            const CandidateMetrics a = cached.evaluate(ch), b = bounded.evaluate(ch), r = cold.evaluate(ch);
+            EXPECT_EQ(a.correct, r.correct);
+            EXPECT_EQ(b.correct, r.correct);
+            EXPECT_EQ(a.size_bytes, r.size_bytes);
+            EXPECT_EQ(b.size_bytes, r.size_bytes);
+            EXPECT_EQ(a.bops, r.bops);
+            const CompressedModel m = compress_model(ex->graph, cached.layers(), ch, spec);
+            EXPECT_EQ(a.size_bytes, m.size_bytes);
+            EXPECT_EQ(a.bops, compressed_bops(cached.layers(), m, 8));
+        }
+        EXPECT_GT(cached.cache().hits(), 0);
+        EXPECT_LE(bounded.cache().bytes(), tight.cache_bytes);
+        EXPECT_EQ(cold.cache().entries(), 0u);
+    }
 }
 
 TEST(CandidateEvaluator, BiasCorrectionSwitchAndCalibrationSubset) {

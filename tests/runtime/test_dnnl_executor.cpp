@@ -545,3 +545,90 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
             }
         }
 }
+
+// prepare_layer() + load() (what CandidateEvaluator's cache uses) run exactly like set_weights(), also
+// when layers are swapped one at a time and for a batch size whose primitives come after preparing.
+TEST(DnnlExecutor, PreparedLayersRunLikeSetWeights) {
+    for (const auto& dir : test_models()) try {
+        SCOPED_TRACE(dir);
+        Graph g = import_onnx(dir + "/model.onnx");
+        Tensor x = read_tensor_pb(dir + "/test_data_set_0/input_0.pb");
+        const bool dyn = batch_is_dynamic(g);
+        const int64_t nb = dyn ? 16 : x.shape[0];
+        Tensor cal = dyn ? jitter(x, nb, 2) : x;
+        Tensor test = dyn ? jitter(x, nb, 3) : x;
+        DnnlExecutor a(g, DnnlExecutor::Mode::Int8, nb), b(g, DnnlExecutor::Mode::Int8, nb);
+        a.calibrate({cal});
+        b.calibrate({cal});
+        b.prepare(nb);
+        // Two random weight sets per layer.
+        std::mt19937 rng(5);
+        std::map<std::string, Int8LayerWeights> w1, w2;
+        for (const auto& [name, li] : a.quantized_model().layer_info)
+            for (auto* w : {&w1, &w2}) {
+                Int8LayerWeights& lw = (*w)[name];
+                lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
+                for (auto& c : lw.codes) c = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+                lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
+                for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
+            }
+        if (w1.empty()) continue;
+        auto prepared = [&](const std::map<std::string, Int8LayerWeights>& w) {
+            std::vector<DnnlExecutor::Prepared> v;
+            for (const auto& [name, lw] : w) v.push_back(b.prepare_layer(name, lw));
+            return v;
+        };
+        const auto p1 = prepared(w1), p2 = prepared(w2);
+        a.set_weights(w1);
+        b.load(p1);
+        const Tensor y1 = a.run(test);
+        EXPECT_EQ(b.run(test).data, y1.data);
+        for (const auto& [name, q] : a.quantized_model().layers) {
+            EXPECT_EQ(b.quantized_model().layers.at(name).codes, q.codes);
+            EXPECT_EQ(b.quantized_model().layers.at(name).out_scale, q.out_scale);
+        }
+        a.set_weights(w2);
+        b.load(p2);
+        EXPECT_EQ(b.run(test).data, a.run(test).data);
+        b.load({p1.front()});  // one layer back: the others keep w2
+        std::map<std::string, Int8LayerWeights> mixed = w2;
+        mixed[w1.begin()->first] = w1.begin()->second;  // p1 follows w1's order
+        a.set_weights(mixed);
+        EXPECT_EQ(b.run(test).data, a.run(test).data);
+        b.load(p1);
+        EXPECT_EQ(b.run(test).data, y1.data);
+        if (dyn) {  // primitives made after preparing: the codes are reordered on first use
+            const Tensor other = jitter(x, nb + 3, 4);
+            a.set_weights(w1);
+            EXPECT_EQ(b.run(other).data, a.run(other).data);
+            b.load(p2);
+            a.set_weights(w2);
+            EXPECT_EQ(b.run(other).data, a.run(other).data);
+        }
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << dir << ": " << e.what();
+    }
+}
+
+TEST(DnnlExecutor, PreparedLayerErrors) {
+    Graph g = tiny_gemm();
+    DnnlExecutor fp(g, DnnlExecutor::Mode::Fp32, 2);
+    EXPECT_THROW(fp.prepare_layer("fc", Int8LayerWeights{{1, 2, 3, 4}, {1.0f, 1.0f}}), std::logic_error);
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 2);
+    EXPECT_THROW(q.prepare_layer("fc", Int8LayerWeights{{1, 2, 3, 4}, {1.0f, 1.0f}}), std::logic_error);  // not calibrated
+    q.calibrate({Tensor({1, 2}, {-1, 1})});
+    EXPECT_THROW(q.prepare_layer("nope", Int8LayerWeights{{1, 2, 3, 4}, {1.0f, 1.0f}}), InputError);
+    EXPECT_THROW(q.prepare_layer("fc", Int8LayerWeights{{1, 2, 3}, {1.0f, 1.0f}}), InputError);
+    EXPECT_THROW(q.load({nullptr}), std::logic_error);
+    auto p = q.prepare_layer("fc", Int8LayerWeights{{1, 2, 3, 4}, {1.0f, 1.0f}});
+    q.load({p});
+    const Tensor y = q.run(Tensor({1, 2}, {0.5f, -0.5f}));
+    // A layer prepared before a recalibration or a bias-correction change no longer fits.
+    q.set_bias_correction(true);
+    EXPECT_THROW(q.load({p}), std::logic_error);
+    q.set_bias_correction(false);
+    q.calibrate({Tensor({1, 2}, {-2, 2})});
+    EXPECT_THROW(q.load({p}), std::logic_error);
+    q.load({q.prepare_layer("fc", Int8LayerWeights{{1, 2, 3, 4}, {1.0f, 1.0f}})});
+    EXPECT_EQ(q.run(Tensor({1, 2}, {0.5f, -0.5f})).shape, y.shape);
+}

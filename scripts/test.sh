@@ -18,6 +18,11 @@ if [[ "${DCS_SANITIZE:-1}" != 0 ]]; then
   export ASAN_OPTIONS="detect_leaks=1"
   export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  # oneDNN 2.6's AMX int8 convolution reads past the end of one of its own arrays while creating some
+  # primitives (seen as a SEGV inside dnnl_primitive_create under ASan, DnnlExecutor tests, batch 19):
+  # the sanitized pass keeps oneDNN to AVX-512 VNNI kernels so it checks dcsearch's code; the plain
+  # pass above runs the AMX kernels.
+  export ONEDNN_MAX_CPU_ISA="${ONEDNN_MAX_CPU_ISA:-AVX512_CORE_VNNI}"
   cd build-asan
   # OpenMPI's components are unloaded at exit, so LeakSanitizer cannot attribute (or suppress) what
   # they keep: the MPI tests run with leak checking off, every other check on.

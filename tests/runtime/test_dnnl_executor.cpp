@@ -62,6 +62,25 @@ Tensor jitter(const Tensor& x, int64_t count, unsigned seed) {
 /// Graph whose dynamic batch dim lets us run other batch sizes.
 bool batch_is_dynamic(const Graph& g) { return !g.inputs.empty() && !g.inputs[0].shape.empty() && g.inputs[0].shape[0] < 0; }
 
+/// A test model, its sample input and the batches an int8 test calibrates and runs on: the sample
+/// itself for a fixed batch size, else 16 jittered copies of it.
+struct Int8Case {
+    Graph g;
+    Tensor x, cal, test;
+    bool dyn = false;
+    int64_t nb = 0;
+};
+Int8Case int8_case(const std::string& dir) {
+    Int8Case c;
+    c.g = import_onnx(dir + "/model.onnx");
+    c.x = read_tensor_pb(dir + "/test_data_set_0/input_0.pb");
+    c.dyn = batch_is_dynamic(c.g);
+    c.nb = c.dyn ? 16 : c.x.shape[0];
+    c.cal = c.dyn ? jitter(c.x, c.nb, 2) : c.x;
+    c.test = c.dyn ? jitter(c.x, c.nb, 3) : c.x;
+    return c;
+}
+
 }  // namespace
 
 TEST(DnnlExecutor, Fp32MatchesReferenceOnEveryTestModel) {
@@ -94,12 +113,11 @@ TEST(DnnlExecutor, Fp32MatchesReferenceOnEveryTestModel) {
 TEST(DnnlExecutor, Int8MatchesIntegerReferenceOnEveryTestModel) {
     for (const auto& dir : test_models()) try {
         SCOPED_TRACE(dir);
-        Graph g = import_onnx(dir + "/model.onnx");
-        Tensor x = read_tensor_pb(dir + "/test_data_set_0/input_0.pb");
-        const bool dyn = batch_is_dynamic(g);
-        const int64_t nb = dyn ? 16 : x.shape[0];
-        Tensor cal = dyn ? jitter(x, nb, 2) : x;
-        Tensor test = dyn ? jitter(x, nb, 3) : x;
+        const Int8Case c = int8_case(dir);
+        const Graph& g = c.g;
+        const Tensor &x = c.x, &cal = c.cal, &test = c.test;
+        const bool dyn = c.dyn;
+        const int64_t nb = c.nb;
         DnnlExecutor ex(g, DnnlExecutor::Mode::Int8, nb);
         ex.calibrate({cal});
         Int8ReferenceExecutor iref(g, ex.quantized_model());
@@ -551,12 +569,11 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
 TEST(DnnlExecutor, PreparedLayersRunLikeSetWeights) {
     for (const auto& dir : test_models()) try {
         SCOPED_TRACE(dir);
-        Graph g = import_onnx(dir + "/model.onnx");
-        Tensor x = read_tensor_pb(dir + "/test_data_set_0/input_0.pb");
-        const bool dyn = batch_is_dynamic(g);
-        const int64_t nb = dyn ? 16 : x.shape[0];
-        Tensor cal = dyn ? jitter(x, nb, 2) : x;
-        Tensor test = dyn ? jitter(x, nb, 3) : x;
+        const Int8Case c = int8_case(dir);
+        const Graph& g = c.g;
+        const Tensor &x = c.x, &cal = c.cal, &test = c.test;
+        const bool dyn = c.dyn;
+        const int64_t nb = c.nb;
         DnnlExecutor a(g, DnnlExecutor::Mode::Int8, nb), b(g, DnnlExecutor::Mode::Int8, nb);
         a.calibrate({cal});
         b.calibrate({cal});

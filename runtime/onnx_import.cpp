@@ -924,6 +924,11 @@ void Importer::check_defined() {
             if (!defined.count(in))
                 throw InputError(path_ + ": node '" + node.name + "' (" + op_name(node.op) + ") reads '" + in +
                                  "', which no node, input or initializer defines");
+            // Shape-like inputs became attributes during conversion: every remaining operand is data.
+            auto it = graph_.initializers.find(in);
+            if (it != graph_.initializers.end() && it->second.dtype != DType::f32)
+                throw InputError(path_ + ": node '" + node.name + "' (" + op_name(node.op) + ") reads '" + in +
+                                 "', an integer tensor; expected float data");
         }
         for (const auto& o : node.outputs) defined.insert(o);
     }

@@ -338,6 +338,13 @@ TEST(OnnxImport, FuzzFoundModelsAreInputErrors) {
         const std::string msg = error_of(b.bytes());
         EXPECT_NE(msg.find("node 'rs' (Reshape): expected whole numbers"), std::string::npos) << msg;
     }
+    {  // A Conv whose weight is an integer tensor.
+        OnnxBuilder b = conv_model({2, 1, 3, 3});
+        b.g().clear_initializer();
+        b.init_i64("w", {2, 1, 3, 3}, std::vector<int64_t>(18, 1));
+        const std::string msg = error_of(b.bytes());
+        EXPECT_NE(msg.find("node 'cv' (Conv) reads 'w', an integer tensor; expected float"), std::string::npos) << msg;
+    }
     {  // Clip whose min is an empty tensor.
         OnnxBuilder b = dcs::test::tiny_mlp();
         b.init("mn", {0}, {});

@@ -113,11 +113,7 @@ TEST(DnnlExecutor, Fp32MatchesReferenceOnEveryTestModel) {
 TEST(DnnlExecutor, Int8MatchesIntegerReferenceOnEveryTestModel) {
     for (const auto& dir : test_models()) try {
         SCOPED_TRACE(dir);
-        const Int8Case c = int8_case(dir);
-        const Graph& g = c.g;
-        const Tensor &x = c.x, &cal = c.cal, &test = c.test;
-        const bool dyn = c.dyn;
-        const int64_t nb = c.nb;
+        const auto [g, x, cal, test, dyn, nb] = int8_case(dir);
         DnnlExecutor ex(g, DnnlExecutor::Mode::Int8, nb);
         ex.calibrate({cal});
         Int8ReferenceExecutor iref(g, ex.quantized_model());
@@ -569,11 +565,7 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
 TEST(DnnlExecutor, PreparedLayersRunLikeSetWeights) {
     for (const auto& dir : test_models()) try {
         SCOPED_TRACE(dir);
-        const Int8Case c = int8_case(dir);
-        const Graph& g = c.g;
-        const Tensor &x = c.x, &cal = c.cal, &test = c.test;
-        const bool dyn = c.dyn;
-        const int64_t nb = c.nb;
+        const auto [g, x, cal, test, dyn, nb] = int8_case(dir);
         DnnlExecutor a(g, DnnlExecutor::Mode::Int8, nb), b(g, DnnlExecutor::Mode::Int8, nb);
         a.calibrate({cal});
         b.calibrate({cal});

@@ -299,7 +299,12 @@ void verify(const std::string& path) {
     if (!in) throw InputError(path + ": cannot read the results file");
     std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     static const unsigned char hdf5_signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-    if (bytes.size() < kUserBlock || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+    const bool ours = bytes.size() >= sizeof kMagic && std::memcmp(bytes.data(), kMagic, sizeof kMagic) == 0;
+    if (ours && bytes.size() < kUserBlock) {
+        throw InputError(path + ": the results file holds only " + std::to_string(bytes.size()) +
+                         " bytes (truncated or damaged)");
+    }
+    if (!ours) {
         const bool hdf5 = bytes.size() >= 8 && std::memcmp(bytes.data(), hdf5_signature, 8) == 0;
         throw InputError(path + (hdf5 ? ": an HDF5 file, but not a dcsearch results file (no dcsearch header)"
                                       : bytes.empty() ? ": empty file, expected a dcsearch results file"

@@ -158,6 +158,8 @@ TEST(ResultsStore, DamagedFilesNeverReachHdf5) {
     std::string msg = read_error(dir.write("long.h5", good + "x"));
     EXPECT_NE(msg.find("holds " + std::to_string(good.size() + 1) + " bytes, its header says " +
                        std::to_string(good.size())), std::string::npos) << msg;
+    msg = read_error(dir.write("short.h5", good.substr(0, 100)));
+    EXPECT_NE(msg.find("short.h5: the results file holds only 100 bytes (truncated"), std::string::npos) << msg;
     msg = read_error(dir.write("header.h5", "dcsearch-results" + std::string(600, '\0')));
     EXPECT_NE(msg.find("header version 0"), std::string::npos) << msg;
     auto r = dcs::test::run_process({"/usr/bin/python3", "-c",

@@ -33,6 +33,15 @@ std::vector<uint8_t> magnitude_prune_mask(const float* w, int64_t n, double rati
 /// @throws std::invalid_argument as prune_count
 std::vector<uint8_t> filter_prune_mask(const float* w, const Layout& l, double ratio);
 
+namespace detail {
+/// How magnitude_prune_mask found its threshold: None (nothing pruned); Sort (up to 4,096 elements);
+/// beyond, from a bracket of a sample's keys, gathered with AVX-512 or portable code; Radix when the
+/// bracket missed.
+enum class SelectPath { None, Sort, BracketAvx512, Bracket, Radix };
+/// magnitude_prune_mask, reporting its path (for tests; see set_avx512_allowed).
+std::vector<uint8_t> magnitude_prune_mask(const float* w, int64_t n, double ratio, SelectPath* path);
+}  // namespace detail
+
 /// magnitude_prune_mask or filter_prune_mask, by `kind`.
 std::vector<uint8_t> prune_mask(const float* w, const Layout& l, double ratio, Pruning kind);
 

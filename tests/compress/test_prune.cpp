@@ -6,7 +6,9 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <set>
 
+#include "compress/isa.hpp"
 #include "random_tensor.hpp"
 
 using namespace dcs::compress;
@@ -60,10 +62,10 @@ TEST(MagnitudePrune, GoldenWithTies) {
     EXPECT_EQ(magnitude_prune_mask(w.data(), 8, 0.75), (std::vector<uint8_t>{1, 0, 0, 0, 0, 0, 0, 1}));
 }
 
-// Both implementations (sort below 16385 elements, radix select above) against the reference, with and
-// without many ties.
+// Every implementation (sort up to 4,096 elements, the bracket or the radix select above) against the
+// reference, with and without many ties.
 TEST(MagnitudePrune, MatchesReferenceAndCountIsExact) {
-    for (int64_t n : {1, 7, 100, 5000, 16384, 16385, 40000, 100003})
+    for (int64_t n : {1, 7, 100, 4096, 4097, 5000, 16384, 16385, 40000, 100003})
         for (bool ties : {false, true})
             for (double ratio : {0.0, 0.25, 0.5, 0.75, 0.9, 0.999}) {
                 std::vector<float> w = normal_tensor(n, static_cast<uint32_t>(n) + (ties ? 1 : 0));
@@ -79,6 +81,61 @@ TEST(MagnitudePrune, MatchesReferenceAndCountIsExact) {
                 EXPECT_EQ(pruned(mask), k) << "n=" << n << " ratio=" << ratio;
                 EXPECT_EQ(mask, reference_magnitude_mask(w, k)) << "n=" << n << " ratio=" << ratio << " ties=" << ties;
             }
+}
+
+// Above 4,096 elements the threshold comes from a bracket around a strided sample's keys (AVX-512 or
+// portable gather), or from the radix select when the bracket misses. Every path against the reference:
+// Gaussian weights, weights with few distinct magnitudes (ties across the bracket's bounds and the
+// threshold), tensors whose sampled elements (every n / 2048-th) are far larger or smaller than the
+// rest, so that the bracket misses, and tensors of mostly one magnitude, whose bracket holds too many.
+TEST(MagnitudePrune, EveryLargeTensorPathMatchesTheReference) {
+    using detail::SelectPath;
+    std::set<SelectPath> seen;
+    for (int64_t n : {4097, 10080, 16385, 40000, 100003, 235200})
+        for (int kind = 0; kind < 5; ++kind)
+            for (double ratio : {0.1, 0.5, 0.9, 0.999})
+                for (bool avx512 : {true, false}) {
+                    std::vector<float> w = normal_tensor(n, static_cast<uint32_t>(n + kind));
+                    const int64_t stride = n / 2048;
+                    if (kind == 1)
+                        for (float& x : w) x = std::round(x * 8) / 8;
+                    if (kind == 2)  // sampled elements huge: every bracket lies too high
+                        for (int64_t i = 0; i < 2048; ++i) w[static_cast<size_t>(i * stride)] = 100.0f + i;
+                    if (kind == 3)  // sampled elements tiny: too low
+                        for (int64_t i = 0; i < 2048; ++i) w[static_cast<size_t>(i * stride)] = 1e-6f * i;
+                    if (kind == 4)  // +-0.5 but every tenth element
+                        for (size_t i = 0; i < w.size(); ++i)
+                            if (i % 10) w[i] = w[i] < 0 ? -0.5f : 0.5f;
+                    SelectPath path;
+                    set_avx512_allowed(avx512);
+                    const std::vector<uint8_t> mask = detail::magnitude_prune_mask(w.data(), n, ratio, &path);
+                    set_avx512_allowed(true);
+                    seen.insert(path);
+                    const int64_t k = prune_count(n, ratio);
+                    ASSERT_EQ(static_cast<int64_t>(mask.size()), n);
+                    EXPECT_EQ(mask, reference_magnitude_mask(w, k))
+                        << "n=" << n << " kind=" << kind << " ratio=" << ratio << " avx512=" << avx512
+                        << " path=" << static_cast<int>(path);
+                    // (At 0.999 the bracket's upper bound is the largest key, so it holds the threshold.)
+                    if ((kind == 2 || kind == 3) && ratio < 0.99) {
+                        EXPECT_EQ(path, SelectPath::Radix) << "n=" << n << " kind=" << kind << " ratio=" << ratio;
+                    }
+                    if (kind == 4 && ratio > 0.1 && ratio < 0.99) {
+                        EXPECT_EQ(path, SelectPath::Radix) << "n=" << n << " ratio=" << ratio;
+                    }
+                    if (kind == 0) {
+                        EXPECT_NE(path, SelectPath::Radix) << "n=" << n << " ratio=" << ratio;
+                    }
+                    if (!avx512) {
+                        EXPECT_NE(path, SelectPath::BracketAvx512);
+                    }
+                }
+    EXPECT_TRUE(seen.count(SelectPath::Bracket));
+    EXPECT_TRUE(seen.count(SelectPath::Radix));
+    set_avx512_allowed(true);
+    if (avx512_enabled()) {
+        EXPECT_TRUE(seen.count(SelectPath::BracketAvx512));
+    }
 }
 
 // By hand: channel L1 norms 3, 1, 2, 1.

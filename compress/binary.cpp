@@ -29,7 +29,7 @@ void binary_encode(const float* w, const WeightSpec& spec, CompressedWeight& out
         out.scales = {binary_scale(kept.data(), static_cast<int64_t>(kept.size()))};
     } else {
         // Per channel: sum |x| and count kept elements (pruned elements read as 0 and are not counted).
-        std::vector<float> storage;
+        std::unique_ptr<float[]> storage;
         const float* x = masked_weight(w, n, out.mask, storage);
         const auto channels = static_cast<size_t>(l.channels);
         std::vector<double> sum(channels, 0.0);

@@ -5,9 +5,14 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
+#include "compress/isa.hpp"
 #include "compress/method.hpp"
 
 namespace dcs::compress {
@@ -56,15 +61,28 @@ namespace {
 
 constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23, see quantize_uniform
 
-// The MSE search's two kernels are compiled twice on x86-64 with GCC, for AVX2 and the baseline, and
-// picked at load time. AVX2 does not include FMA, so both clones round identically.
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define DCS_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define DCS_VECTOR_CLONES
-#endif
+/// Weights of at least this many elements are searched and encoded on OMP_NUM_THREADS threads, channel by
+/// channel; every channel's arithmetic is the same on any thread count, so the result is too.
+constexpr int64_t kParallelMin = 32768;
+
+// The MSE search's kernels are compiled for AVX2 and the baseline (DCS_VECTOR_CLONES, isa.hpp).
 
 constexpr int kLanes = 8;  ///< flat_sse's float accumulators: element i of the body adds into lane i % kLanes
+
+/// One set's result from its lanes: the tail in double, then lanes 0..kLanes-1 (flat_sse's order).
+double finish_sse(const float* lanes, const float* tail, int64_t tail_n, float s, float inv, float lo, float hi) {
+    double total = 0.0;
+    for (int64_t i = 0; i < tail_n; ++i) {
+        float x = tail[i] * inv;
+        x = x > lo ? x : lo;
+        x = x < hi ? x : hi;
+        x = (x + kRoundMagic) - kRoundMagic;
+        const float d = tail[i] - s * x;
+        total += static_cast<double>(d) * d;
+    }
+    for (int j = 0; j < kLanes; ++j) total += lanes[j];
+    return total;
+}
 
 /// Squared errors of n values under `count` parameter sets (scale s[k], clamp bounds lo[k], hi[k]) into
 /// out[k]. Per set: kLanes independent float lanes over the body (the first n / kLanes * kLanes values,
@@ -75,8 +93,8 @@ constexpr int kLanes = 8;  ///< flat_sse's float accumulators: element i of the 
 /// of a single-set loop, so its result does not depend on the other sets.
 constexpr int kSets = 4;
 typedef float Lanes __attribute__((vector_size(kLanes * sizeof(float))));  ///< one float per lane
-DCS_VECTOR_CLONES void flat_sse(const float* body, int64_t body_n, const float* tail, int64_t tail_n, int count,
-                                const float* s, const float* lo, const float* hi, double* out) {
+DCS_VECTOR_CLONES void flat_sse_portable(const float* body, int64_t body_n, const float* tail, int64_t tail_n,
+                                         int count, const float* s, const float* lo, const float* hi, double* out) {
     const Lanes magic = Lanes{} + kRoundMagic;
     for (int k0 = 0; k0 < count; k0 += kSets) {
         const int m = std::min(kSets, count - k0);
@@ -102,20 +120,88 @@ DCS_VECTOR_CLONES void flat_sse(const float* body, int64_t body_n, const float* 
             }
         }
         for (int c = 0; c < m; ++c) {
-            const float is = binv[c][0], ss = bs[c][0], l = blo[c][0], h = bhi[c][0];
-            double total = 0.0;
-            for (int64_t i = 0; i < tail_n; ++i) {
-                float x = tail[i] * is;
-                x = x > l ? x : l;
-                x = x < h ? x : h;
-                x = (x + kRoundMagic) - kRoundMagic;
-                const float d = tail[i] - ss * x;
-                total += static_cast<double>(d) * d;
-            }
-            for (int j = 0; j < kLanes; ++j) total += acc[c][j];
-            out[k0 + c] = total;
+            float lanes[kLanes];
+            for (int j = 0; j < kLanes; ++j) lanes[j] = acc[c][j];
+            out[k0 + c] = finish_sse(lanes, tail, tail_n, bs[c][0], binv[c][0], blo[c][0], bhi[c][0]);
         }
     }
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+// GCC 12 reports its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as maybe uninitialized.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#define DCS_AVX512_TARGET __attribute__((target("avx512f,avx512dq")))
+
+/// a in the lower eight floats, b in the upper eight.
+DCS_AVX512_TARGET inline __m512 two_halves(float a, float b) {
+    return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1);
+}
+
+/// P register pairs of sets over the body (see flat_sse_avx512).
+template <int P>
+DCS_AVX512_TARGET inline void sse_pairs(const float* body, int64_t body_n, const __m512* bs, const __m512* binv,
+                                        const __m512* blo, const __m512* bhi, __m512* acc) {
+    constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    const __m512 magic = _mm512_set1_ps(kRoundMagic);
+    __m512 a[P];
+    for (int p = 0; p < P; ++p) a[p] = acc[p];
+    for (int64_t i = 0; i + kLanes <= body_n; i += kLanes) {
+        const __m256 v8 = _mm256_loadu_ps(body + i);
+        const __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(v8), v8, 1);
+        for (int p = 0; p < P; ++p) {
+            __m512 x = _mm512_mul_round_ps(v, binv[p], R);
+            x = _mm512_max_ps(x, blo[p]);  // (x > lo ? x : lo), also for equal zeros
+            x = _mm512_min_ps(x, bhi[p]);  // (x < hi ? x : hi)
+            x = _mm512_sub_round_ps(_mm512_add_round_ps(x, magic, R), magic, R);
+            const __m512 d = _mm512_sub_round_ps(v, _mm512_mul_round_ps(bs[p], x, R), R);
+            a[p] = _mm512_add_round_ps(a[p], _mm512_mul_round_ps(d, d, R), R);
+        }
+    }
+    for (int p = 0; p < P; ++p) acc[p] = a[p];
+}
+
+/// flat_sse_portable with AVX-512, bit-identical: a 16-float register holds the kLanes lanes of two sets
+/// (the same values twice, each half with its set's parameters), and each operation is the portable
+/// code's, rounded once (the *_round_ps forms are never fused into multiply-adds by the compiler), so
+/// every lane sees the same arithmetic in the same order. Eight sets per pass over the values.
+DCS_AVX512_TARGET void flat_sse_avx512(const float* body, int64_t body_n, const float* tail, int64_t tail_n,
+                                       int count, const float* s, const float* lo, const float* hi, double* out) {
+    constexpr int kPairs = 4;
+    for (int k0 = 0; k0 < count; k0 += 2 * kPairs) {
+        const int m = std::min(2 * kPairs, count - k0);
+        float inv[2 * kPairs];
+        __m512 bs[kPairs], binv[kPairs], blo[kPairs], bhi[kPairs], acc[kPairs];
+        for (int c = 0; c < 2 * kPairs; ++c) inv[c] = 1.0f / s[k0 + std::min(c, m - 1)];
+        for (int p = 0; p < kPairs; ++p) {  // a short block repeats its last set
+            const int a = k0 + std::min(2 * p, m - 1), b = k0 + std::min(2 * p + 1, m - 1);
+            bs[p] = two_halves(s[a], s[b]);
+            binv[p] = two_halves(inv[2 * p], inv[2 * p + 1]);
+            blo[p] = two_halves(lo[a], lo[b]);
+            bhi[p] = two_halves(hi[a], hi[b]);
+            acc[p] = _mm512_setzero_ps();
+        }
+        const int pairs = (m + 1) / 2;
+        if (pairs > 2) sse_pairs<4>(body, body_n, bs, binv, blo, bhi, acc);
+        else if (pairs == 2) sse_pairs<2>(body, body_n, bs, binv, blo, bhi, acc);
+        else sse_pairs<1>(body, body_n, bs, binv, blo, bhi, acc);
+        for (int c = 0; c < m; ++c) {
+            alignas(64) float lanes[16];
+            _mm512_store_ps(lanes, acc[c / 2]);
+            const int k = k0 + c;
+            out[k] = finish_sse(lanes + 8 * (c % 2), tail, tail_n, s[k], inv[c], lo[k], hi[k]);
+        }
+    }
+}
+#pragma GCC diagnostic pop
+#endif
+
+void flat_sse(const float* body, int64_t body_n, const float* tail, int64_t tail_n, int count, const float* s,
+              const float* lo, const float* hi, double* out) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (avx512_enabled()) return flat_sse_avx512(body, body_n, tail, tail_n, count, s, lo, hi, out);
+#endif
+    flat_sse_portable(body, body_n, tail, tail_n, count, s, lo, hi, out);
 }
 
 double flat_sse(const float* v, int64_t n, float s, float lo, float hi) {
@@ -138,26 +224,28 @@ public:
     };
 
     /// `count` consecutive groups of `size` values from x.
-    SparseGroups(const float* x, int64_t count, int64_t size) {
-        // Never reallocates, so pointers stay valid; kLanes spare values per group (see add()).
-        packed_.reserve(static_cast<size_t>(count * (size + kLanes)));
-        for (int64_t g = 0; g < count; ++g) add(x + g * size, size);
+    SparseGroups(const float* x, int64_t count, int64_t size)
+        : slot_(size + kLanes),  // kLanes spare values per group (see add())
+          packed_(new float[static_cast<size_t>(count * slot_)]),
+          groups_(static_cast<size_t>(count)) {
+#pragma omp parallel for schedule(static) if (count > 1 && count * size >= kParallelMin)
+        for (int64_t g = 0; g < count; ++g) add(g, x + g * size, size);
     }
     const Group& operator[](size_t g) const { return groups_[g]; }
 
 private:
-    void add(const float* v, int64_t n) {
+    void add(int64_t g, const float* v, int64_t n) {
         const int64_t body = n / kLanes * kLanes;
         int32_t kept[kLanes] = {};
         for (int64_t i = 0; i < body; i += kLanes)
             for (int j = 0; j < kLanes; ++j) kept[j] += v[i + j] != 0.0f;
         const int64_t rows = *std::max_element(kept, kept + kLanes);
         if (4 * rows * kLanes > 3 * body) {  // under a quarter zeros: not worth a copy
-            groups_.push_back({v, body, v + body, n - body});
+            groups_[static_cast<size_t>(g)] = {v, body, v + body, n - body};
             return;
         }
-        float* out = packed_.data() + packed_.size();
-        packed_.resize(packed_.size() + static_cast<size_t>((rows + 1) * kLanes), 0.0f);
+        float* out = packed_.get() + g * slot_;
+        std::fill(out, out + (rows + 1) * kLanes, 0.0f);
         // Branch-free: write every value, advance only past non-zeros. A zero written last stays as
         // padding (it adds +0) or lands in the spare row after the body.
         int64_t at[kLanes] = {};
@@ -166,21 +254,23 @@ private:
                 out[at[j] * kLanes + j] = v[i + j];
                 at[j] += v[i + j] != 0.0f;
             }
-        groups_.push_back({out, rows * kLanes, v + body, n - body});
+        groups_[static_cast<size_t>(g)] = {out, rows * kLanes, v + body, n - body};
     }
 
-    std::vector<float> packed_;
+    int64_t slot_;
+    std::unique_ptr<float[]> packed_;  ///< group g's packed lanes at g * slot_ (uninitialized until used)
     std::vector<Group> groups_;
 };
 
 /// Squared errors of `outer` rows of `channels` values, each channel with its own parameters, added
 /// into acc[c] (element-wise across the row, so it vectorizes).
-DCS_VECTOR_CLONES void rows_sse(const float* x, int64_t outer, size_t channels, const float* s, const float* inv,
-                                const float* lo, const float* hi, float* acc) {
+/// Channels [begin, end) only (blocks of 16 from begin, then one by one).
+DCS_VECTOR_CLONES void rows_sse(const float* x, int64_t outer, size_t channels, size_t begin, size_t end,
+                                const float* s, const float* inv, const float* lo, const float* hi, float* acc) {
     // Blocks of 16 channels walk down the rows with parameters and sums held in registers.
     constexpr size_t kBlock = 16;
-    size_t c0 = 0;
-    for (; c0 + kBlock <= channels; c0 += kBlock) {
+    size_t c0 = begin;
+    for (; c0 + kBlock <= end; c0 += kBlock) {
         float bs[kBlock], binv[kBlock], blo[kBlock], bhi[kBlock], bacc[kBlock];
         for (size_t j = 0; j < kBlock; ++j) {
             bs[j] = s[c0 + j];
@@ -203,7 +293,7 @@ DCS_VECTOR_CLONES void rows_sse(const float* x, int64_t outer, size_t channels, 
     }
     for (int64_t o = 0; o < outer; ++o) {
         const float* row = x + o * static_cast<int64_t>(channels);
-        for (size_t c = c0; c < channels; ++c) {
+        for (size_t c = c0; c < end; ++c) {
             float q = row[c] * inv[c];
             q = q > lo[c] ? q : lo[c];
             q = q < hi[c] ? q : hi[c];
@@ -247,12 +337,15 @@ public:
         for (size_t k = 0; k < count; ++k)
             for (size_t c = 0; c < channels; ++c)
                 if (!skip[k][c]) sse[k][c] = 0.0;
-        std::vector<float> s, lo, hi;
-        std::vector<size_t> which;
-        std::vector<double> out;
-        size_t g = 0;
-        for (int64_t o = 0; o < outer; ++o)
-            for (size_t c = 0; c < channels; ++c, ++g) {
+        // Channels in parallel; a channel's rows in order, as one thread would add them.
+#pragma omp parallel if (channels > 1 && l_.numel() >= kParallelMin)
+        {
+            std::vector<float> s, lo, hi;
+            std::vector<size_t> which;
+            std::vector<double> out;
+#pragma omp for schedule(static)
+            for (int64_t ci = 0; ci < static_cast<int64_t>(channels); ++ci) {
+                const auto c = static_cast<size_t>(ci);
                 s.clear();
                 lo.clear();
                 hi.clear();
@@ -266,11 +359,14 @@ public:
                     which.push_back(k);
                 }
                 out.resize(which.size());
-                const auto& f = flat_[g];
-                flat_sse(f.body, f.body_n, f.tail, f.tail_n, static_cast<int>(which.size()), s.data(), lo.data(),
-                         hi.data(), out.data());
-                for (size_t j = 0; j < which.size(); ++j) sse[which[j]][c] += out[j];
+                for (int64_t o = 0; o < outer; ++o) {
+                    const auto& f = flat_[static_cast<size_t>(o) * channels + c];
+                    flat_sse(f.body, f.body_n, f.tail, f.tail_n, static_cast<int>(which.size()), s.data(), lo.data(),
+                             hi.data(), out.data());
+                    for (size_t j = 0; j < which.size(); ++j) sse[which[j]][c] += out[j];
+                }
             }
+        }
     }
 
 private:
@@ -284,7 +380,12 @@ private:
             hi_[c] = static_cast<float>(qmax_ - params[c].zero_point);
             acc_[c] = 0.0f;
         }
-        rows_sse(x_, l_.outer, channels, s_.data(), inv_.data(), lo_.data(), hi_.data(), acc_.data());
+        // Each thread a contiguous range of 16-channel blocks; a channel's sum does not depend on the split.
+        const auto blocks = static_cast<int64_t>((channels + 15) / 16);
+#pragma omp parallel for schedule(static) if (blocks > 1 && l_.numel() >= kParallelMin)
+        for (int64_t b = 0; b < blocks; ++b)
+            rows_sse(x_, l_.outer, channels, static_cast<size_t>(16 * b), std::min(channels, static_cast<size_t>(16 * b + 16)),
+                     s_.data(), inv_.data(), lo_.data(), hi_.data(), acc_.data());
         for (size_t c = 0; c < channels; ++c) sse[c] = acc_[c];
     }
 
@@ -324,15 +425,14 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
             }
         }
     } else {
-        const float* p = x;
         float *mn = vmin.data(), *mx = vmax.data();
-        for (int64_t o = 0; o < l.outer; ++o)
-            for (size_t c = 0; c < groups; ++c) {
+#pragma omp parallel for schedule(static) if (groups > 1 && l.numel() >= kParallelMin)
+        for (int64_t ci = 0; ci < static_cast<int64_t>(groups); ++ci)
+            for (int64_t o = 0; o < l.outer; ++o) {
                 float lo, hi;
-                value_range(p, l.inner, &lo, &hi);
-                mn[c] = lo < mn[c] ? lo : mn[c];
-                mx[c] = hi > mx[c] ? hi : mx[c];
-                p += l.inner;
+                value_range(x + (o * l.channels + ci) * l.inner, l.inner, &lo, &hi);
+                mn[ci] = lo < mn[ci] ? lo : mn[ci];
+                mx[ci] = hi > mx[ci] ? hi : mx[ci];
             }
     }
     std::vector<UniformParams> best(groups);
@@ -403,11 +503,17 @@ namespace {
 
 const char* uniform_unsupported(int, const WeightSpec&) { return nullptr; }
 
+/// quantize_uniform of n values (a loop kernel of its own so that it vectorizes).
+DCS_VECTOR_CLONES void quantize_row(const float* __restrict in, int64_t n, UniformParams p, int qmin, int qmax,
+                                    int8_t* __restrict out) {
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(quantize_uniform(in[i], p, qmin, qmax));
+}
+
 void uniform_encode(const float* w, const WeightSpec& spec, CompressedWeight& out) {
     out.scheme = spec.scheme;
     out.granularity = spec.granularity;
     const Layout l = out.layout();
-    std::vector<float> storage;
+    std::unique_ptr<float[]> storage;
     const float* x = masked_weight(w, l.numel(), out.mask, storage);
     const std::vector<UniformParams> params =
         choose_uniform_group_params(x, l, out.granularity, out.bits, out.scheme, spec.clip);
@@ -431,6 +537,7 @@ void uniform_encode(const float* w, const WeightSpec& spec, CompressedWeight& ou
             lo[c] = static_cast<float>(qmin - params[c].zero_point);
             hi[c] = static_cast<float>(qmax - params[c].zero_point);
         }
+#pragma omp parallel for schedule(static) if (l.outer > 1 && l.numel() >= kParallelMin)
         for (int64_t o = 0; o < l.outer; ++o) {
             const float* row = x + o * l.channels;
             int8_t* out_row = code + o * l.channels;
@@ -445,13 +552,12 @@ void uniform_encode(const float* w, const WeightSpec& spec, CompressedWeight& ou
         }
         return;
     }
-    for (int64_t o = 0; o < l.outer; ++o)
-        for (int64_t c = 0; c < l.channels; ++c) {
-            const UniformParams p = params[per_channel ? static_cast<size_t>(c) : 0];
-            for (int64_t i = 0; i < l.inner; ++i) code[i] = static_cast<int8_t>(quantize_uniform(x[i], p, qmin, qmax));
-            code += l.inner;
-            x += l.inner;
-        }
+    const int64_t groups = l.outer * l.channels, channels = l.channels, inner = l.inner;
+    const UniformParams* group_params = params.data();
+#pragma omp parallel for schedule(static) if (groups > 1 && l.numel() >= kParallelMin)
+    for (int64_t g = 0; g < groups; ++g) {
+        quantize_row(x + g * inner, inner, group_params[per_channel ? g % channels : 0], qmin, qmax, code + g * inner);
+    }
 }
 
 void uniform_decode(const CompressedWeight& cw, float* out) {

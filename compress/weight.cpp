@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "compress/isa.hpp"
 #include "compress/method.hpp"
 #include "compress/prune.hpp"
 
@@ -81,37 +82,66 @@ bool CompressedWeight::operator==(const CompressedWeight& o) const {
            zero_points == o.zero_points && codebook == o.codebook && mask == o.mask;
 }
 
-const float* masked_weight(const float* w, int64_t n, const std::vector<uint8_t>& mask, std::vector<float>& storage) {
-    if (mask.empty()) return w;
-    storage.resize(static_cast<size_t>(n));
+namespace {
+
+DCS_VECTOR_CLONES void mask_copy(const float* __restrict w, int64_t n, const uint8_t* __restrict m, float* __restrict out) {
     // Bitwise select (+0 for pruned elements) so that the loop vectorizes.
-    float* out = storage.data();
-    const uint8_t* m = mask.data();
     for (int64_t i = 0; i < n; ++i) {
         uint32_t bits;
         std::memcpy(&bits, &w[i], sizeof bits);
         bits &= 0u - static_cast<uint32_t>(m[i] != 0);
         std::memcpy(&out[i], &bits, sizeof bits);
     }
-    return out;
 }
 
-void value_range(const float* x, int64_t n, float* lo, float* hi) {
-    constexpr int kLanes = 8;
-    float mn[kLanes], mx[kLanes];
-    for (int j = 0; j < kLanes; ++j) mn[j] = mx[j] = x[0];
-    int64_t i = 0;
-    for (; i + kLanes <= n; i += kLanes)
-        for (int j = 0; j < kLanes; ++j) {
-            mn[j] = x[i + j] < mn[j] ? x[i + j] : mn[j];
-            mx[j] = x[i + j] > mx[j] ? x[i + j] : mx[j];
-        }
-    for (; i < n; ++i) {
-        mn[0] = x[i] < mn[0] ? x[i] : mn[0];
-        mx[0] = x[i] > mx[0] ? x[i] : mx[0];
+/// Whether any of n floats is an Inf or NaN: the values whose exponent bits are all set (an integer test,
+/// which vectorizes).
+DCS_VECTOR_CLONES bool any_not_finite(const float* __restrict w, int64_t n) {
+    uint32_t special = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &w[i], sizeof bits);
+        special |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
     }
-    *lo = *std::min_element(mn, mn + kLanes);
-    *hi = *std::max_element(mx, mx + kLanes);
+    return special != 0;
+}
+
+}  // namespace
+
+const float* masked_weight(const float* w, int64_t n, const std::vector<uint8_t>& mask,
+                           std::unique_ptr<float[]>& storage) {
+    if (mask.empty()) return w;
+    storage.reset(new float[static_cast<size_t>(n)]);  // uninitialized: every element is written
+    mask_copy(w, n, mask.data(), storage.get());
+    return storage.get();
+}
+
+DCS_VECTOR_CLONES void value_range(const float* x, int64_t n, float* lo, float* hi) {
+    // Eight independent lanes (a GCC vector), element i into lane i % 8; min and max are exact in any order.
+    typedef float Lanes __attribute__((vector_size(8 * sizeof(float))));
+    float mn0 = x[0], mx0 = x[0];
+    int64_t i = 0;
+    if (n >= 8) {
+        Lanes mn, mx;
+        std::memcpy(&mn, x, sizeof mn);
+        mx = mn;
+        for (i = 8; i + 8 <= n; i += 8) {
+            Lanes v;
+            std::memcpy(&v, x + i, sizeof v);
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        for (int j = 0; j < 8; ++j) {
+            mn0 = mn[j] < mn0 ? mn[j] : mn0;
+            mx0 = mx[j] > mx0 ? mx[j] : mx0;
+        }
+    }
+    for (; i < n; ++i) {
+        mn0 = x[i] < mn0 ? x[i] : mn0;
+        mx0 = x[i] > mx0 ? x[i] : mx0;
+    }
+    *lo = mn0;
+    *hi = mx0;
 }
 
 std::vector<float> kept_values(const float* w, int64_t n, const std::vector<uint8_t>& mask) {
@@ -190,14 +220,7 @@ CompressedWeight compress_weight(const float* w, const std::vector<int64_t>& sha
         throw std::invalid_argument("weight_bits must be in 1..8, got " + std::to_string(choice.weight_bits));
     prune_count(0, choice.prune_ratio);  // validates the ratio
     const int64_t n = l.numel();
-    // Inf and NaN are the values whose exponent bits are all set; the integer test vectorizes.
-    uint32_t special = 0;
-    for (int64_t i = 0; i < n; ++i) {
-        uint32_t bits;
-        std::memcpy(&bits, &w[i], sizeof bits);
-        special |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
-    if (special)
+    if (any_not_finite(w, n))
         for (int64_t i = 0; i < n; ++i)
             if (!std::isfinite(w[i]))
                 throw std::invalid_argument("weight element " + std::to_string(i) + " of shape " + shape_string(shape) +

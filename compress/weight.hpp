@@ -3,6 +3,7 @@
 /// registry picks (method.hpp). See docs/compression.md for the code ranges and rounding.
 #include <cstdint>
 #include <string>
+#include <memory>
 #include <vector>
 
 #include "compress/layout.hpp"
@@ -99,7 +100,8 @@ std::string check_compressed_weight(const CompressedWeight& cw);
 /// The weight with pruned elements replaced by +0: `w` itself when `mask` is empty, else a copy kept in
 /// `storage`. Range and error computations can run on it unchanged, because every method represents 0
 /// exactly and the range always includes it.
-const float* masked_weight(const float* w, int64_t n, const std::vector<uint8_t>& mask, std::vector<float>& storage);
+const float* masked_weight(const float* w, int64_t n, const std::vector<uint8_t>& mask,
+                           std::unique_ptr<float[]>& storage);
 
 /// Smallest and largest of n >= 1 values (vectorized: independent lanes, no -ffast-math needed).
 void value_range(const float* x, int64_t n, float* lo, float* hi);

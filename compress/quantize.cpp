@@ -63,7 +63,7 @@ constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23, see quantize_uniform
 
 /// Weights of at least this many elements are searched and encoded on OMP_NUM_THREADS threads, channel by
 /// channel; every channel's arithmetic is the same on any thread count, so the result is too.
-constexpr int64_t kParallelMin = 32768;
+constexpr int64_t kParallelMin = 8192;
 
 // The MSE search's kernels are compiled for AVX2 and the baseline (DCS_VECTOR_CLONES, isa.hpp).
 
@@ -304,7 +304,26 @@ DCS_VECTOR_CLONES void rows_sse(const float* x, int64_t outer, size_t channels, 
     }
 }
 
-/// Evaluates candidates over the whole weight: sse[k][g] for params[k][g], candidate k of group g.
+/// The candidates of one phase of the MSE search, k = 0..count-1 per group g, in flat arrays (entry
+/// k * groups + g): grid index, parameters, squared error, and whether to skip it.
+struct Candidates {
+    size_t count = 0, groups = 0;
+    std::vector<int> idx;
+    std::vector<UniformParams> params;
+    std::vector<double> sse;
+    std::vector<uint8_t> skip;
+    void reset(size_t n, size_t g) {
+        count = n;
+        groups = g;
+        idx.assign(n * g, 0);
+        params.resize(n * g);
+        sse.assign(n * g, 0.0);
+        skip.assign(n * g, 0);
+    }
+    size_t at(size_t k, size_t g) const { return k * groups + g; }
+};
+
+/// Evaluates candidates over the whole weight: the squared error of every candidate k of group g.
 /// Scratch arrays are reused between calls.
 class SsePass {
 public:
@@ -323,20 +342,22 @@ public:
         acc_.resize(groups);
     }
 
-    /// Candidates with skip[k][g] set may be left out; their sse[k][g] then keeps its value.
-    void run(const std::vector<std::vector<UniformParams>>& params, std::vector<std::vector<double>>& sse,
-             const std::vector<std::vector<uint8_t>>& skip) {
-        const size_t count = params.size();
+    /// Candidates with skip set may be left out; their sse then keeps its value.
+    void run(Candidates& cands) {
+        const size_t count = cands.count;
         if (per_channel_ && l_.inner == 1) {
-            for (size_t k = 0; k < count; ++k) run_rows(params[k], sse[k]);
+            for (size_t k = 0; k < count; ++k) run_rows(cands, k);
             return;
         }
         // Flat groups: the tensor, or each (outer, channel) row; several candidates per pass over a row.
         const size_t channels = per_channel_ ? static_cast<size_t>(l_.channels) : 1;
         const int64_t outer = per_channel_ ? l_.outer : 1;
+        const UniformParams* params = cands.params.data();
+        const uint8_t* skip = cands.skip.data();
+        double* sse = cands.sse.data();
         for (size_t k = 0; k < count; ++k)
             for (size_t c = 0; c < channels; ++c)
-                if (!skip[k][c]) sse[k][c] = 0.0;
+                if (!skip[k * channels + c]) sse[k * channels + c] = 0.0;
         // Channels in parallel; a channel's rows in order, as one thread would add them.
 #pragma omp parallel if (channels > 1 && l_.numel() >= kParallelMin)
         {
@@ -351,8 +372,8 @@ public:
                 hi.clear();
                 which.clear();
                 for (size_t k = 0; k < count; ++k) {
-                    if (skip[k][c]) continue;
-                    const UniformParams& p = params[k][c];
+                    if (skip[k * channels + c]) continue;
+                    const UniformParams& p = params[k * channels + c];
                     s.push_back(p.scale);
                     lo.push_back(static_cast<float>(qmin_ - p.zero_point));
                     hi.push_back(static_cast<float>(qmax_ - p.zero_point));
@@ -363,7 +384,7 @@ public:
                     const auto& f = flat_[static_cast<size_t>(o) * channels + c];
                     flat_sse(f.body, f.body_n, f.tail, f.tail_n, static_cast<int>(which.size()), s.data(), lo.data(),
                              hi.data(), out.data());
-                    for (size_t j = 0; j < which.size(); ++j) sse[which[j]][c] += out[j];
+                    for (size_t j = 0; j < which.size(); ++j) sse[which[j] * channels + c] += out[j];
                 }
             }
         }
@@ -371,8 +392,10 @@ public:
 
 private:
     /// inner == 1 (MatMul [K, N]): rows of N channels; vectorize across channels.
-    void run_rows(const std::vector<UniformParams>& params, std::vector<double>& sse) {
+    void run_rows(Candidates& cands, size_t k) {
         const auto channels = static_cast<size_t>(l_.channels);
+        const UniformParams* params = cands.params.data() + k * channels;
+        double* sse = cands.sse.data() + k * channels;
         for (size_t c = 0; c < channels; ++c) {
             s_[c] = params[c].scale;
             inv_[c] = 1.0f / params[c].scale;
@@ -442,55 +465,53 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
     // Each phase's errors are computed first (several candidates per pass over the weight), then taken
     // in the order and with the tie rule of a one-by-one search.
     SsePass pass(x, l, per_channel, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme));
-    std::vector<std::vector<int>> idx;
-    std::vector<std::vector<UniformParams>> cand;
-    std::vector<std::vector<double>> sse;
-    std::vector<std::vector<uint8_t>> skip;
+    Candidates cands;
     auto evaluate = [&] {
-        const size_t count = idx.size();
-        cand.assign(count, std::vector<UniformParams>(groups));
-        sse.assign(count, std::vector<double>(groups, 0.0));
-        for (size_t k = 0; k < count; ++k)
-            for (size_t g = 0; g < groups; ++g)
-                cand[k][g] = params_for_range(vmin[g], vmax[g], mse_clip_ratio(idx[k][g]), bits, scheme);
-        pass.run(cand, sse, skip);
+        for (size_t e = 0; e < cands.idx.size(); ++e) {
+            const size_t g = e % groups;
+            cands.params[e] = params_for_range(vmin[g], vmax[g], mse_clip_ratio(cands.idx[e]), bits, scheme);
+        }
+        pass.run(cands);
     };
     // Coarse: i = 0, kMseCoarseStep, ...; i = 0 is the MaxAbs range (ratio 1).
-    for (int i = 0; i < kMseGridPoints; i += kMseCoarseStep) idx.emplace_back(groups, i);
-    skip.assign(idx.size(), std::vector<uint8_t>(groups, 0));
+    cands.reset((kMseGridPoints + kMseCoarseStep - 1) / kMseCoarseStep, groups);
+    for (size_t k = 0; k < cands.count; ++k)
+        std::fill_n(cands.idx.begin() + static_cast<std::ptrdiff_t>(k * groups), groups, static_cast<int>(k) * kMseCoarseStep);
     evaluate();
-    std::vector<double> best_sse = sse[0];
+    std::vector<double> best_sse(cands.sse.begin(), cands.sse.begin() + static_cast<std::ptrdiff_t>(groups));
     std::vector<int> best_i(groups, 0);
     auto take = [&](size_t k) {
-        for (size_t g = 0; g < groups; ++g)
-            if (sse[k][g] < best_sse[g] || (sse[k][g] == best_sse[g] && idx[k][g] < best_i[g])) {
-                best_sse[g] = sse[k][g];
-                best_i[g] = idx[k][g];
-                best[g] = cand[k][g];
+        for (size_t g = 0; g < groups; ++g) {
+            const size_t e = cands.at(k, g);
+            if (cands.sse[e] < best_sse[g] || (cands.sse[e] == best_sse[g] && cands.idx[e] < best_i[g])) {
+                best_sse[g] = cands.sse[e];
+                best_i[g] = cands.idx[e];
+                best[g] = cands.params[e];
             }
+        }
     };
-    for (size_t k = 1; k < idx.size(); ++k) take(k);
+    for (size_t k = 1; k < cands.count; ++k) take(k);
     // Fine: the indices within kMseCoarseStep - 1 of each group's coarse best. Out of the grid, the
     // coarse best itself stands in: its error is known, and taking it again changes nothing.
     const std::vector<int> coarse = best_i;
     const std::vector<double> coarse_sse = best_sse;
-    idx.clear();
-    skip.clear();
+    cands.reset(2 * (kMseCoarseStep - 1), groups);
+    size_t k = 0;
     for (int d = -(kMseCoarseStep - 1); d <= kMseCoarseStep - 1; ++d) {
         if (d == 0) continue;
-        idx.emplace_back(groups);
-        skip.emplace_back(groups);
         for (size_t g = 0; g < groups; ++g) {
             const int i = coarse[g] + d;
-            skip.back()[g] = !(i >= 0 && i < kMseGridPoints);
-            idx.back()[g] = skip.back()[g] ? coarse[g] : i;
+            const size_t e = cands.at(k, g);
+            cands.skip[e] = !(i >= 0 && i < kMseGridPoints);
+            cands.idx[e] = cands.skip[e] ? coarse[g] : i;
         }
+        ++k;
     }
     evaluate();
-    for (size_t k = 0; k < idx.size(); ++k) {
+    for (size_t j = 0; j < cands.count; ++j) {
         for (size_t g = 0; g < groups; ++g)
-            if (skip[k][g]) sse[k][g] = coarse_sse[g];
-        take(k);
+            if (cands.skip[cands.at(j, g)]) cands.sse[cands.at(j, g)] = coarse_sse[g];
+        take(j);
     }
     return best;
 }

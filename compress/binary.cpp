@@ -19,18 +19,17 @@ namespace {
 
 const char* binary_unsupported(int, const WeightSpec&) { return nullptr; }
 
-void binary_encode(const float* w, const WeightSpec& spec, CompressedWeight& out) {
+void binary_encode(const PrunedWeight& pw, const WeightSpec& spec, CompressedWeight& out) {
     out.scheme = Scheme::Symmetric;
     out.granularity = spec.granularity;
     const Layout l = out.layout();
     const int64_t n = l.numel();
     if (out.granularity == Granularity::PerTensor) {
-        const std::vector<float> kept = kept_values(w, n, out.mask);
+        const std::vector<float> kept = kept_values(pw.weight(), n, out.mask);
         out.scales = {binary_scale(kept.data(), static_cast<int64_t>(kept.size()))};
     } else {
         // Per channel: sum |x| and count kept elements (pruned elements read as 0 and are not counted).
-        std::unique_ptr<float[]> storage;
-        const float* x = masked_weight(w, n, out.mask, storage);
+        const float* x = pw.masked();
         const auto channels = static_cast<size_t>(l.channels);
         std::vector<double> sum(channels, 0.0);
         std::vector<int64_t> count(channels, out.mask.empty() ? l.outer * l.inner : 0);
@@ -66,6 +65,7 @@ void binary_encode(const float* w, const WeightSpec& spec, CompressedWeight& out
     out.codebook.clear();
     out.codes.resize(static_cast<size_t>(n));
     int8_t* code = out.codes.data();
+    const float* w = pw.weight();
     for (int64_t i = 0; i < n; ++i) code[i] = w[i] >= 0.0f ? 1 : -1;
 }
 

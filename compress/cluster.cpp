@@ -142,11 +142,11 @@ namespace {
 
 const char* cluster_unsupported(int, const WeightSpec&) { return nullptr; }
 
-void cluster_encode(const float* w, const WeightSpec&, CompressedWeight& out) {
+void cluster_encode(const PrunedWeight& pw, const WeightSpec&, CompressedWeight& out) {
     out.scheme = Scheme::Symmetric;
     out.granularity = Granularity::PerTensor;
     const Layout l = out.layout();
-    const std::vector<float> kept = kept_values(w, l.numel(), out.mask);
+    const std::vector<float> kept = kept_values(pw.weight(), l.numel(), out.mask);
     const KMeans1d km = kmeans_1d(kept.data(), static_cast<int64_t>(kept.size()), 1 << out.bits);
     out.codebook = km.centroids;
     out.scales.clear();

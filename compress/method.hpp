@@ -44,10 +44,12 @@ struct WeightMethod {
     /// nullptr when the row serves (bits, spec), else a short reason why not (method and bit range
     /// are checked by select_method before this is called).
     const char* (*unsupported)(int bits, const WeightSpec& spec);
-    /// Encodes weight `w`. On entry `out` has shape, out_axis, bits, method_id and mask set; the
-    /// function sets scheme and granularity (normalised for its method), codes of kept elements,
-    /// scales / zero_points / codebook. compress_weight sets pruned codes afterwards.
-    void (*encode)(const float* w, const WeightSpec& spec, CompressedWeight& out);
+    /// Encodes a pruned weight (w.masked(): pruned elements read as +0; w.weight(): the original;
+    /// w.memo(): data derived once per pruned weight and reused for every bit width). On entry `out`
+    /// has shape, out_axis, bits, method_id and mask set; the function sets scheme and granularity
+    /// (normalised for its method), codes of kept elements, scales / zero_points / codebook.
+    /// compress_weight sets pruned codes afterwards.
+    void (*encode)(const PrunedWeight& w, const WeightSpec& spec, CompressedWeight& out);
     /// Dequantizes every element of `cw` into `out` (numel floats). Pruned elements may be written with
     /// anything: dequantize_into() zeroes them after.
     void (*decode)(const CompressedWeight& cw, float* out);

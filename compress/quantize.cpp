@@ -224,27 +224,55 @@ public:
     };
 
     /// `count` consecutive groups of `size` values from x.
-    SparseGroups(const float* x, int64_t count, int64_t size)
-        : slot_(size + kLanes),  // kLanes spare values per group (see add())
-          packed_(new float[static_cast<size_t>(count * slot_)]),
-          groups_(static_cast<size_t>(count)) {
-#pragma omp parallel for schedule(static) if (count > 1 && count * size >= kParallelMin)
-        for (int64_t g = 0; g < count; ++g) add(g, x + g * size, size);
+    SparseGroups(const float* x, int64_t count, int64_t size) : groups_(static_cast<size_t>(count)) {
+        // Each group's packed rows (0: not packed), then the packed groups' offsets, then the packing:
+        // the copies take exactly the room they need.
+        std::vector<int64_t> rows(static_cast<size_t>(count));
+        const bool parallel = count > 1 && count * size >= kParallelMin;
+#pragma omp parallel for schedule(static) if (parallel)
+        for (int64_t g = 0; g < count; ++g) rows[static_cast<size_t>(g)] = packed_rows(x + g * size, size);
+        std::vector<int64_t> offset(static_cast<size_t>(count), -1);
+        int64_t total = 0;
+        for (int64_t g = 0; g < count; ++g)
+            if (rows[static_cast<size_t>(g)] > 0) {
+                offset[static_cast<size_t>(g)] = total;
+                total += (rows[static_cast<size_t>(g)] + 1) * kLanes;  // a spare row (see pack())
+            }
+        if (total > 0) packed_.reset(new float[static_cast<size_t>(total)]);
+        packed_n_ = total;
+#pragma omp parallel for schedule(static) if (parallel)
+        for (int64_t g = 0; g < count; ++g) {
+            const float* v = x + g * size;
+            const int64_t body = size / kLanes * kLanes;
+            const auto k = static_cast<size_t>(g);
+            if (offset[k] < 0) {
+                groups_[k] = {v, body, v + body, size - body};
+                continue;
+            }
+            float* out = packed_.get() + offset[k];
+            pack(v, body, rows[k], out);
+            groups_[k] = {out, rows[k] * kLanes, v + body, size - body};
+        }
     }
     const Group& operator[](size_t g) const { return groups_[g]; }
+    size_t bytes() const {
+        return sizeof(*this) + groups_.size() * sizeof(Group) + static_cast<size_t>(packed_n_) * sizeof(float);
+    }
 
 private:
-    void add(int64_t g, const float* v, int64_t n) {
+    /// The rows of a group's packed lanes (the most non-zeros of a lane), or 0 when under a quarter of
+    /// its body is zeros (not worth a copy).
+    static int64_t packed_rows(const float* v, int64_t n) {
         const int64_t body = n / kLanes * kLanes;
         int32_t kept[kLanes] = {};
         for (int64_t i = 0; i < body; i += kLanes)
             for (int j = 0; j < kLanes; ++j) kept[j] += v[i + j] != 0.0f;
         const int64_t rows = *std::max_element(kept, kept + kLanes);
-        if (4 * rows * kLanes > 3 * body) {  // under a quarter zeros: not worth a copy
-            groups_[static_cast<size_t>(g)] = {v, body, v + body, n - body};
-            return;
-        }
-        float* out = packed_.get() + g * slot_;
+        return 4 * rows * kLanes > 3 * body ? 0 : std::max<int64_t>(rows, 1);
+    }
+
+    /// Lane j of `out` gets the non-zeros of lane j of the body, in order, then zeros.
+    static void pack(const float* v, int64_t body, int64_t rows, float* out) {
         std::fill(out, out + (rows + 1) * kLanes, 0.0f);
         // Branch-free: write every value, advance only past non-zeros. A zero written last stays as
         // padding (it adds +0) or lands in the spare row after the body.
@@ -254,12 +282,11 @@ private:
                 out[at[j] * kLanes + j] = v[i + j];
                 at[j] += v[i + j] != 0.0f;
             }
-        groups_[static_cast<size_t>(g)] = {out, rows * kLanes, v + body, n - body};
     }
 
-    int64_t slot_;
-    std::unique_ptr<float[]> packed_;  ///< group g's packed lanes at g * slot_ (uninitialized until used)
     std::vector<Group> groups_;
+    std::unique_ptr<float[]> packed_;  ///< the packed groups' lanes, one after the other
+    int64_t packed_n_ = 0;
 };
 
 /// Squared errors of `outer` rows of `channels` values, each channel with its own parameters, added
@@ -327,13 +354,9 @@ struct Candidates {
 /// Scratch arrays are reused between calls.
 class SsePass {
 public:
-    SsePass(const float* x, const Layout& l, bool per_channel, int qmin, int qmax)
-        : x_(x),
-          l_(l),
-          per_channel_(per_channel),
-          qmin_(qmin),
-          qmax_(qmax),
-          flat_(x, per_channel ? (l.inner > 1 ? l.outer * l.channels : 0) : 1, per_channel ? l.inner : l.numel()) {
+    /// `flat` from flat_groups(x, l, per_channel).
+    SsePass(const float* x, const Layout& l, bool per_channel, int qmin, int qmax, const SparseGroups& flat)
+        : x_(x), l_(l), per_channel_(per_channel), qmin_(qmin), qmax_(qmax), flat_(flat) {
         const auto groups = static_cast<size_t>(per_channel ? l.channels : 1);
         s_.resize(groups);
         inv_.resize(groups);
@@ -417,22 +440,24 @@ private:
     bool per_channel_;
     int qmin_, qmax_;
     std::vector<float> s_, inv_, lo_, hi_, acc_;
-    SparseGroups flat_;  ///< the flat groups: the tensor (PerTensor) or each (outer, channel) row
+    const SparseGroups& flat_;  ///< the flat groups: the tensor (PerTensor) or each (outer, channel) row
 };
 
-}  // namespace
-
-double uniform_sse(const float* v, int64_t n, UniformParams p, int bits, Scheme scheme) {
-    return flat_sse(v, n, p.scale, static_cast<float>(uniform_code_min(bits, scheme) - p.zero_point),
-                    static_cast<float>(uniform_code_max(bits, scheme) - p.zero_point));
+/// The flat groups of the MSE search: the tensor (per tensor), each (outer, channel) row (per channel),
+/// none for rows of channels (inner == 1, searched across channels).
+SparseGroups flat_groups(const float* x, const Layout& l, bool per_channel) {
+    return SparseGroups(x, per_channel ? (l.inner > 1 ? l.outer * l.channels : 0) : 1,
+                        per_channel ? l.inner : l.numel());
 }
 
-std::vector<UniformParams> choose_uniform_group_params(const float* x, const Layout& l, Granularity granularity,
-                                                       int bits, Scheme scheme, WeightClip clip) {
-    check_uniform_bits(bits);
-    const bool per_channel = granularity == Granularity::PerChannel;
+/// Each group's value range, always including 0.
+struct GroupRanges {
+    std::vector<float> vmin, vmax;
+    size_t bytes() const { return sizeof(*this) + 8 * vmin.size(); }
+};
+
+GroupRanges group_ranges(const float* x, const Layout& l, bool per_channel) {
     const auto groups = static_cast<size_t>(per_channel ? l.channels : 1);
-    // Ranges, always including 0.
     std::vector<float> vmin(groups, 0.0f), vmax(groups, 0.0f);
     if (!per_channel) {
         if (l.numel() > 0) value_range(x, l.numel(), &vmin[0], &vmax[0]);
@@ -458,13 +483,27 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
                 mx[ci] = hi > mx[ci] ? hi : mx[ci];
             }
     }
+    return {std::move(vmin), std::move(vmax)};
+}
+
+/// choose_uniform_group_params from the ranges and, for the MSE search, the flat groups (`flat()`
+/// returns them, made on first use).
+template <class FlatGroups>
+std::vector<UniformParams> choose_params(const float* x, const Layout& l, const GroupRanges& ranges,
+                                         FlatGroups&& flat, Granularity granularity, int bits, Scheme scheme,
+                                         WeightClip clip) {
+    check_uniform_bits(bits);
+    const bool per_channel = granularity == Granularity::PerChannel;
+    const auto groups = static_cast<size_t>(per_channel ? l.channels : 1);
+    const std::vector<float>& vmin = ranges.vmin;
+    const std::vector<float>& vmax = ranges.vmax;
     std::vector<UniformParams> best(groups);
     for (size_t g = 0; g < groups; ++g) best[g] = params_for_range(vmin[g], vmax[g], 1.0, bits, scheme);
     if (clip == WeightClip::MaxAbs) return best;
 
     // Each phase's errors are computed first (several candidates per pass over the weight), then taken
     // in the order and with the tie rule of a one-by-one search.
-    SsePass pass(x, l, per_channel, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme));
+    SsePass pass(x, l, per_channel, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme), flat());
     Candidates cands;
     auto evaluate = [&] {
         for (size_t e = 0; e < cands.idx.size(); ++e) {
@@ -516,6 +555,25 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
     return best;
 }
 
+}  // namespace
+
+double uniform_sse(const float* v, int64_t n, UniformParams p, int bits, Scheme scheme) {
+    return flat_sse(v, n, p.scale, static_cast<float>(uniform_code_min(bits, scheme) - p.zero_point),
+                    static_cast<float>(uniform_code_max(bits, scheme) - p.zero_point));
+}
+
+std::vector<UniformParams> choose_uniform_group_params(const float* x, const Layout& l, Granularity granularity,
+                                                       int bits, Scheme scheme, WeightClip clip) {
+    check_uniform_bits(bits);
+    const bool per_channel = granularity == Granularity::PerChannel;
+    std::unique_ptr<SparseGroups> groups;
+    auto flat = [&]() -> const SparseGroups& {
+        if (!groups) groups = std::make_unique<SparseGroups>(flat_groups(x, l, per_channel));
+        return *groups;
+    };
+    return choose_params(x, l, group_ranges(x, l, per_channel), flat, granularity, bits, scheme, clip);
+}
+
 UniformParams choose_uniform_params(const float* values, int64_t n, int bits, Scheme scheme, WeightClip clip) {
     return choose_uniform_group_params(values, Layout{1, 1, n}, Granularity::PerTensor, bits, scheme, clip)[0];
 }
@@ -530,14 +588,21 @@ DCS_VECTOR_CLONES void quantize_row(const float* __restrict in, int64_t n, Unifo
     for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(quantize_uniform(in[i], p, qmin, qmax));
 }
 
-void uniform_encode(const float* w, const WeightSpec& spec, CompressedWeight& out) {
+void uniform_encode(const PrunedWeight& pw, const WeightSpec& spec, CompressedWeight& out) {
     out.scheme = spec.scheme;
     out.granularity = spec.granularity;
     const Layout l = out.layout();
-    std::unique_ptr<float[]> storage;
-    const float* x = masked_weight(w, l.numel(), out.mask, storage);
+    const float* x = pw.masked();
+    // The ranges and the MSE search's packed rows depend on the pruned weight only: made once per
+    // PrunedWeight and reused for every bit width and scheme.
+    const bool per_channel = out.granularity == Granularity::PerChannel;
+    const std::string key = per_channel ? "uniform/channel" : "uniform/tensor";
+    const GroupRanges& ranges = pw.memo<GroupRanges>(key + "/ranges", [&] { return group_ranges(x, l, per_channel); });
+    auto flat = [&]() -> const SparseGroups& {
+        return pw.memo<SparseGroups>(key + "/rows", [&] { return flat_groups(x, l, per_channel); });
+    };
     const std::vector<UniformParams> params =
-        choose_uniform_group_params(x, l, out.granularity, out.bits, out.scheme, spec.clip);
+        choose_params(x, l, ranges, flat, out.granularity, out.bits, out.scheme, spec.clip);
     const bool asym = out.scheme == Scheme::Asymmetric;
     out.scales.resize(params.size());
     out.zero_points.assign(asym ? params.size() : 0, 0);
@@ -546,7 +611,6 @@ void uniform_encode(const float* w, const WeightSpec& spec, CompressedWeight& ou
         if (asym) out.zero_points[g] = static_cast<int8_t>(params[g].zero_point);
     }
     const int qmin = uniform_code_min(out.bits, out.scheme), qmax = uniform_code_max(out.bits, out.scheme);
-    const bool per_channel = out.granularity == Granularity::PerChannel;
     out.codes.resize(static_cast<size_t>(l.numel()));
     int8_t* code = out.codes.data();
     if (per_channel && l.inner == 1) {  // rows of channels: per-channel arrays, vectorizable

@@ -212,29 +212,56 @@ bool pruned_codes_ok(const CompressedWeight& cw, const Layout& l) {
 
 }  // namespace
 
-CompressedWeight compress_weight(const float* w, const std::vector<int64_t>& shape, int64_t out_axis,
-                                 const LayerChoice& choice, const WeightSpec& spec) {
+PrunedWeight::PrunedWeight(const float* w, std::vector<int64_t> shape, int64_t out_axis, double prune_ratio,
+                           Pruning pruning)
+    : w_(w),
+      shape_(std::move(shape)),
+      out_axis_(out_axis),
+      layout_(weight_layout(shape_, out_axis_)),
+      ratio_(prune_ratio),
+      pruning_(pruning) {
     if (!w) throw std::invalid_argument("compress_weight: null weight pointer");
-    const Layout l = weight_layout(shape, out_axis);
-    if (choice.weight_bits < 1 || choice.weight_bits > 8)
-        throw std::invalid_argument("weight_bits must be in 1..8, got " + std::to_string(choice.weight_bits));
-    prune_count(0, choice.prune_ratio);  // validates the ratio
-    const int64_t n = l.numel();
+    prune_count(0, prune_ratio);  // validates the ratio
+    const int64_t n = layout_.numel();
     if (any_not_finite(w, n))
         for (int64_t i = 0; i < n; ++i)
             if (!std::isfinite(w[i]))
-                throw std::invalid_argument("weight element " + std::to_string(i) + " of shape " + shape_string(shape) +
-                                        " is not finite (" + std::to_string(w[i]) + ")");
-    const WeightMethod& method = select_method(choice.weight_bits, spec);
+                throw std::invalid_argument("weight element " + std::to_string(i) + " of shape " + shape_string(shape_) +
+                                            " is not finite (" + std::to_string(w[i]) + ")");
+    mask_ = prune_mask(w, layout_, prune_ratio, pruning);
+    if (!mask_.empty()) {
+        masked_.reset(new float[static_cast<size_t>(n)]);  // uninitialized: every element is written
+        mask_copy(w, n, mask_.data(), masked_.get());
+    }
+}
+
+size_t PrunedWeight::bytes() const {
+    return sizeof(*this) + mask_.size() + (masked_ ? 4 * mask_.size() : 0) + memo_bytes_;
+}
+
+CompressedWeight compress_weight(const PrunedWeight& pruned, int bits, const WeightSpec& spec) {
+    if (bits < 1 || bits > 8) throw std::invalid_argument("weight_bits must be in 1..8, got " + std::to_string(bits));
+    if (spec.pruning != pruned.pruning())
+        throw std::invalid_argument("compress_weight: the spec's pruning kind differs from the pruned weight's");
+    const WeightMethod& method = select_method(bits, spec);
     CompressedWeight cw;
-    cw.shape = shape;
-    cw.out_axis = out_axis;
-    cw.bits = choice.weight_bits;
+    cw.shape = pruned.shape();
+    cw.out_axis = pruned.out_axis();
+    cw.bits = bits;
     cw.method_id = method.id;
-    cw.mask = prune_mask(w, l, choice.prune_ratio, spec.pruning);
-    method.encode(w, spec, cw);
-    if (!cw.mask.empty()) apply_pruned_codes(cw, l);
+    cw.mask = pruned.mask();
+    method.encode(pruned, spec, cw);
+    if (!cw.mask.empty()) apply_pruned_codes(cw, pruned.layout());
     return cw;
+}
+
+CompressedWeight compress_weight(const float* w, const std::vector<int64_t>& shape, int64_t out_axis,
+                                 const LayerChoice& choice, const WeightSpec& spec) {
+    if (!w) throw std::invalid_argument("compress_weight: null weight pointer");
+    weight_layout(shape, out_axis);  // validates shape and axis first, as the messages always came
+    if (choice.weight_bits < 1 || choice.weight_bits > 8)
+        throw std::invalid_argument("weight_bits must be in 1..8, got " + std::to_string(choice.weight_bits));
+    return compress_weight(PrunedWeight(w, shape, out_axis, choice.prune_ratio, spec.pruning), choice.weight_bits, spec);
 }
 
 std::string check_compressed_weight(const CompressedWeight& cw) {

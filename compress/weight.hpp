@@ -2,8 +2,9 @@
 /// A compressed weight tensor and the one call that produces it: prune, then encode with the method the
 /// registry picks (method.hpp). See docs/compression.md for the code ranges and rounding.
 #include <cstdint>
-#include <string>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "compress/layout.hpp"
@@ -75,6 +76,65 @@ struct CompressedWeight {
     bool operator==(const CompressedWeight& o) const;
     bool operator!=(const CompressedWeight& o) const { return !(*this == o); }
 };
+
+/// What compressing a weight derives from the weight and its pruning alone, whatever the bit width and
+/// the method: the layout, the finite check, the keep mask and the weight with pruned elements read as
+/// +0, plus data a method derives from those on first use (memo(): the uniform method's value ranges and
+/// packed rows). compress_weight(w, shape, out_axis, {bits, ratio}, spec) equals
+/// compress_weight(PrunedWeight(w, shape, out_axis, ratio, spec.pruning), bits, spec), so one
+/// PrunedWeight serves every bit width of a layer at one prune ratio; the search's weight cache keeps one
+/// per (layer, prune ratio). It refers to `w`, which must outlive it. Not for concurrent use.
+class PrunedWeight {
+public:
+    /// @throws std::invalid_argument as compress_weight: null w, bad shape or out_axis, prune_ratio
+    ///         outside [0, 1), a non-finite weight (with its index)
+    PrunedWeight(const float* w, std::vector<int64_t> shape, int64_t out_axis, double prune_ratio, Pruning pruning);
+    PrunedWeight(const PrunedWeight&) = delete;
+    PrunedWeight& operator=(const PrunedWeight&) = delete;
+
+    const float* weight() const { return w_; }             ///< the original floats
+    const float* masked() const { return masked_ ? masked_.get() : w_; }  ///< pruned elements +0
+    const std::vector<uint8_t>& mask() const { return mask_; }  ///< 1 = kept; empty when none is pruned
+    const std::vector<int64_t>& shape() const { return shape_; }
+    int64_t out_axis() const { return out_axis_; }
+    const Layout& layout() const { return layout_; }
+    double prune_ratio() const { return ratio_; }
+    Pruning pruning() const { return pruning_; }
+
+    /// Data a method derives from this weight, made by make() on the first call with `key` and kept;
+    /// T::bytes() tells the memory it holds. The same key must always be used with the same T.
+    template <class T, class Make>
+    const T& memo(const std::string& key, Make&& make) const {
+        auto it = memos_.find(key);
+        if (it == memos_.end()) {
+            auto value = std::make_shared<const T>(make());
+            memo_bytes_ += value->bytes();
+            it = memos_.emplace(key, std::move(value)).first;
+        }
+        return *static_cast<const T*>(it->second.get());
+    }
+
+    /// Memory held besides the original weight: mask, masked copy and memos.
+    size_t bytes() const;
+
+private:
+    const float* w_;
+    std::vector<int64_t> shape_;
+    int64_t out_axis_;
+    Layout layout_;
+    double ratio_;
+    Pruning pruning_;
+    std::vector<uint8_t> mask_;
+    std::unique_ptr<float[]> masked_;
+    mutable std::map<std::string, std::shared_ptr<const void>> memos_;
+    mutable size_t memo_bytes_ = 0;
+};
+
+/// Encodes a pruned weight at `bits` with the method the registry picks for (bits, spec); spec.pruning
+/// must be the PrunedWeight's.
+/// @throws std::invalid_argument for bits outside 1..8 or a pruning kind other than the PrunedWeight's
+/// @throws dcs::UnsupportedError when no method serves (bits, spec)
+CompressedWeight compress_weight(const PrunedWeight& pruned, int bits, const WeightSpec& spec);
 
 /// Prunes and encodes one weight tensor.
 /// @param w        numel(shape) finite floats, row-major

@@ -226,3 +226,61 @@ TEST(CompressWeight, OutputsPinnedOnRandomTensors) {
     }
     set_avx512_allowed(true);
 }
+
+// One PrunedWeight serves every bit width, scheme, granularity, clip rule and method of its (weight,
+// prune ratio, pruning kind): each result equals a fresh compress_weight, whatever the order of the
+// requests (its memos are made by the first request that needs them).
+TEST(PrunedWeight, ReusedForEverySettingEqualsCompressWeight) {
+    struct Shape {
+        std::vector<int64_t> dims;
+        int64_t out_axis;
+    };
+    const std::vector<Shape> shapes = {{{300, 784}, 0}, {{784, 300}, 1}, {{16, 6, 5, 5}, 0}, {{5, 17, 3}, 1}};
+    uint32_t seed = 7;
+    for (const Shape& s : shapes)
+        for (Pruning pruning : {Pruning::Unstructured, Pruning::Filter})
+            for (double ratio : {0.0, 0.3, 0.9}) {
+                const std::vector<float> w = normal_tensor(dcs::compress::testing::numel(s.dims), seed++, 0.05f);
+                const PrunedWeight pw(w.data(), s.dims, s.out_axis, ratio, pruning);
+                EXPECT_EQ(pw.mask(), prune_mask(w.data(), weight_layout(s.dims, s.out_axis), ratio, pruning));
+                const size_t bytes_before = pw.bytes();
+                int requests = 0;
+                for (int bits : {8, 2, 5, 1, 3})
+                    for (int variant = 0; variant < 10; ++variant) {
+                        WeightSpec spec;
+                        spec.pruning = pruning;
+                        spec.method = variant == 9 ? Method::Cluster : Method::Quantize;
+                        spec.clip = variant % 2 ? WeightClip::MaxAbs : WeightClip::Mse;
+                        spec.scheme = variant % 3 == 1 ? Scheme::Asymmetric : Scheme::Symmetric;
+                        spec.granularity = variant % 4 == 3 ? Granularity::PerTensor : Granularity::PerChannel;
+                        if (bits == 1 && spec.scheme == Scheme::Asymmetric && spec.method == Method::Quantize) continue;
+                        const CompressedWeight fresh = compress_weight(w.data(), s.dims, s.out_axis, {bits, ratio}, spec);
+                        EXPECT_EQ(compress_weight(pw, bits, spec), fresh)
+                            << shape_string(s.dims) << " ratio " << ratio << " bits " << bits << " variant " << variant;
+                        ++requests;
+                    }
+                EXPECT_GT(requests, 40);
+                EXPECT_GT(pw.bytes(), bytes_before);  // the memos are kept
+            }
+}
+
+TEST(PrunedWeight, Errors) {
+    const std::vector<float> w = normal_tensor(60, 3);
+    const PrunedWeight pw(w.data(), {6, 10}, 0, 0.5, Pruning::Unstructured);
+    WeightSpec filter;
+    filter.pruning = Pruning::Filter;
+    EXPECT_THROW(compress_weight(pw, 4, filter), std::invalid_argument);
+    EXPECT_THROW(compress_weight(pw, 0, WeightSpec{}), std::invalid_argument);
+    EXPECT_THROW(compress_weight(pw, 9, WeightSpec{}), std::invalid_argument);
+    EXPECT_THROW(PrunedWeight(nullptr, {6, 10}, 0, 0.5, Pruning::Unstructured), std::invalid_argument);
+    EXPECT_THROW(PrunedWeight(w.data(), {6, 10}, 2, 0.5, Pruning::Unstructured), std::invalid_argument);
+    EXPECT_THROW(PrunedWeight(w.data(), {6, 10}, 0, 1.0, Pruning::Unstructured), std::invalid_argument);
+    std::vector<float> bad = w;
+    bad[17] = std::numeric_limits<float>::infinity();
+    try {
+        PrunedWeight(bad.data(), {6, 10}, 0, 0.5, Pruning::Unstructured);
+        ADD_FAILURE() << "no error for an infinite weight";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find("element 17"), std::string::npos) << e.what();
+    }
+}

@@ -57,8 +57,10 @@ struct DczLayerStats {
 };
 
 /// Cost and storage decisions of one layer, as the serializer makes them.
-/// @throws std::invalid_argument when check_compressed_weight(cw) reports a problem
-DczLayerStats dcz_layer_stats(const std::string& name, const CompressedWeight& cw, bool huffman);
+/// @param check false skips check_compressed_weight, for a weight straight from compress_weight (the
+///              search's size accounting); writing a file always checks
+/// @throws std::invalid_argument when checked and check_compressed_weight(cw) reports a problem
+DczLayerStats dcz_layer_stats(const std::string& name, const CompressedWeight& cw, bool huffman, bool check = true);
 
 /// Bytes write_dcz() writes for `contents`, computed without building the file: O(elements) time and
 /// no allocation proportional to the model (Huffman frequency tables only).

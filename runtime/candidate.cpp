@@ -118,11 +118,11 @@ bool WeightCache::Key::operator<(const Key& o) const {
 std::shared_ptr<const WeightCache::Entry> WeightCache::get(const Key& key, const std::function<Entry()>& make) {
     auto it = index_.find(key);
     if (it != index_.end()) {
-        ++hits_;
+        hits_ += key.bits > 0;
         lru_.splice(lru_.begin(), lru_, it->second);
         return it->second->second;
     }
-    ++misses_;
+    misses_ += key.bits > 0;
     auto e = std::make_shared<const Entry>(make());
     if (e->bytes > max_bytes_) return e;
     while (!lru_.empty() && bytes_ + e->bytes > max_bytes_) {
@@ -151,6 +151,12 @@ double since(std::chrono::steady_clock::time_point t0) {
 size_t entry_bytes(const WeightCache::Entry& e) {
     return sizeof(WeightCache::Entry) + (e.int8 ? DnnlExecutor::prepared_bytes(*e.int8) : 0) +
            4 * e.dequantized.data.size() + 8 * e.dequantized.shape.size();
+}
+
+/// What a PrunedWeight of n elements holds once the uniform method's memos are made: mask, masked copy
+/// and packed rows (an estimate taken when it is cached; the memos come later).
+size_t pruned_entry_bytes(const compress::PrunedWeight& p, int64_t n) {
+    return sizeof(WeightCache::Entry) + p.bytes() + (p.mask().empty() ? 0 : 4 * static_cast<size_t>(n));
 }
 
 /// Fraction of output channels with at least one kept weight: channels whose weights are all pruned do
@@ -306,11 +312,21 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
     for (size_t i = 0; i < layers_.size(); ++i) {
         const LayerInfo& li = layers_[i];
         auto make = [&]() {
-            const Tensor& w = graph_.initializers.at(li.weight);
-            const compress::CompressedWeight cw =
-                compress::compress_weight(w.data.data(), w.shape, li.out_axis, choices[i], spec_);
+            // The pruned layer (mask, masked copy, ranges, packed rows) is shared by the bit widths
+            // of a (layer, prune ratio): cached under bits 0.
+            auto make_pruned = [&]() {
+                const Tensor& w = graph_.initializers.at(li.weight);
+                WeightCache::Entry p;
+                p.pruned = std::make_shared<const compress::PrunedWeight>(w.data.data(), w.shape, li.out_axis,
+                                                                          choices[i].prune_ratio, spec_.pruning);
+                p.bytes = pruned_entry_bytes(*p.pruned, static_cast<int64_t>(w.data.size()));
+                return p;
+            };
+            const std::shared_ptr<const WeightCache::Entry> pruned =
+                cache_.get(WeightCache::Key{i, 0, choices[i].prune_ratio, spec_}, make_pruned);
+            const compress::CompressedWeight cw = compress::compress_weight(*pruned->pruned, choices[i].weight_bits, spec_);
             WeightCache::Entry e;
-            e.dcz_bytes = compress::dcz_layer_stats(li.name, cw, false).bytes;
+            e.dcz_bytes = compress::dcz_layer_stats(li.name, cw, false, /*check=*/false).bytes;
             e.bits = cw.bits;
             e.kept_channels = kept_channel_fraction(cw);
             if (int8) e.int8 = ex->prepare_layer(li.name, int8_weights_from(cw));

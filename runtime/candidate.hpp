@@ -11,6 +11,7 @@
 
 #include "compress/dcz.hpp"
 #include "compress/types.hpp"
+#include "compress/weight.hpp"
 #include "runtime/dnnl_executor.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/graph.hpp"
@@ -87,11 +88,13 @@ public:
         double kept_channels = 1.0;   ///< fraction of output channels with a kept weight (BOPs)
         DnnlExecutor::Prepared int8;  ///< OneDnn runtime: the layer prepared for the evaluator's executor
         Tensor dequantized;           ///< Reference runtime: the dequantized weight
-        size_t bytes = 0;             ///< approximate memory held
+        /// Entries with Key::bits == 0: the layer pruned at the key's ratio, shared by its bit widths.
+        std::shared_ptr<const compress::PrunedWeight> pruned;
+        size_t bytes = 0;  ///< approximate memory held
     };
     struct Key {
         size_t layer = 0;
-        int bits = 0;
+        int bits = 0;  ///< 0 for the PrunedWeight entry of (layer, prune_ratio)
         double prune_ratio = 0.0;
         compress::WeightSpec spec;
         bool operator<(const Key& o) const;
@@ -106,6 +109,7 @@ public:
 
     size_t bytes() const { return bytes_; }
     size_t entries() const { return lru_.size(); }
+    /// Look-ups of layer choices (bits > 0) found and not found; PrunedWeight entries are not counted.
     int64_t hits() const { return hits_; }
     int64_t misses() const { return misses_; }
     void clear();
@@ -124,7 +128,8 @@ private:
 /// With EvalRuntime::OneDnn (the default) candidates run on the oneDNN int8 executor, calibrated once
 /// (lazily, on the first evaluate()) on `options.calibration`, with primitives built once. A layer
 /// choice not in the cache costs its compression, its .dcz record size and its prepared int8 form
-/// (DnnlExecutor::prepare_layer: parameters and reordered codes); a cached one costs a look-up and
+/// (DnnlExecutor::prepare_layer: parameters and reordered codes), less when another bit width of the
+/// same (layer, prune ratio) is cached (its PrunedWeight: mask, ranges); a cached one costs a look-up and
 /// pointer swaps. The baseline runs on oneDNN fp32. Evaluation is not thread-safe: use one evaluator
 /// per thread or rank.
 class CandidateEvaluator {

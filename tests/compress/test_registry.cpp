@@ -157,3 +157,36 @@ TEST(Registry, EveryMethodEveryCase) {
     EXPECT_EQ(skipped, 0);  // the current rows serve every combination
     for (int b = 1; b <= 8; ++b) std::printf("worst relative RMSE at %d bits: %.4f\n", b, worst[b]);
 }
+
+// Every row encodes a reused PrunedWeight (one per weight, pruning kind and prune ratio, shared by every
+// row, bit width, scheme, granularity and clip rule, so that a method's memos meet all of them) exactly
+// as a fresh compress_weight: what the search's cache relies on.
+TEST(Registry, EveryMethodReusesAPrunedWeight) {
+    const Layer layers[] = {{{16, 3, 3, 3}, 0}, {{40, 24}, 1}, {{7, 6, 5}, 1}};
+    uint32_t seed = 500;
+    int compared = 0;
+    for (const Layer& layer : layers)
+        for (Pruning pruning : {Pruning::Unstructured, Pruning::Filter})
+            for (double ratio : {0.0, 0.5, 0.9}) {
+                const std::vector<float> w = normal_tensor(weight_layout(layer.shape, layer.out_axis).numel(), seed++);
+                const PrunedWeight pw(w.data(), layer.shape, layer.out_axis, ratio, pruning);
+                for (const WeightMethod* m : method_table())
+                    for (int bits = m->max_bits; bits >= m->min_bits; --bits)
+                        for (Scheme scheme : {Scheme::Asymmetric, Scheme::Symmetric})
+                            for (Granularity g : {Granularity::PerTensor, Granularity::PerChannel})
+                                for (WeightClip clip : {WeightClip::Mse, WeightClip::MaxAbs}) {
+                                    WeightSpec spec;
+                                    spec.method = m->method;
+                                    spec.scheme = scheme;
+                                    spec.granularity = g;
+                                    spec.clip = clip;
+                                    spec.pruning = pruning;
+                                    if (m->unsupported(bits, spec) || &select_method(bits, spec) != m) continue;
+                                    ASSERT_EQ(compress_weight(pw, bits, spec),
+                                              compress_weight(w.data(), layer.shape, layer.out_axis, {bits, ratio}, spec))
+                                        << m->name << " bits " << bits << " ratio " << ratio;
+                                    ++compared;
+                                }
+            }
+    EXPECT_GT(compared, 1000);
+}

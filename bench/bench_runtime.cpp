@@ -8,7 +8,8 @@
 // inputs.
 //
 //   build/bench/bench_runtime configs/lenet5.yaml [--repeats 5] [--dump /tmp/dcs-bench/lenet5]
-//                             [--no-reference] [--int8-only]
+//                             [--no-reference] [--int8-only] [--implementations]
+// --implementations prints the int8 executor's implementation of every step (batch 256) to stderr.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -73,12 +74,13 @@ void dump(const std::string& prefix, const SubsetEvaluator& ev, const Graph& g, 
 
 int main(int argc, char** argv) try {
     if (argc < 2) {
-        std::cerr << "usage: bench_runtime config.yaml [--repeats N] [--dump PREFIX] [--no-reference] [--int8-only]\n";
+        std::cerr << "usage: bench_runtime config.yaml [--repeats N] [--dump PREFIX] [--no-reference] [--int8-only]"
+                     " [--implementations]\n";
         return 2;
     }
     int repeats = 5;
     std::string dump_prefix;
-    bool reference = true, int8_only = false;
+    bool reference = true, int8_only = false, implementations = false;
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--repeats" && i + 1 < argc)
@@ -87,6 +89,8 @@ int main(int argc, char** argv) try {
             dump_prefix = argv[++i];
         else if (a == "--no-reference")
             reference = false;
+        else if (a == "--implementations")
+            implementations = true;
         else if (a == "--int8-only")
             int8_only = true, reference = false;
         else {
@@ -119,6 +123,8 @@ int main(int argc, char** argv) try {
     const double calibrate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     q = time_passes(
         val, [&](const Tensor& x) { return qex.run(x); }, repeats);
+    if (implementations)
+        for (const std::string& line : qex.implementations(256)) std::cerr << line << "\n";
     const char* threads = std::getenv("OMP_NUM_THREADS");
     std::printf(
         "{\"model\":\"%s\",\"images\":%lld,\"batch\":256,\"omp_num_threads\":\"%s\",\"repeats\":%d,"

@@ -3,6 +3,7 @@
 #include "compress/isa.hpp"
 
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -283,4 +284,42 @@ TEST(PrunedWeight, Errors) {
     } catch (const std::invalid_argument& e) {
         EXPECT_NE(std::string(e.what()).find("element 17"), std::string::npos) << e.what();
     }
+}
+
+// The MSE search, the ranges, the row packing and the encoding run channel by channel on the OpenMP
+// threads for weights of 8k+ elements; the result must not depend on the thread count (the tests
+// otherwise run with OMP_NUM_THREADS=1). Layouts: channel rows (Gemm), rows of channels (MatMul), conv,
+// and outer > 1 with inner > 1.
+TEST(CompressWeight, SameResultOnAnyThreadCount) {
+    struct Shape {
+        std::vector<int64_t> dims;
+        int64_t out_axis;
+    };
+    const std::vector<Shape> shapes = {{{300, 784}, 0}, {{784, 300}, 1}, {{64, 32, 3, 3}, 0}, {{20, 30, 40}, 1}};
+    const int saved = omp_get_max_threads();
+    uint32_t seed = 900;
+    int compared = 0;
+    for (const Shape& s : shapes) {
+        const std::vector<float> w = normal_tensor(dcs::compress::testing::numel(s.dims), seed++, 0.05f);
+        for (int variant = 0; variant < 6; ++variant)
+            for (double ratio : {0.0, 0.6})
+                for (int bits : {2, 4, 8}) {
+                    WeightSpec spec;
+                    spec.clip = variant % 2 ? WeightClip::MaxAbs : WeightClip::Mse;
+                    spec.scheme = variant % 3 == 1 ? Scheme::Asymmetric : Scheme::Symmetric;
+                    spec.granularity = variant == 4 ? Granularity::PerTensor : Granularity::PerChannel;
+                    spec.pruning = variant == 5 ? Pruning::Filter : Pruning::Unstructured;
+                    omp_set_num_threads(1);
+                    const CompressedWeight one = compress_weight(w.data(), s.dims, s.out_axis, {bits, ratio}, spec);
+                    for (int threads : {2, 3}) {
+                        omp_set_num_threads(threads);
+                        EXPECT_EQ(compress_weight(w.data(), s.dims, s.out_axis, {bits, ratio}, spec), one)
+                            << shape_string(s.dims) << " variant " << variant << " ratio " << ratio << " bits " << bits
+                            << " threads " << threads;
+                        ++compared;
+                    }
+                }
+    }
+    omp_set_num_threads(saved);
+    EXPECT_EQ(compared, 4 * 6 * 2 * 3 * 2);
 }

@@ -13,6 +13,7 @@
 
 #include "app/commands.hpp"
 #include "common/error.hpp"
+#include "common/memory.hpp"
 
 namespace dcs {
 namespace {
@@ -174,6 +175,7 @@ void report_error(const std::string& message) {
 }
 
 int cli_main(int argc, char** argv) {
+    keep_freed_memory();
     std::vector<std::string> args(argv + 1, argv + argc);
     try {
         if (args.empty()) {

@@ -19,6 +19,7 @@
 
 #include "app/config.hpp"
 #include "common/error.hpp"
+#include "common/memory.hpp"
 #include "runtime/candidate.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/onnx_import.hpp"
@@ -56,6 +57,7 @@ int replay(const char* config, const std::string& results_path, const CandidateE
 }  // namespace
 
 int main(int argc, char** argv) try {
+    keep_freed_memory();  // as dcsearch
     if (argc < 2) {
         std::cerr << "usage: bench_candidate config.yaml [repeats | --replay results.h5]\n";
         return 2;

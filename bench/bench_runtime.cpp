@@ -20,6 +20,7 @@
 #include <string>
 
 #include "app/config.hpp"
+#include "common/memory.hpp"
 #include "runtime/dnnl_executor.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/onnx_import.hpp"
@@ -73,6 +74,7 @@ void dump(const std::string& prefix, const SubsetEvaluator& ev, const Graph& g, 
 }  // namespace
 
 int main(int argc, char** argv) try {
+    keep_freed_memory();  // as dcsearch
     if (argc < 2) {
         std::cerr << "usage: bench_runtime config.yaml [--repeats N] [--dump PREFIX] [--no-reference] [--int8-only]"
                      " [--implementations]\n";

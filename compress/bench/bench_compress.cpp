@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/memory.hpp"
 #include "compress/compress.hpp"
 
 using namespace dcs::compress;
@@ -50,6 +51,7 @@ std::vector<Layer> lenet_300_100(bool gemm) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    dcs::keep_freed_memory();  // as dcsearch
     const int repeats = argc > 1 ? std::max(1, std::atoi(argv[1])) : 20;
     const std::string only = argc > 2 ? argv[2] : "";
     struct Setting {

@@ -324,12 +324,12 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
             };
             const std::shared_ptr<const WeightCache::Entry> pruned =
                 cache_.get(WeightCache::Key{i, 0, choices[i].prune_ratio, spec_}, make_pruned);
-            const compress::CompressedWeight cw = compress::compress_weight(*pruned->pruned, choices[i].weight_bits, spec_);
+            compress::CompressedWeight cw = compress::compress_weight(*pruned->pruned, choices[i].weight_bits, spec_);
             WeightCache::Entry e;
             e.dcz_bytes = compress::dcz_layer_stats(li.name, cw, false, /*check=*/false).bytes;
             e.bits = cw.bits;
             e.kept_channels = kept_channel_fraction(cw);
-            if (int8) e.int8 = ex->prepare_layer(li.name, int8_weights_from(cw));
+            if (int8) e.int8 = ex->prepare_layer(li.name, int8_weights_from(std::move(cw)));  // cw is done
             else e.dequantized = Tensor(cw.shape, cw.dequantize());
             e.bytes = entry_bytes(e);
             return e;

@@ -338,7 +338,10 @@ Int8LayerWeights quantize_weight_int8(const Tensor& w, int64_t out_axis) {
     return q;
 }
 
-Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw) {
+namespace {
+
+/// int8_weights_from; `take` moves cw's codes when they are used as they are.
+Int8LayerWeights int8_weights(const compress::CompressedWeight& cw, std::vector<int8_t>* take) {
     const compress::Layout l = cw.layout();
     bool exact = cw.has_int8_codes();
     if (exact)
@@ -358,7 +361,8 @@ Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw) {
         any_zp |= zp[c] != 0;
     }
     if (!any_zp) {
-        w.codes = cw.codes;
+        if (take) w.codes = std::move(*take);
+        else w.codes = cw.codes;
         return w;
     }
     // Asymmetric codes of up to 7 bits: code - zero point stays within [-127, 127].
@@ -370,6 +374,12 @@ Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw) {
             for (int64_t e = 0; e < l.inner; ++e) out[e] = static_cast<int8_t>(in[e] - zp[c]);
     return w;
 }
+
+}  // namespace
+
+Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw) { return int8_weights(cw, nullptr); }
+
+Int8LayerWeights int8_weights_from(compress::CompressedWeight&& cw) { return int8_weights(cw, &cw.codes); }
 
 std::vector<float> layer_bias(const Graph& graph, const Node& node, int64_t channels) {
     std::vector<float> b(channels, 0.0f);

@@ -95,6 +95,8 @@ Int8LayerWeights quantize_weight_int8(const Tensor& weight, int64_t out_axis);
 /// asymmetric codes of up to 7 bits become code - zero_point (exact, within [-127, 127]); clustered and
 /// 8-bit asymmetric weights are dequantized and re-quantized to 8 bits per channel (approximate).
 Int8LayerWeights int8_weights_from(const compress::CompressedWeight& cw);
+/// Same, taking the codes over from `cw` where they are used as they are (no copy).
+Int8LayerWeights int8_weights_from(compress::CompressedWeight&& cw);
 
 /// Integer parameters of one layer for one candidate (see the arithmetic at the top of this file).
 struct QLayer {

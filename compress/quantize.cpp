@@ -130,7 +130,9 @@ DCS_VECTOR_CLONES void flat_sse_portable(const float* body, int64_t body_n, cons
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 // GCC 12 reports its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as maybe uninitialized.
 #pragma GCC diagnostic push
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define DCS_AVX512_TARGET __attribute__((target("avx512f,avx512dq")))
 
 /// a in the lower eight floats, b in the upper eight.

@@ -24,12 +24,12 @@ void check_uniform_bits(int bits) {
         throw std::invalid_argument("uniform quantization needs 2..8 bits, got " + std::to_string(bits));
 }
 
-/// Params covering [ratio*vmin, ratio*vmax] (vmin <= 0 <= vmax).
+/// Params covering [ratio*vmin, ratio*vmax] (vmin <= 0 <= vmax), for bits in 2..8 (checked by the caller).
 UniformParams params_for_range(double vmin, double vmax, double ratio, int bits, Scheme scheme) {
     UniformParams p;
     if (scheme == Scheme::Symmetric) {
         const double m = std::fmax(-vmin, vmax) * ratio;
-        p.scale = static_cast<float>(m / uniform_code_max(bits, scheme));
+        p.scale = static_cast<float>(m / ((1 << (bits - 1)) - 1));  // uniform_code_max
         if (!(p.scale >= FLT_MIN)) p.scale = 1.0f;
         return p;
     }
@@ -39,7 +39,7 @@ UniformParams params_for_range(double vmin, double vmax, double ratio, int bits,
     if (!(p.scale >= FLT_MIN)) p.scale = 1.0f;
     double z = std::nearbyint(-lo / static_cast<double>(p.scale));
     z = std::fmin(std::fmax(z, 0.0), levels);
-    p.zero_point = static_cast<int>(z) + uniform_code_min(bits, scheme);
+    p.zero_point = static_cast<int>(z) - (1 << (bits - 1));  // + uniform_code_min (asymmetric)
     return p;
 }
 

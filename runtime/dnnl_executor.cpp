@@ -14,6 +14,7 @@
 #include <tuple>
 #include <type_traits>
 #include <unordered_map>
+#include <utility>
 
 #include "common/error.hpp"
 #include "runtime/reference_executor.hpp"
@@ -270,6 +271,13 @@ void max_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::
 // GCC 12 reports its own AVX-512 intrinsics (`__m512 __Y = __Y;`) as maybe uninitialized.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+/// A host layer's parameters, refilled whenever a candidate's weights are loaded.
+struct HostLayer {
+    virtual ~HostLayer() = default;
+    virtual void fill(const QLayer& q) = 0;
+};
 
 /// A single-input-channel int8 convolution with few output channels (LeNet-5's conv1: 1 -> 6, 5x5) on
 /// the host. oneDNN 2.6 serves it with jit_int8 at a fraction of its usual speed (2.8 ms per batch of
@@ -278,15 +286,16 @@ void max_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::
 /// vectors, one per output channel, and every tap is a fused multiply-add of a broadcast weight (1.2 ms).
 /// Integer products summed in fp32 are exact (|sum| < 2^24 for up to 256 taps), and the output stage is
 /// the integer reference's: (acc + bias[c]) * scale[c], activation, clamp, round half to even.
-/// Beyond 16 output channels oneDNN's kernels fill their vectors and are used. DCS_NO_HOST_KERNELS=1
-/// turns the host kernels off.
+/// Beyond 16 output channels the VNNI kernel below (HostConvVnni) or oneDNN's kernels are used.
+/// DCS_NO_HOST_KERNELS=1 turns the host kernels off.
 /// Up to 8 channels: 32 columns x 8 channels per pass ("rows"); 9 to 16: the 16 channels of 8 pixels
 /// per pass, one broadcast input value per tap and pixel ("pixels"; oneDNN: 1.4 ms, this: 1.0 ms for the
-/// example ResNet's 1 -> 16, 3x3).
+/// example ResNet's 1 -> 16, 3x3). With AVX-512 VNNI and VBMI the row kernel sums in int32 with
+/// vpdpbusd instead (host_conv_block_vnni; LeNet-5's conv1: 0.70 -> 0.46 ms at one thread).
 constexpr int64_t kHostConvMaxChannels = 16;
 constexpr int kHostConvBlock = 8;  ///< output channels per pass of the row kernel (16 accumulators)
 
-struct HostConv {
+struct HostConv : HostLayer {
     int64_t oc = 0, ocp = 0;  ///< output channels, padded to 6 (up to 6) or to kHostConvBlock
     int64_t kh = 0, kw = 0, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0, owp = 0;  ///< owp: ow rounded up to 32
     QType xt = QType::S8, yt = QType::U8;
@@ -295,6 +304,12 @@ struct HostConv {
     std::vector<float> w;            ///< [ocp][kh][kw]: the codes as floats (zeros beyond oc)
     std::vector<float> wt;           ///< [kh][kw][16]: the same, channels innermost (pixel kernel)
     std::vector<float> bias, scale;  ///< [ocp]
+    /// The row kernel with AVX-512 VNNI and VBMI (host_conv_block_vnni): the taps of a kernel row in
+    /// groups of 4 (g4 per row), packed per channel (wq: [ocp][kh][g4], zeros beyond kw), and the
+    /// compensation of s8 inputs read as u8 (comp: [ocp], -128 * sum of the channel's codes).
+    bool vnni = false;
+    int64_t g4 = 0;
+    std::vector<int32_t> wq, comp;
     /// 8-bit output with blocks of 6 and AVX-512 VBMI: the [6][32] block result goes to channels-last
     /// order by byte permutations (tidx: source byte of each of the up to 192 output bytes; thi: which
     /// come from the third 64-byte vector) instead of a scalar loop.
@@ -310,13 +325,28 @@ struct HostConv {
             if (src >= 128) thi[b / 64] |= uint64_t{1} << (b % 64);
         }
     }
-    void fill(const QLayer& q) {
+    void fill(const QLayer& q) override {
         w.assign(static_cast<size_t>(ocp * kh * kw), 0.0f);
         for (int64_t i = 0; i < oc * kh * kw; ++i) w[i] = static_cast<float>(q.codes[i]);
         wt.assign(static_cast<size_t>(kh * kw * 16), 0.0f);
         if (oc <= 16)
             for (int64_t o = 0; o < oc; ++o)
                 for (int64_t t = 0; t < kh * kw; ++t) wt[t * 16 + o] = w[o * kh * kw + t];
+        if (vnni) {
+            wq.assign(static_cast<size_t>(ocp * kh * g4), 0);
+            comp.assign(static_cast<size_t>(ocp), 0);
+            for (int64_t o = 0; o < oc; ++o) {
+                int32_t sum = 0;
+                for (int64_t i = 0; i < kh; ++i)
+                    for (int64_t j = 0; j < kw; ++j) {
+                        const int8_t v = q.codes[(o * kh + i) * kw + j];
+                        uint32_t& packed = reinterpret_cast<uint32_t&>(wq[(o * kh + i) * g4 + j / 4]);
+                        packed |= static_cast<uint32_t>(static_cast<uint8_t>(v)) << (8 * (j % 4));
+                        sum += v;
+                    }
+                comp[o] = xt == QType::S8 ? -128 * sum : 0;
+            }
+        }
         bias.assign(ocp, 0.0f);
         scale.assign(ocp, 0.0f);
         std::copy(q.bias.begin(), q.bias.end(), bias.begin());
@@ -334,6 +364,9 @@ bool host_conv_available() {
 }
 
 #define DCS_AVX512 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma")))
+
+template <bool F32OUT, int OB>
+DCS_AVX512 inline void host_conv_block_out(const HostConv& hc, const __m512 (&acc)[OB][2], int64_t o0, void* tmp);
 
 /// OB (6 or kHostConvBlock) output channels from o0 for 32 columns from c0 of row r: `buf` is the
 /// zero-padded float image, `tmp` receives [OB][32] results (bytes or floats).
@@ -354,26 +387,72 @@ DCS_AVX512 inline void host_conv_block(const HostConv& hc, const float* __restri
             }
         }
     }
+    host_conv_block_out<F32OUT, OB>(hc, acc, o0, tmp);
+}
+
+/// The output stage of host_conv_block: `acc` holds the sums (exact integers) of OB channels from o0
+/// for 32 columns.
+template <bool F32OUT, int OB>
+DCS_AVX512 inline void host_conv_block_out(const HostConv& hc, const __m512 (&acc)[OB][2], int64_t o0, void* tmp) {
     const bool relu = hc.act == QAct::Relu, clip = hc.act == QAct::Clip;
-    const __m512 alo = _mm512_set1_ps(clip ? hc.act_lo : (relu ? 0.0f : -FLT_MAX));
-    const __m512 ahi = _mm512_set1_ps(clip ? hc.act_hi : FLT_MAX);
-    const __m512 lo = _mm512_set1_ps(hc.yt == QType::U8 ? 0.0f : -128.0f);
-    const __m512 hi = _mm512_set1_ps(hc.yt == QType::U8 ? 255.0f : 127.0f);
+    const float alo = clip ? hc.act_lo : (relu ? 0.0f : -FLT_MAX), ahi = clip ? hc.act_hi : FLT_MAX;
+    const float tlo = hc.yt == QType::U8 ? 0.0f : -128.0f, thi = hc.yt == QType::U8 ? 255.0f : 127.0f;
+    // 8-bit output: clamp(clamp(f, alo, ahi), tlo, thi) as one clamp, also when the ranges do not overlap.
+    const __m512 lo = _mm512_set1_ps(F32OUT ? alo : std::min(std::max(alo, tlo), thi));
+    const __m512 hi = _mm512_set1_ps(F32OUT ? ahi : std::max(std::min(ahi, thi), tlo));
     for (int o = 0; o < OB; ++o) {
         const __m512 b = _mm512_set1_ps(hc.bias[o0 + o]), sc = _mm512_set1_ps(hc.scale[o0 + o]);
         for (int v = 0; v < 2; ++v) {
             __m512 f = _mm512_mul_ps(_mm512_add_ps(acc[o][v], b), sc);
-            f = _mm512_min_ps(_mm512_max_ps(f, alo), ahi);
+            f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
             if constexpr (F32OUT) {
                 _mm512_storeu_ps(static_cast<float*>(tmp) + o * 32 + 16 * v, f);
             } else {
-                f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                f = _mm512_roundscale_ps(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // half to even
+                const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);  // half to even
                 _mm_storeu_si128(reinterpret_cast<__m128i*>(static_cast<uint8_t*>(tmp) + o * 32 + 16 * v),
-                                 _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
+                                 _mm512_cvtepi32_epi8(k));
             }
         }
     }
+}
+
+/// host_conv_block with AVX-512 VNNI: `buf` is the padded u8 image (s8 shifted by 128), `bw` its row
+/// bytes. A 64-byte load from column c0 + 16 v + 4 k of an input row and one byte permutation (VBMI)
+/// give the 4 taps 4k..4k+3 of 16 output columns (dword l = bytes l..l+3); vpdpbusd with a broadcast
+/// of one channel's 4 packed weights adds them to the channel's 16 int32 sums. Per row of a 5x5 kernel
+/// and 6 channels: 4 permutations and 24 vpdpbusd for 32 columns instead of 60 fused multiply-adds.
+/// The integer sums equal the float kernel's (exact either way); same output stage.
+struct SlideIndex {
+    alignas(64) uint8_t b[64];
+    constexpr SlideIndex() : b() {
+        for (int i = 0; i < 64; ++i) b[i] = static_cast<uint8_t>(i / 4 + i % 4);  // dword l: bytes l..l+3
+    }
+};
+constexpr SlideIndex kSlideIndex;
+
+template <bool F32OUT, int OB>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,avx512vnni,avx512vbmi"))) void host_conv_block_vnni(
+    const HostConv& hc, const uint8_t* __restrict buf, int64_t bw, int64_t r, int64_t c0, void* tmp) {
+    __m512i acc[OB][2];
+    for (int o = 0; o < OB; ++o) acc[o][0] = acc[o][1] = _mm512_set1_epi32(hc.comp[o]);
+    const __m512i idx = _mm512_load_si512(kSlideIndex.b);
+    const int32_t* __restrict wq = hc.wq.data();
+    for (int64_t i = 0; i < hc.kh; ++i) {
+        const uint8_t* xr = buf + (r + i) * bw + c0;
+        for (int64_t k = 0; k < hc.g4; ++k) {
+            const __m512i x0 = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + 4 * k));
+            const __m512i x1 = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + 16 + 4 * k));
+            for (int o = 0; o < OB; ++o) {
+                const __m512i wv = _mm512_set1_epi32(wq[(o * hc.kh + i) * hc.g4 + k]);
+                acc[o][0] = _mm512_dpbusd_epi32(acc[o][0], x0, wv);
+                acc[o][1] = _mm512_dpbusd_epi32(acc[o][1], x1, wv);
+            }
+        }
+    }
+    __m512 f[OB][2];
+    for (int o = 0; o < OB; ++o)
+        for (int v = 0; v < 2; ++v) f[o][v] = _mm512_cvtepi32_ps(acc[o][v]);
+    host_conv_block_out<F32OUT, OB>(hc, f, 0, tmp);
 }
 
 /// `nbytes` (cols x oc) channels-last bytes of a [6][32] block result (see HostConv::vbmi_transpose).
@@ -426,6 +505,50 @@ DCS_AVX512 inline void host_conv_pixels(const HostConv& hc, const float* __restr
             _mm_mask_storeu_epi8(yo, mask, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(f)));
         }
     }
+}
+
+/// host_conv_image with the VNNI row kernel: the image goes to a padded byte buffer.
+template <class TX, class TY>
+DCS_AVX512 void host_conv_image_vnni(const HostConv& hc, const TX* __restrict x, TY* __restrict y, int64_t n,
+                                     std::vector<uint8_t>& buf) {
+    // Room for the image at its padding offset and for the 64-byte loads of every (32-padded) column.
+    const int64_t bw = std::max(hc.owp + 4 * hc.g4 + 64, hc.iw + hc.pw), bh = std::max(hc.oh + hc.kh, hc.ih + hc.ph);
+    // Only the image's own positions are written: the padding keeps its value (zero, or s8 zero
+    // shifted: 128) from the first image on.
+    if (buf.size() != static_cast<size_t>(bw * bh)) buf.assign(static_cast<size_t>(bw * bh), hc.xt == QType::S8 ? 0x80 : 0);
+    const uint8_t* xn = reinterpret_cast<const uint8_t*>(x) + n * hc.ih * hc.iw;
+    for (int64_t h = 0; h < hc.ih; ++h) {
+        const uint8_t* xr = xn + h * hc.iw;
+        uint8_t* br = buf.data() + (h + hc.ph) * bw + hc.pw;
+        if constexpr (std::is_same_v<TX, int8_t>) {
+            for (int64_t k = 0; k < hc.iw; k += 64) {
+                const int64_t rem = hc.iw - k;
+                const __mmask64 m = rem >= 64 ? ~__mmask64{0} : (__mmask64{1} << rem) - 1;
+                _mm512_mask_storeu_epi8(br + k, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, xr + k),
+                                                                    _mm512_set1_epi8(static_cast<char>(0x80))));
+            }
+        } else {
+            std::memcpy(br, xr, static_cast<size_t>(hc.iw));
+        }
+    }
+    constexpr bool f32 = std::is_same_v<TY, float>;
+    TY* yn = y + n * hc.oh * hc.ow * hc.oc;
+    alignas(64) TY tmp[kHostConvBlock * 32];
+    for (int64_t r = 0; r < hc.oh; ++r)
+        for (int64_t c0 = 0; c0 < hc.ow; c0 += 32) {
+            if (hc.ocp == 6) host_conv_block_vnni<f32, 6>(hc, buf.data(), bw, r, c0, tmp);
+            else host_conv_block_vnni<f32, kHostConvBlock>(hc, buf.data(), bw, r, c0, tmp);
+            const int64_t cols = std::min<int64_t>(32, hc.ow - c0);
+            TY* yr = yn + (r * hc.ow + c0) * hc.oc;
+            if constexpr (!f32) {
+                if (hc.vbmi_transpose) {
+                    host_conv_transpose(hc, tmp, yr, cols * hc.oc);
+                    continue;
+                }
+            }
+            for (int64_t q = 0; q < cols; ++q)
+                for (int64_t o = 0; o < hc.oc; ++o) yr[q * hc.oc + o] = tmp[o * 32 + q];
+        }
 }
 
 /// One image n: x is [N, H, W] (one channel), y channels-last [N, OH, OW, OC].
@@ -484,8 +607,12 @@ void host_conv_run(const HostConv& hc, const void* xv, void* yv, int64_t nb) {
 #pragma omp parallel
     {
         std::vector<float> buf;
+        std::vector<uint8_t> bytes;
 #pragma omp for schedule(static)
-        for (int64_t n = 0; n < nb; ++n) host_conv_image<TX, TY>(hc, x, y, n, buf);
+        for (int64_t n = 0; n < nb; ++n) {
+            if (hc.vnni) host_conv_image_vnni<TX, TY>(hc, x, y, n, bytes);
+            else host_conv_image<TX, TY>(hc, x, y, n, buf);
+        }
     }
 }
 
@@ -501,6 +628,225 @@ void host_conv_y(const HostConv& hc, const void* x, void* y, int64_t nb) {
 void host_conv(const HostConv& hc, const void* x, void* y, int64_t nb) {
     if (hc.xt == QType::U8) host_conv_y<uint8_t>(hc, x, y, nb);
     else host_conv_y<int8_t>(hc, x, y, nb);
+}
+
+/// Int8 convolutions with few input bytes per kernel row (KW x IC channels-last bytes, at most 40) on
+/// the host with AVX-512 VNNI. Channels-last input: the KW taps of one kernel row are KW * IC contiguous
+/// bytes, read as G = ceil(KW * IC / 4) groups of 4; vpdpbusd multiplies a broadcast group (u8) by 16
+/// output channels x 4 weight codes (s8; zero beyond KW * IC, so the bytes read past a row do not
+/// count) and adds to int32 accumulators: exact. Each weight vector serves up to 24 accumulators (two
+/// output rows of up to 12 pixels, or 12 pixels of two 16-channel blocks); rows are cut into near-equal
+/// chunks of at most 12 pixels. Every image is first copied into a zero-padded buffer; s8 inputs are
+/// shifted to u8 (x + 128, padding 128) and 128 * sum(w) is subtracted per channel. The output stage
+/// is the integer reference's, as in HostConv. Dispatch (compile_layer) follows measurements.
+constexpr int64_t kVnniMaxPixels = 12;  ///< pixels per chunk of an output row
+/// Where it runs (2-D, group 1, no dilation, no residual sum): KW * IC <= 40 bytes per kernel row, and
+/// at most 4 input channels or at most 144 output pixels per image. Measured per batch of 256 at one
+/// thread against oneDNN's own choice (Xeon with AMX; IC -> OC, input size, kernel):
+///   6 -> 16, 14x14, 5x5 (LeNet-5's conv2): 0.27 ms, oneDNN brgconv AMX 0.63 (jit AMX 0.29);
+///   6 -> 32, 12x12, 5x5: 0.35 vs 0.66; 12 -> 16, 12x12, 3x3: 0.23 vs 0.39; 8 -> 16, 12x12, 5x5: 0.22 vs 0.41;
+///   1 -> 32, 28x28, 5x5: 1.5 vs 3.9 (brgconv VNNI); 3 -> 16, 32x32, 3x3: 1.2 vs 2.1;
+///   4 -> 16, 28x28, 3x3: 0.89 vs 1.30 (jit AMX); 4 -> 32: 1.6 vs 2.1; 4 -> 64: 3.1 vs 4.8;
+///   3 -> 32, 32x32, 5x5 stride 2: 0.90 vs 0.99; 2 -> 16, 28x28, 5x5: 1.30 vs 1.32.
+/// Not used where oneDNN's AMX kernels were faster: 8 -> 32, 14x14, 3x3 pad 1 (0.62 vs 0.55),
+/// 10 -> 16, 14x14, 3x3 pad 1 (0.38 vs 0.34), 16 -> 16, 28x28, 3x3 (48 bytes a row: 2.2 vs 1.8).
+constexpr int64_t kVnniMaxRowBytes = 40;
+constexpr int64_t kVnniFewChannels = 4;
+constexpr int64_t kVnniSmallImage = 144;
+
+/// A convolution served by host_conv_vnni: its geometry and the current candidate's parameters.
+struct HostConvVnni : HostLayer {
+    int64_t ic = 0, oc = 0, nblk = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
+    int64_t g = 0;           ///< 4-byte groups per kernel row
+    int64_t rb = 0, bh = 0;  ///< padded buffer: bytes per row, rows
+    QType xt = QType::U8, yt = QType::U8;
+    QAct act = QAct::None;
+    float act_lo = 0.0f, act_hi = 0.0f;
+    std::vector<int32_t> toff;       ///< [kh * g]: buffer offset of group (i, k): i * rb + 4 k
+    std::vector<int8_t> w;           ///< [nblk][kh][g][16 channels][4 bytes]
+    std::vector<int32_t> comp;       ///< [nblk * 16]: -128 * sum(w) for s8 input, else 0
+    std::vector<float> bias, scale;  ///< [nblk * 16]
+    void fill(const QLayer& q) override {
+        w.assign(static_cast<size_t>(nblk * kh * g * 64), 0);
+        comp.assign(static_cast<size_t>(nblk * 16), 0);
+        for (int64_t o = 0; o < oc; ++o) {
+            int32_t sum = 0;
+            for (int64_t c = 0; c < ic; ++c)
+                for (int64_t i = 0; i < kh; ++i)
+                    for (int64_t j = 0; j < kw; ++j) {
+                        const int8_t v = q.codes[((o * ic + c) * kh + i) * kw + j];
+                        const int64_t r = j * ic + c;  // byte of the kernel row (channels-last)
+                        w[(((o / 16) * kh + i) * g + r / 4) * 64 + (o % 16) * 4 + r % 4] = v;
+                        sum += v;
+                    }
+            comp[o] = xt == QType::S8 ? -128 * sum : 0;
+        }
+        bias.assign(static_cast<size_t>(nblk * 16), 0.0f);
+        scale.assign(static_cast<size_t>(nblk * 16), 0.0f);
+        std::copy(q.bias.begin(), q.bias.end(), bias.begin());
+        std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
+        act_lo = q.act_lo;
+        act_hi = q.act_hi;
+    }
+};
+
+/// DCS_NO_HOST_VNNI_CONV=1 turns this kernel alone off (A/B benchmarks against oneDNN).
+bool host_conv_vnni_available() {
+    static const bool ok = host_conv_available() && __builtin_cpu_supports("avx512vnni") &&
+                           std::getenv("DCS_NO_HOST_VNNI_CONV") == nullptr;
+    return ok;
+}
+
+#define DCS_AVX512_VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")))
+
+/// Accumulators of R output rows x P pixels from (r, q) and OB 16-channel blocks from b, stored to
+/// acc_out[o][a][p][16]. `buf`: the padded u8 image.
+template <int R, int P, int OB>
+DCS_AVX512_VNNI void host_conv_vnni_core(const HostConvVnni& hc, const uint8_t* __restrict buf, int64_t r,
+                                         int64_t q, int64_t b, int32_t* __restrict acc_out) {
+    __m512i acc[OB][R][P];
+    for (int o = 0; o < OB; ++o) {
+        const __m512i c0 = _mm512_loadu_si512(hc.comp.data() + 16 * (b + o));
+        for (int a = 0; a < R; ++a)
+            for (int p = 0; p < P; ++p) acc[o][a][p] = c0;
+    }
+    const int64_t ws = hc.kh * hc.g * 64, ps = hc.sw * hc.ic, rs = hc.sh * hc.rb, nt = hc.kh * hc.g;
+    const int8_t* w = hc.w.data() + b * ws;
+    const uint8_t* x0 = buf + r * rs + q * ps;
+    const int32_t* off = hc.toff.data();
+    for (int64_t t = 0; t < nt; ++t) {  // one loop over (kernel row, group): fewer loop exits
+        const uint8_t* xt = x0 + off[t];
+        __m512i wv[OB];
+        for (int o = 0; o < OB; ++o) wv[o] = _mm512_loadu_si512(w + o * ws + t * 64);
+        for (int a = 0; a < R; ++a)
+            for (int p = 0; p < P; ++p) {
+                int32_t v;
+                std::memcpy(&v, xt + a * rs + p * ps, 4);
+                const __m512i xv = _mm512_set1_epi32(v);
+                for (int o = 0; o < OB; ++o) acc[o][a][p] = _mm512_dpbusd_epi32(acc[o][a][p], xv, wv[o]);
+            }
+    }
+    for (int o = 0; o < OB; ++o)
+        for (int a = 0; a < R; ++a)
+            for (int p = 0; p < P; ++p) _mm512_storeu_si512(acc_out + ((o * R + a) * P + p) * 16, acc[o][a][p]);
+}
+
+using HostConvVnniCore = void (*)(const HostConvVnni&, const uint8_t*, int64_t, int64_t, int64_t, int32_t*);
+
+template <int R, int OB, int... Ps>
+HostConvVnniCore host_conv_vnni_pick(int p, std::integer_sequence<int, Ps...>) {
+    static constexpr HostConvVnniCore fs[] = {host_conv_vnni_core<R, Ps + 1, OB>...};
+    return fs[p - 1];
+}
+
+/// The output stage of R x P pixels x OB blocks of accumulators `acc` (HostConv's arithmetic; for
+/// 8-bit outputs the activation and type bounds are one clamp).
+template <class TY>
+DCS_AVX512_VNNI void host_conv_vnni_out(const HostConvVnni& hc, const int32_t* acc, int R, int P, int OB, int64_t r,
+                                        int64_t q, int64_t b, TY* __restrict yn) {
+    const bool relu = hc.act == QAct::Relu, clip = hc.act == QAct::Clip;
+    const float alo = clip ? hc.act_lo : (relu ? 0.0f : -FLT_MAX), ahi = clip ? hc.act_hi : FLT_MAX;
+    const float tlo = hc.yt == QType::U8 ? 0.0f : -128.0f, thi = hc.yt == QType::U8 ? 255.0f : 127.0f;
+    // clamp(clamp(f, alo, ahi), tlo, thi) as one clamp, also when the two ranges do not overlap.
+    const bool f32 = std::is_same_v<TY, float>;
+    const __m512 lo = _mm512_set1_ps(f32 ? alo : std::min(std::max(alo, tlo), thi));
+    const __m512 hi = _mm512_set1_ps(f32 ? ahi : std::max(std::min(ahi, thi), tlo));
+    for (int o = 0; o < OB; ++o) {
+        const int64_t c0 = 16 * (b + o), rem = hc.oc - c0;
+        const __mmask16 mask = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
+        const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
+        for (int a = 0; a < R; ++a) {
+            TY* yo = yn + ((r + a) * hc.ow + q) * hc.oc + c0;
+            const int32_t* aa = acc + (o * R + a) * P * 16;
+            for (int p = 0; p < P; ++p, yo += hc.oc) {
+                __m512 f = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(aa + 16 * p)), bv), sc);
+                f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
+                if constexpr (std::is_same_v<TY, float>) {
+                    _mm512_mask_storeu_ps(yo, mask, f);
+                } else {
+                    const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                    _mm_mask_storeu_epi8(yo, mask, _mm512_cvtepi32_epi8(k));  // half to even, in range
+                }
+            }
+        }
+    }
+}
+
+template <class TX, class TY>
+DCS_AVX512_VNNI void host_conv_vnni_image(const HostConvVnni& hc, const TX* __restrict x, TY* __restrict y,
+                                          int64_t n, std::vector<uint8_t>& buf) {
+    // Reads reach (bh - 1) * rb + ((ow - 1) * sw + kw) * ic + 3 < bh * rb + 64.
+    const size_t size = static_cast<size_t>(hc.bh * hc.rb + 64);
+    const uint8_t pad = hc.xt == QType::S8 ? 0x80 : 0;  // s8 zero, shifted
+    // Only the image's own positions are written: the padding keeps its value from the first image on.
+    if (buf.size() != size) buf.assign(size, pad);
+    const int64_t row = hc.iw * hc.ic;
+    const uint8_t* xn = reinterpret_cast<const uint8_t*>(x) + n * hc.ih * row;
+    for (int64_t h = 0; h < hc.ih; ++h) {
+        uint8_t* d = buf.data() + (h + hc.ph) * hc.rb + hc.pw * hc.ic;
+        const uint8_t* s = xn + h * row;
+        if constexpr (std::is_same_v<TX, int8_t>) {
+            const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+            for (int64_t k = 0; k < row; k += 64) {
+                const int64_t rem = row - k;
+                const __mmask64 m = rem >= 64 ? ~__mmask64{0} : (__mmask64{1} << rem) - 1;
+                _mm512_mask_storeu_epi8(d + k, m, _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, s + k), flip));
+            }
+        } else {
+            std::memcpy(d, s, static_cast<size_t>(row));
+        }
+    }
+    TY* yn = y + n * hc.oh * hc.ow * hc.oc;
+    alignas(64) int32_t acc[2 * kVnniMaxPixels * 16];
+    constexpr auto seq = std::make_integer_sequence<int, kVnniMaxPixels>{};
+    const int64_t chunks = (hc.ow + kVnniMaxPixels - 1) / kVnniMaxPixels;
+    // R rows x OB blocks from (r, b): the row's chunks.
+    auto rows = [&](int R, int OB, int64_t r, int64_t b) {
+        int64_t q = 0;
+        for (int64_t c = 0; c < chunks; ++c) {
+            const int p = static_cast<int>((hc.ow - q) / (chunks - c));
+            const HostConvVnniCore core = OB == 2  ? host_conv_vnni_pick<1, 2>(p, seq)
+                                          : R == 2 ? host_conv_vnni_pick<2, 1>(p, seq)
+                                                   : host_conv_vnni_pick<1, 1>(p, seq);
+            core(hc, buf.data(), r, q, b, acc);
+            host_conv_vnni_out<TY>(hc, acc, R, p, OB, r, q, b, yn);
+            q += p;
+        }
+    };
+    int64_t b = 0;
+    for (; b + 2 <= hc.nblk; b += 2)
+        for (int64_t r = 0; r < hc.oh; ++r) rows(1, 2, r, b);
+    for (; b < hc.nblk; ++b) {
+        int64_t r = 0;
+        for (; r + 2 <= hc.oh; r += 2) rows(2, 1, r, b);
+        if (r < hc.oh) rows(1, 1, r, b);
+    }
+}
+
+template <class TX, class TY>
+void host_conv_vnni_run(const HostConvVnni& hc, const void* xv, void* yv, int64_t nb) {
+    const TX* x = static_cast<const TX*>(xv);
+    TY* y = static_cast<TY*>(yv);
+#pragma omp parallel
+    {
+        std::vector<uint8_t> buf;
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < nb; ++n) host_conv_vnni_image<TX, TY>(hc, x, y, n, buf);
+    }
+}
+
+template <class TX>
+void host_conv_vnni_y(const HostConvVnni& hc, const void* x, void* y, int64_t nb) {
+    switch (hc.yt) {
+        case QType::U8: return host_conv_vnni_run<TX, uint8_t>(hc, x, y, nb);
+        case QType::S8: return host_conv_vnni_run<TX, int8_t>(hc, x, y, nb);
+        case QType::F32: return host_conv_vnni_run<TX, float>(hc, x, y, nb);
+    }
+}
+
+void host_conv_vnni(const HostConvVnni& hc, const void* x, void* y, int64_t nb) {
+    if (hc.xt == QType::U8) host_conv_vnni_y<uint8_t>(hc, x, y, nb);
+    else host_conv_vnni_y<int8_t>(hc, x, y, nb);
 }
 
 #pragma GCC diagnostic pop
@@ -544,7 +890,7 @@ struct Weights {
 struct LayerMem {
     std::string name;
     std::shared_ptr<Weights> weights;
-    std::shared_ptr<HostConv> host;  ///< set instead of weights for a host convolution
+    std::shared_ptr<HostLayer> host;  ///< set instead of weights for a host convolution
     memory scales;  ///< per-channel output scales (int8); handle set on sync
     memory bias;    ///< int8: handle set on sync; fp32: own buffer
     std::shared_ptr<const DnnlExecutor::PreparedLayer> loaded;  ///< what scales, bias, host hold (int8)
@@ -689,6 +1035,9 @@ struct DnnlExecutor::Impl {
     void compile_fallback(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
     void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                            const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
+    void compile_host_conv_vnni(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
+                                const std::vector<int64_t>& ys, const std::vector<int64_t>& ws, const Window& win,
+                                QType x_type, QType y_type);
     void sync_weights(Plan& P);
     Prepared prepare(const QStep& step, const Int8LayerWeights& w);
     void load(const std::vector<Prepared>& layers);
@@ -826,6 +1175,16 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
         bool unit = a.group == 1;
         for (size_t i = 0; i < 2; ++i) unit = unit && win.strides[i] == 1 && win.dilations[i] == 1;
         if (unit) return compile_host_conv(P, s, xs, ys, ws, win, x_type, y_type);
+    }
+    if (q && n.op == OpKind::Conv && s.sum_input.empty() && xs.size() == 4 && is8(x_type) &&
+        ws[3] * xs[1] <= kVnniMaxRowBytes && (xs[1] <= kVnniFewChannels || ys[2] * ys[3] <= kVnniSmallImage) &&
+        ws[2] * ws[3] * xs[1] <= 4096 /* int32 sums: 4096 * 255 * 128 < 2^31 */ && host_conv_vnni_available()) {
+        const auto& a = std::get<ConvAttrs>(n.attrs);
+        ConvAttrs aa = a;
+        aa.kernel.assign(ws.begin() + 2, ws.end());
+        Window win = conv_window(aa, std::vector<int64_t>(xs.begin() + 2, xs.end()), where_of(n));
+        if (a.group == 1 && win.dilations[0] == 1 && win.dilations[1] == 1)
+            return compile_host_conv_vnni(P, s, xs, ys, ws, win, x_type, y_type);
     }
 
     dnnl::primitive_attr attr;
@@ -1007,17 +1366,66 @@ void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::v
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
+    hc->vnni = hc->ocp <= kHostConvBlock && host_conv_vnni_available() && __builtin_cpu_supports("avx512vbmi");
+    hc->g4 = (hc->kw + 3) / 4;
     hc->transpose_layout();
     memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
     memory y = alloc(P, make_md(ys, to_dt(y_type), true));
     Step st;
-    st.what = n.name + ": convolution host:conv_ic1_avx512 (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
+    st.what = n.name + ": convolution host:conv_ic1_avx512" + (hc->vnni ? "_vnni" : "") + " (" + qtype_name(x_type) +
+              " -> " + qtype_name(y_type) + ")";
     st.uses = {x, y};
     const int64_t nb = xs[0];
     dnnl::stream* sp = &strm;
     st.host = [hc, x, y, nb, sp]() {
         sp->wait();
         host_conv(*hc, x.get_data_handle(), y.get_data_handle(), nb);
+    };
+    P.steps.push_back(std::move(st));
+    LayerMem lm;
+    lm.name = n.name;
+    lm.host = hc;
+    P.layers.push_back(lm);
+    P.weight_reorders.push_back(n.name + ": weights: host copy");
+    P.vals[s.output] = y;
+}
+
+void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
+                                                const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
+                                                const Window& win, QType x_type, QType y_type) {
+    const Node& n = *s.node;
+    auto hc = std::make_shared<HostConvVnni>();
+    hc->ic = xs[1];
+    hc->oc = ws[0];
+    hc->nblk = (hc->oc + 15) / 16;
+    hc->kh = ws[2];
+    hc->kw = ws[3];
+    hc->sh = win.strides[0];
+    hc->sw = win.strides[1];
+    hc->ph = win.pad_begin[0];
+    hc->pw = win.pad_begin[1];
+    hc->ih = xs[2];
+    hc->iw = xs[3];
+    hc->oh = ys[2];
+    hc->ow = ys[3];
+    hc->g = (hc->kw * hc->ic + 3) / 4;
+    hc->rb = std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw) * hc->ic;
+    hc->bh = std::max(hc->ih + hc->ph, (hc->oh - 1) * hc->sh + hc->kh);
+    for (int64_t i = 0; i < hc->kh; ++i)
+        for (int64_t k = 0; k < hc->g; ++k) hc->toff.push_back(static_cast<int32_t>(i * hc->rb + 4 * k));
+    hc->xt = x_type;
+    hc->yt = y_type;
+    hc->act = s.act;
+    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
+    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
+    Step st;
+    st.what = n.name + ": convolution host:conv_vnni_avx512 (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
+    st.uses = {x, y};
+    const int64_t nb = xs[0];
+    dnnl::stream* sp = &strm;
+    st.host = [hc, x, y, nb, sp]() {
+        sp->wait();
+        host_conv_vnni(*hc, x.get_data_handle(), y.get_data_handle(), nb);
     };
     P.steps.push_back(std::move(st));
     LayerMem lm;

@@ -416,8 +416,8 @@ TEST(DnnlExecutor, FoldedFlattenWithPermutedWeights) {
 TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
     for (int variant = 0; variant < 5; ++variant) {
         // 0: Relu (u8), 1: Clip (s8), 2: fp32 output (the row kernel, <= 8 channels); 3: Clip with 16
-        // channels (the pixel kernel; the pool's vector path); 4: Relu with 32 channels (oneDNN's
-        // convolution, the pool's vector path with two registers).
+        // channels (the pixel kernel; the pool's vector path); 4: Relu with 32 channels (the VNNI
+        // kernel where available, else oneDNN's convolution; the pool's vector path with two registers).
         const int64_t oc = variant < 3 ? 5 : (variant == 3 ? 16 : 32);
         const bool clip = variant == 1 || variant == 3;
         SCOPED_TRACE(variant);
@@ -558,6 +558,204 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
                 EXPECT_EQ(host_pools, 2);
             }
         }
+}
+
+// The host VNNI convolution (few input bytes per kernel row: KW * IC <= 40, and IC <= 4 or a small
+// output): two such convolutions in a row, the first on the quantized graph input (s8, shifted to u8
+// in the kernel), the second on its u8 (Relu) or s8 (Clip) output, with u8, s8 and fp32 outputs;
+// output channels that are not a multiple of 16 (one, two and three 16-channel blocks), non-square
+// kernels, padding, strides, 1x1 kernels, rows of 1 to 30 pixels (chunks of up to 12) and odd row
+// counts. Bit-exact against the integer reference with calibrated and with candidate weights, and the
+// kernel must serve both convolutions (so a dispatch change cannot go unnoticed).
+TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
+    struct Case {
+        int64_t ic, c1, oc, h, w;
+        std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
+    };
+    const std::vector<Case> cases = {
+        // LeNet-5-like: 3 -> 6, 3x3 pad 1 on 14x14; 6 -> 16, 5x5 (30 bytes a row, 10x10 output).
+        {3, 6, 16, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {5, 5}, {0, 0, 0, 0}, {1, 1}},
+        // 2 -> 20 (two blocks, the second with 4 channels), 3x5 stride 2; 20 -> 7, 3x2.
+        {2, 20, 7, 9, 13, {3, 5}, {1, 2, 1, 2}, {2, 2}, {3, 2}, {0, 1, 0, 0}, {1, 1}},
+        // 4 -> 37 (three blocks) on 30x30 (rows of 3 x 10 pixels); 37 -> 16, 1x1 stride 3 (10x10).
+        {4, 37, 16, 30, 30, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {3, 3}},
+        // 1 -> 24 (more channels than the one-channel kernel takes), 5x5 pad 2; 24 -> 33, 3x1 stride 2.
+        {1, 24, 33, 20, 21, {5, 5}, {2, 2, 2, 2}, {1, 1}, {3, 1}, {1, 0, 1, 0}, {2, 2}},
+    };
+    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS") &&
+                      !std::getenv("DCS_NO_HOST_VNNI_CONV");
+    int case_no = 0;
+    for (const auto& c : cases) {
+        ++case_no;
+        for (int act1 = 0; act1 < 2; ++act1)      // 0: Relu (u8), 1: Clip (s8)
+            for (int act2 = 0; act2 < 3; ++act2) {  // 0: Relu (u8), 1: Clip (s8), 2: none (fp32 output)
+                SCOPED_TRACE("case " + std::to_string(case_no) + " act1 " + std::to_string(act1) + " act2 " +
+                             std::to_string(act2));
+                dcs::test::OnnxBuilder b;
+                b.input("x", {-1, c.ic, c.h, c.w}).output("y");
+                auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
+                    if (act == 0) {
+                        b.node("Relu", {in}, {out}, name);
+                    } else {
+                        b.init(name + "_lo", {}, {-0.6f});
+                        b.init(name + "_hi", {}, {0.8f});
+                        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
+                    }
+                };
+                std::vector<float> w1(c.c1 * c.ic * c.k1[0] * c.k1[1]), w2(c.oc * c.c1 * c.k2[0] * c.k2[1]);
+                std::vector<float> b1(c.c1), b2(c.oc);
+                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f) * 0.5f;
+                for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.9f * static_cast<float>(i)) * 0.3f;
+                for (size_t i = 0; i < b1.size(); ++i) b1[i] = 0.05f * static_cast<float>(i % 7) - 0.1f;
+                for (size_t i = 0; i < b2.size(); ++i) b2[i] = 0.04f * static_cast<float>(i % 5) - 0.08f;
+                b.init("w1", {c.c1, c.ic, c.k1[0], c.k1[1]}, w1);
+                b.init("b1", {c.c1}, b1);
+                b.init("w2", {c.oc, c.c1, c.k2[0], c.k2[1]}, w2);
+                b.init("b2", {c.oc}, b2);
+                auto& n1 = b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1");
+                dcs::test::OnnxBuilder::attr_ints(n1, "pads", c.pads1);
+                dcs::test::OnnxBuilder::attr_ints(n1, "strides", c.strides1);
+                activation(act1, "c1", "a1", "act1");
+                auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "conv2");
+                dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
+                dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
+                if (act2 != 2) {
+                    activation(act2, "c2", "a2", "act2");
+                    const auto out = [](int64_t in, int64_t k, int64_t p0, int64_t p1, int64_t s) {
+                        return (in + p0 + p1 - k) / s + 1;
+                    };
+                    const int64_t h1 = out(c.h, c.k1[0], c.pads1[0], c.pads1[2], c.strides1[0]);
+                    const int64_t w1o = out(c.w, c.k1[1], c.pads1[1], c.pads1[3], c.strides1[1]);
+                    const int64_t h2 = out(h1, c.k2[0], c.pads2[0], c.pads2[2], c.strides2[0]);
+                    const int64_t w2o = out(w1o, c.k2[1], c.pads2[1], c.pads2[3], c.strides2[1]);
+                    const int64_t nf = c.oc * h2 * w2o;
+                    std::vector<float> wf(3 * nf);
+                    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
+                    b.init("wf", {3, nf}, wf);
+                    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+                    b.node("Flatten", {"a2"}, {"f"}, "flatten");
+                    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+                }
+                Graph g = import_onnx_bytes(b.bytes(), "vnni.onnx");
+                const int64_t nb = 5;
+                Tensor x = Tensor::zeros({nb, c.ic, c.h, c.w});
+                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.037f * static_cast<float>(i * i % 1013));
+                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+                q.calibrate({x});
+                Int8ReferenceExecutor iref(g, q.quantized_model());
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                std::map<std::string, Int8LayerWeights> cand;
+                for (const auto& l : list_layers(g)) {
+                    const Tensor& w = g.initializers.at(l.weight);
+                    cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
+                }
+                q.set_weights(cand);
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                // Another batch size (another plan) with the same weights.
+                Tensor x3 = Tensor::zeros({3, c.ic, c.h, c.w});
+                std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5), x.data.begin() + static_cast<long>(x.data.size() / 5 * 4), x3.data.begin());
+                EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
+                int host_vnni = 0;
+                for (const auto& s : q.implementations(nb)) {
+                    host_vnni += s.find("host:conv_vnni") != std::string::npos;
+                    if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
+                }
+                if (vnni) {
+                    EXPECT_EQ(host_vnni, 2);
+                }
+            }
+    }
+}
+
+// The one-input-channel kernel's VNNI variant (AVX-512 VNNI + VBMI, up to 8 output channels): a
+// 1 -> 1 convolution on the quantized graph input (s8) feeding a 1 -> oc convolution (u8 after Relu,
+// s8 after Clip), with u8, s8 and fp32 outputs, kernel widths 1 to 9 (one to three groups of 4 taps),
+// padding, and rows wider than one 32-column block. Bit-exact against the integer reference.
+TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
+    struct Case {
+        int64_t oc, h, w;
+        std::vector<int64_t> k1, pads1, k2, pads2;
+    };
+    const std::vector<Case> cases = {
+        {6, 28, 28, {5, 5}, {2, 2, 2, 2}, {5, 5}, {2, 2, 2, 2}},  // LeNet-5's conv1 shape
+        {8, 11, 45, {3, 1}, {1, 0, 1, 0}, {2, 9}, {0, 4, 1, 4}},
+        {1, 7, 33, {1, 4}, {0, 0, 0, 3}, {4, 7}, {2, 3, 1, 3}},
+        {7, 9, 70, {2, 8}, {0, 3, 1, 4}, {3, 3}, {0, 0, 0, 0}},
+    };
+    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
+                      !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_VNNI_CONV");
+    int case_no = 0;
+    for (const auto& c : cases) {
+        ++case_no;
+        for (int act1 = 0; act1 < 2; ++act1)      // 0: Relu (u8), 1: Clip (s8)
+            for (int act2 = 0; act2 < 3; ++act2) {  // 0: Relu (u8), 1: Clip (s8), 2: none (fp32 output)
+                SCOPED_TRACE("case " + std::to_string(case_no) + " act1 " + std::to_string(act1) + " act2 " +
+                             std::to_string(act2));
+                dcs::test::OnnxBuilder b;
+                b.input("x", {-1, 1, c.h, c.w}).output("y");
+                auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
+                    if (act == 0) {
+                        b.node("Relu", {in}, {out}, name);
+                    } else {
+                        b.init(name + "_lo", {}, {-0.7f});
+                        b.init(name + "_hi", {}, {0.9f});
+                        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
+                    }
+                };
+                std::vector<float> w1(c.k1[0] * c.k1[1]), w2(c.oc * c.k2[0] * c.k2[1]), b2(c.oc);
+                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.7f * static_cast<float>(i) + 0.5f) * 0.6f;
+                for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.83f * static_cast<float>(i)) * 0.4f;
+                for (size_t i = 0; i < b2.size(); ++i) b2[i] = 0.03f * static_cast<float>(i % 4) - 0.05f;
+                b.init("w1", {1, 1, c.k1[0], c.k1[1]}, w1);
+                b.init("b1", {1}, {0.02f});
+                b.init("w2", {c.oc, 1, c.k2[0], c.k2[1]}, w2);
+                b.init("b2", {c.oc}, b2);
+                dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1"), "pads", c.pads1);
+                activation(act1, "c1", "a1", "act1");
+                dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "conv2"),
+                                                  "pads", c.pads2);
+                if (act2 != 2) {
+                    activation(act2, "c2", "a2", "act2");
+                    const int64_t h1 = c.h + c.pads1[0] + c.pads1[2] - c.k1[0] + 1;
+                    const int64_t w1o = c.w + c.pads1[1] + c.pads1[3] - c.k1[1] + 1;
+                    const int64_t nf = c.oc * (h1 + c.pads2[0] + c.pads2[2] - c.k2[0] + 1) *
+                                       (w1o + c.pads2[1] + c.pads2[3] - c.k2[1] + 1);
+                    std::vector<float> wf(3 * nf);
+                    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.23f * static_cast<float>(i)) * 0.1f;
+                    b.init("wf", {3, nf}, wf);
+                    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+                    b.node("Flatten", {"a2"}, {"f"}, "flatten");
+                    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+                }
+                Graph g = import_onnx_bytes(b.bytes(), "ic1.onnx");
+                const int64_t nb = 4;
+                Tensor x = Tensor::zeros({nb, 1, c.h, c.w});
+                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.041f * static_cast<float>(i * i % 997));
+                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+                q.calibrate({x});
+                Int8ReferenceExecutor iref(g, q.quantized_model());
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                std::map<std::string, Int8LayerWeights> cand;
+                for (const auto& l : list_layers(g)) {
+                    const Tensor& w = g.initializers.at(l.weight);
+                    cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
+                }
+                q.set_weights(cand);
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                int host_vnni = 0;
+                for (const auto& s : q.implementations(nb)) {
+                    host_vnni += s.find("host:conv_ic1_avx512_vnni") != std::string::npos;
+                    if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
+                }
+                if (vnni) {
+                    EXPECT_EQ(host_vnni, 2);
+                }
+            }
+    }
 }
 
 // prepare_layer() + load() (what CandidateEvaluator's cache uses) run exactly like set_weights(), also

@@ -14,6 +14,7 @@
 #include "compress/bitpack.hpp"
 #include "compress/crc32.hpp"
 #include "compress/huffman.hpp"
+#include "compress/isa.hpp"
 #include "compress/method.hpp"
 
 namespace dcs::compress {
@@ -134,6 +135,24 @@ struct LayerPlan {
 
 uint64_t huffman_table_bytes(int bits) { return ((uint64_t{1} << bits) + 1) / 2; }
 
+/// Kept elements (mask bytes 0 or 1) and kept/pruned transitions between neighbours, in blocks of 64K
+/// with 32-bit sums (a loop that vectorizes).
+DCS_VECTOR_CLONES void mask_counts(const uint8_t* __restrict m, size_t n, uint64_t* kept, uint64_t* transitions) {
+    uint64_t k = n > 0 ? m[0] : 0, t = 0;
+    for (size_t b = 1; b < n; b += 65536) {
+        const size_t e = std::min(n, b + 65536);
+        uint32_t kb = 0, tb = 0;
+        for (size_t i = b; i < e; ++i) {
+            kb += m[i];
+            tb += static_cast<uint32_t>(m[i] ^ m[i - 1]);
+        }
+        k += kb;
+        t += tb;
+    }
+    *kept = k;
+    *transitions = t;
+}
+
 LayerPlan plan_layer(const std::string& name, const CompressedWeight& cw, bool huffman, bool check = true) {
     const std::string problem = check ? check_compressed_weight(cw) : std::string();
     if (!problem.empty()) throw std::invalid_argument("dcz layer '" + name + "': " + problem);
@@ -151,11 +170,8 @@ LayerPlan plan_layer(const std::string& name, const CompressedWeight& cw, bool h
     if (!cw.mask.empty()) {
         const uint8_t* m = cw.mask.data();
         const auto n = static_cast<size_t>(p.n);
-        uint64_t kept = m[0], transitions = 0;
-        for (size_t i = 1; i < n; ++i) {
-            kept += m[i];
-            transitions += m[i] ^ m[i - 1];
-        }
+        uint64_t kept = 0, transitions = 0;
+        mask_counts(m, n, &kept, &transitions);
         p.kept = static_cast<int64_t>(kept);
         if (p.kept < p.n) {
             const Layout& l = p.layout;

@@ -182,18 +182,25 @@ std::pair<uint32_t, int64_t> bracket_select(const float* w, int64_t n, int64_t k
 
 /// The keep mask of the pair (T, cut): kept when key > T, or key == T and index > cut (branch-free).
 /// Keys are below 2^31, so they compare as signed integers (which SSE2 vectorizes).
-DCS_VECTOR_CLONES void mask_loops(const float* __restrict w, int64_t n, int32_t threshold, int64_t cut,
-                                 uint8_t* __restrict m) {
-    int64_t i = 0;
+/// Elements [begin, end) of the mask; `cut` is an absolute index.
+DCS_VECTOR_CLONES void mask_loops(const float* __restrict w, int64_t begin, int64_t end, int32_t threshold,
+                                  int64_t cut, uint8_t* __restrict m) {
+    int64_t i = begin;
     // Below the cut a tie is pruned, above it kept: two loops without the index test.
-    const int64_t split = std::min(cut + 1, n);
+    const int64_t split = std::max(begin, std::min(cut + 1, end));
     for (; i < split; ++i) m[i] = static_cast<int32_t>(magnitude_key(w[i])) > threshold;
-    for (; i < n; ++i) m[i] = static_cast<int32_t>(magnitude_key(w[i])) >= threshold;
+    for (; i < end; ++i) m[i] = static_cast<int32_t>(magnitude_key(w[i])) >= threshold;
 }
 
 std::vector<uint8_t> mask_above(const float* w, int64_t n, uint32_t threshold, int64_t cut) {
     std::vector<uint8_t> mask(static_cast<size_t>(n));
-    mask_loops(w, n, static_cast<int32_t>(threshold), cut, mask.data());
+    // Chunks of 64K elements on the OpenMP threads (the same mask on any thread count).
+    constexpr int64_t kChunk = 65536;
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    uint8_t* m = mask.data();
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c)
+        mask_loops(w, c * kChunk, std::min(n, (c + 1) * kChunk), static_cast<int32_t>(threshold), cut, m);
     return mask;
 }
 

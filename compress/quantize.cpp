@@ -508,9 +508,12 @@ std::vector<UniformParams> choose_params(const float* x, const Layout& l, const 
     SsePass pass(x, l, per_channel, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme), flat());
     Candidates cands;
     auto evaluate = [&] {
-        for (size_t e = 0; e < cands.idx.size(); ++e) {
-            const size_t g = e % groups;
-            cands.params[e] = params_for_range(vmin[g], vmax[g], mse_clip_ratio(cands.idx[e]), bits, scheme);
+        const auto count = static_cast<int64_t>(cands.idx.size());
+#pragma omp parallel for schedule(static) if (count >= 4096 && l.numel() >= kParallelMin)
+        for (int64_t e = 0; e < count; ++e) {
+            const auto g = static_cast<size_t>(e) % groups;
+            cands.params[static_cast<size_t>(e)] =
+                params_for_range(vmin[g], vmax[g], mse_clip_ratio(cands.idx[static_cast<size_t>(e)]), bits, scheme);
         }
         pass.run(cands);
     };

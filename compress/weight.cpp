@@ -106,13 +106,33 @@ DCS_VECTOR_CLONES bool any_not_finite(const float* __restrict w, int64_t n) {
     return special != 0;
 }
 
+/// Element-wise passes over large weights run in chunks of this many elements on the OpenMP threads.
+constexpr int64_t kChunk = 65536;
+
+/// any_not_finite, chunk by chunk on the threads for large weights.
+bool any_not_finite_parallel(const float* w, int64_t n) {
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    int found = 0;
+#pragma omp parallel for schedule(static) reduction(| : found) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c) found |= any_not_finite(w + c * kChunk, std::min(kChunk, n - c * kChunk));
+    return found != 0;
+}
+
+/// mask_copy, chunk by chunk on the threads for large weights.
+void mask_copy_parallel(const float* w, int64_t n, const uint8_t* m, float* out) {
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+#pragma omp parallel for schedule(static) if (chunks > 1)
+    for (int64_t c = 0; c < chunks; ++c)
+        mask_copy(w + c * kChunk, std::min(kChunk, n - c * kChunk), m + c * kChunk, out + c * kChunk);
+}
+
 }  // namespace
 
 const float* masked_weight(const float* w, int64_t n, const std::vector<uint8_t>& mask,
                            std::unique_ptr<float[]>& storage) {
     if (mask.empty()) return w;
     storage.reset(new float[static_cast<size_t>(n)]);  // uninitialized: every element is written
-    mask_copy(w, n, mask.data(), storage.get());
+    mask_copy_parallel(w, n, mask.data(), storage.get());
     return storage.get();
 }
 
@@ -223,7 +243,7 @@ PrunedWeight::PrunedWeight(const float* w, std::vector<int64_t> shape, int64_t o
     if (!w) throw std::invalid_argument("compress_weight: null weight pointer");
     prune_count(0, prune_ratio);  // validates the ratio
     const int64_t n = layout_.numel();
-    if (any_not_finite(w, n))
+    if (any_not_finite_parallel(w, n))
         for (int64_t i = 0; i < n; ++i)
             if (!std::isfinite(w[i]))
                 throw std::invalid_argument("weight element " + std::to_string(i) + " of shape " + shape_string(shape_) +
@@ -231,7 +251,7 @@ PrunedWeight::PrunedWeight(const float* w, std::vector<int64_t> shape, int64_t o
     mask_ = prune_mask(w, layout_, prune_ratio, pruning);
     if (!mask_.empty()) {
         masked_.reset(new float[static_cast<size_t>(n)]);  // uninitialized: every element is written
-        mask_copy(w, n, mask_.data(), masked_.get());
+        mask_copy_parallel(w, n, mask_.data(), masked_.get());
     }
 }
 

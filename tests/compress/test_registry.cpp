@@ -73,6 +73,16 @@ struct Layer {
     int64_t out_axis;
 };
 
+WeightSpec spec_of(Method method, Scheme scheme, Granularity g, WeightClip clip, Pruning pruning) {
+    WeightSpec spec;
+    spec.method = method;
+    spec.scheme = scheme;
+    spec.granularity = g;
+    spec.clip = clip;
+    spec.pruning = pruning;
+    return spec;
+}
+
 }  // namespace
 
 TEST(Registry, EveryMethodEveryCase) {
@@ -88,12 +98,7 @@ TEST(Registry, EveryMethodEveryCase) {
                         for (Pruning pruning : {Pruning::Unstructured, Pruning::Filter})
                             for (double ratio : {0.0, 0.25, 0.5, 0.75, 0.9})
                                 for (const Layer& layer : layers) {
-                                    WeightSpec spec;
-                                    spec.method = m->method;
-                                    spec.scheme = scheme;
-                                    spec.granularity = g;
-                                    spec.clip = clip;
-                                    spec.pruning = pruning;
+                                    const WeightSpec spec = spec_of(m->method, scheme, g, clip, pruning);
                                     const std::string where = std::string(m->name) + " bits=" + std::to_string(bits) +
                                                               " scheme=" + std::to_string(int(scheme)) + " gran=" +
                                                               std::to_string(int(g)) + " clip=" + std::to_string(int(clip)) +
@@ -175,12 +180,7 @@ TEST(Registry, EveryMethodReusesAPrunedWeight) {
                         for (Scheme scheme : {Scheme::Asymmetric, Scheme::Symmetric})
                             for (Granularity g : {Granularity::PerTensor, Granularity::PerChannel})
                                 for (WeightClip clip : {WeightClip::Mse, WeightClip::MaxAbs}) {
-                                    WeightSpec spec;
-                                    spec.method = m->method;
-                                    spec.scheme = scheme;
-                                    spec.granularity = g;
-                                    spec.clip = clip;
-                                    spec.pruning = pruning;
+                                    const WeightSpec spec = spec_of(m->method, scheme, g, clip, pruning);
                                     if (m->unsupported(bits, spec) || &select_method(bits, spec) != m) continue;
                                     ASSERT_EQ(compress_weight(pw, bits, spec),
                                               compress_weight(w.data(), layer.shape, layer.out_axis, {bits, ratio}, spec))

@@ -273,6 +273,16 @@ void max_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
 
+/// acc += the dot products of 4 u8 in x and 4 s8 in w per int32 lane (vpdpbusd), in place: with
+/// _mm512_dpbusd_epi32 GCC 12 copies accumulators around every use and, with many of them, spills
+/// them inside the loop (LeNet-5's conv2 with host_conv_vnni_core's output stage: 0.35 ms, 0.24-0.26
+/// with this). The loops over accumulator arrays must be fully unrolled (#pragma GCC unroll), else the
+/// arrays stay in memory (0.50 ms).
+inline __attribute__((target("avx512f,avx512vnni"), always_inline)) void host_dpbusd(__m512i& acc, __m512i x,
+                                                                                   __m512i w) {
+    asm("vpdpbusd %[w], %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "v"(w));
+}
+
 /// A host layer's parameters, refilled whenever a candidate's weights are loaded.
 struct HostLayer {
     virtual ~HostLayer() = default;
@@ -637,8 +647,12 @@ void host_conv(const HostConv& hc, const void* x, void* y, int64_t nb) {
 /// count) and adds to int32 accumulators: exact. Each weight vector serves up to 24 accumulators (two
 /// output rows of up to 12 pixels, or 12 pixels of two 16-channel blocks); rows are cut into near-equal
 /// chunks of at most 12 pixels. Every image is first copied into a zero-padded buffer; s8 inputs are
-/// shifted to u8 (x + 128, padding 128) and 128 * sum(w) is subtracted per channel. The output stage
-/// is the integer reference's, as in HostConv. Dispatch (compile_layer) follows measurements.
+/// shifted to u8 (x + 128, padding 128) and 128 * sum(w) is subtracted per channel. The sums stay in
+/// registers (host_dpbusd) and go through the output stage (host_out16: the integer reference's, as in
+/// HostConv) in the same function: with the sums stored to memory and a separate output function, and
+/// GCC's copies around _mm512_dpbusd_epi32, MobileNet-style layers took 0.21 (1 -> 16, 3x3 stride 2,
+/// 28x28), 0.32 (16 -> 32, 1x1, 14x14) and 0.20 ms (32 -> 64, 1x1, 7x7) instead of 0.12, 0.23 and
+/// 0.15. Dispatch (compile_layer) follows measurements.
 constexpr int64_t kVnniMaxPixels = 12;  ///< pixels per chunk of an output row
 /// Where it runs (2-D, group 1, no dilation, no residual sum): KW * IC <= 40 bytes per kernel row, and
 /// at most 4 input channels or at most 144 output pixels per image. Measured per batch of 256 at one
@@ -650,9 +664,27 @@ constexpr int64_t kVnniMaxPixels = 12;  ///< pixels per chunk of an output row
 ///   3 -> 32, 32x32, 5x5 stride 2: 0.90 vs 0.99; 2 -> 16, 28x28, 5x5: 1.30 vs 1.32.
 /// Not used where oneDNN's AMX kernels were faster: 8 -> 32, 14x14, 3x3 pad 1 (0.62 vs 0.55),
 /// 10 -> 16, 14x14, 3x3 pad 1 (0.38 vs 0.34), 16 -> 16, 28x28, 3x3 (48 bytes a row: 2.2 vs 1.8).
+/// (The figures above are from before the output stage moved into host_conv_vnni_core.)
+/// Also 1x1 kernels with up to 32 input channels at any image size (oneDNN pads K = 16 to AMX's 64;
+/// with the output stage in registers, host_conv_vnni_core):
+///   16 -> 32, 14x14 (MobileNet-style pointwise): 0.25 vs 0.41 (brgconv_1x1 AMX); 16 -> 32, 28x28:
+///   1.0 vs 1.38-1.45; 32 -> 64, 14x14: 0.65-0.68 vs 0.74-0.76; 32 -> 128, 14x14: 1.28-1.32 vs 1.49-1.53.
+/// Not with 64 input channels: 64 -> 32, 14x14 (64 bytes a row): 0.55-0.57 vs 0.44; 64 -> 128, 7x7:
+/// 0.48 vs 0.46-0.48.
 constexpr int64_t kVnniMaxRowBytes = 40;
 constexpr int64_t kVnniFewChannels = 4;
 constexpr int64_t kVnniSmallImage = 144;
+constexpr int64_t kVnniPointwiseChannels = 32;
+
+/// The output clamp of a host convolution: the activation and, for 8-bit outputs, the type's bounds as
+/// one range, also when the two do not overlap: clamp(clamp(f, alo, ahi), tlo, thi).
+inline void host_out_range(QAct act, float act_lo, float act_hi, QType yt, float* lo, float* hi) {
+    const bool relu = act == QAct::Relu, clip = act == QAct::Clip;
+    const float alo = clip ? act_lo : (relu ? 0.0f : -FLT_MAX), ahi = clip ? act_hi : FLT_MAX;
+    const float tlo = yt == QType::U8 ? 0.0f : -128.0f, thi = yt == QType::U8 ? 255.0f : 127.0f;
+    *lo = yt == QType::F32 ? alo : std::min(std::max(alo, tlo), thi);
+    *hi = yt == QType::F32 ? ahi : std::max(std::min(ahi, thi), tlo);
+}
 
 /// A convolution served by host_conv_vnni: its geometry and the current candidate's parameters.
 struct HostConvVnni : HostLayer {
@@ -666,6 +698,7 @@ struct HostConvVnni : HostLayer {
     std::vector<int8_t> w;           ///< [nblk][kh][g][16 channels][4 bytes]
     std::vector<int32_t> comp;       ///< [nblk * 16]: -128 * sum(w) for s8 input, else 0
     std::vector<float> bias, scale;  ///< [nblk * 16]
+    float lo = 0.0f, hi = 0.0f;      ///< the output clamp (host_out_range)
     void fill(const QLayer& q) override {
         w.assign(static_cast<size_t>(nblk * kh * g * 64), 0);
         comp.assign(static_cast<size_t>(nblk * 16), 0);
@@ -687,6 +720,7 @@ struct HostConvVnni : HostLayer {
         std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
         act_lo = q.act_lo;
         act_hi = q.act_hi;
+        host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
     }
 };
 
@@ -699,15 +733,42 @@ bool host_conv_vnni_available() {
 
 #define DCS_AVX512_VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")))
 
-/// Accumulators of R output rows x P pixels from (r, q) and OB 16-channel blocks from b, stored to
-/// acc_out[o][a][p][16]. `buf`: the padded u8 image.
-template <int R, int P, int OB>
+/// The output stage of one vector of 16 channels' int32 sums (HostConv's arithmetic: (acc + bias) *
+/// scale, then the clamp [lo, hi] of the activation and, for 8-bit outputs, the type's bounds, round
+/// half to even), stored under `mask`. SAT (u8 output whose upper bound is 255): the lower clamp,
+/// rounding and vpmovusdb's unsigned saturation give the same bytes as clamping to [lo, 255] first
+/// (255 is an integer and rounding is monotone; from 2^31 on the conversion gives 0x80000000, which
+/// saturates to 255 too), one instruction fewer.
+template <class TY, bool SAT>
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_out16(
+    __m512i acc, __m512 bv, __m512 sc, __m512 lo, __m512 hi, __mmask16 mask, TY* __restrict y) {
+    __m512 f = _mm512_max_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc), lo);
+    if constexpr (SAT) {
+        const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_mask_storeu_epi8(y, mask, _mm512_cvtusepi32_epi8(k));
+    } else {
+        f = _mm512_min_ps(f, hi);
+        if constexpr (std::is_same_v<TY, float>) {
+            _mm512_mask_storeu_ps(y, mask, f);
+        } else {
+            const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm_mask_storeu_epi8(y, mask, _mm512_cvtepi32_epi8(k));  // half to even, in range
+        }
+    }
+}
+
+/// R output rows x P pixels from (r, q) and OB 16-channel blocks from b: int32 sums in registers, then
+/// the output stage (host_out16) into yn. `buf`: the padded u8 image.
+template <class TY, int R, int P, int OB>
 DCS_AVX512_VNNI void host_conv_vnni_core(const HostConvVnni& hc, const uint8_t* __restrict buf, int64_t r,
-                                         int64_t q, int64_t b, int32_t* __restrict acc_out) {
+                                         int64_t q, int64_t b, TY* __restrict yn) {
     __m512i acc[OB][R][P];
+#pragma GCC unroll 16
     for (int o = 0; o < OB; ++o) {
         const __m512i c0 = _mm512_loadu_si512(hc.comp.data() + 16 * (b + o));
+#pragma GCC unroll 16
         for (int a = 0; a < R; ++a)
+#pragma GCC unroll 16
             for (int p = 0; p < P; ++p) acc[o][a][p] = c0;
     }
     const int64_t ws = hc.kh * hc.g * 64, ps = hc.sw * hc.ic, rs = hc.sh * hc.rb, nt = hc.kh * hc.g;
@@ -717,59 +778,47 @@ DCS_AVX512_VNNI void host_conv_vnni_core(const HostConvVnni& hc, const uint8_t* 
     for (int64_t t = 0; t < nt; ++t) {  // one loop over (kernel row, group): fewer loop exits
         const uint8_t* xt = x0 + off[t];
         __m512i wv[OB];
+#pragma GCC unroll 16
         for (int o = 0; o < OB; ++o) wv[o] = _mm512_loadu_si512(w + o * ws + t * 64);
+#pragma GCC unroll 16
         for (int a = 0; a < R; ++a)
+#pragma GCC unroll 16
             for (int p = 0; p < P; ++p) {
                 int32_t v;
                 std::memcpy(&v, xt + a * rs + p * ps, 4);
                 const __m512i xv = _mm512_set1_epi32(v);
-                for (int o = 0; o < OB; ++o) acc[o][a][p] = _mm512_dpbusd_epi32(acc[o][a][p], xv, wv[o]);
+#pragma GCC unroll 16
+                for (int o = 0; o < OB; ++o) host_dpbusd(acc[o][a][p], xv, wv[o]);
             }
     }
-    for (int o = 0; o < OB; ++o)
-        for (int a = 0; a < R; ++a)
-            for (int p = 0; p < P; ++p) _mm512_storeu_si512(acc_out + ((o * R + a) * P + p) * 16, acc[o][a][p]);
-}
-
-using HostConvVnniCore = void (*)(const HostConvVnni&, const uint8_t*, int64_t, int64_t, int64_t, int32_t*);
-
-template <int R, int OB, int... Ps>
-HostConvVnniCore host_conv_vnni_pick(int p, std::integer_sequence<int, Ps...>) {
-    static constexpr HostConvVnniCore fs[] = {host_conv_vnni_core<R, Ps + 1, OB>...};
-    return fs[p - 1];
-}
-
-/// The output stage of R x P pixels x OB blocks of accumulators `acc` (HostConv's arithmetic; for
-/// 8-bit outputs the activation and type bounds are one clamp).
-template <class TY>
-DCS_AVX512_VNNI void host_conv_vnni_out(const HostConvVnni& hc, const int32_t* acc, int R, int P, int OB, int64_t r,
-                                        int64_t q, int64_t b, TY* __restrict yn) {
-    const bool relu = hc.act == QAct::Relu, clip = hc.act == QAct::Clip;
-    const float alo = clip ? hc.act_lo : (relu ? 0.0f : -FLT_MAX), ahi = clip ? hc.act_hi : FLT_MAX;
-    const float tlo = hc.yt == QType::U8 ? 0.0f : -128.0f, thi = hc.yt == QType::U8 ? 255.0f : 127.0f;
-    // clamp(clamp(f, alo, ahi), tlo, thi) as one clamp, also when the two ranges do not overlap.
-    const bool f32 = std::is_same_v<TY, float>;
-    const __m512 lo = _mm512_set1_ps(f32 ? alo : std::min(std::max(alo, tlo), thi));
-    const __m512 hi = _mm512_set1_ps(f32 ? ahi : std::max(std::min(ahi, thi), tlo));
+    const __m512 lo = _mm512_set1_ps(hc.lo), hi = _mm512_set1_ps(hc.hi);
+    const bool sat = std::is_same_v<TY, uint8_t> && hc.hi >= 255.0f;
+#pragma GCC unroll 16
     for (int o = 0; o < OB; ++o) {
         const int64_t c0 = 16 * (b + o), rem = hc.oc - c0;
         const __mmask16 mask = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
         const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
+#pragma GCC unroll 16
         for (int a = 0; a < R; ++a) {
             TY* yo = yn + ((r + a) * hc.ow + q) * hc.oc + c0;
-            const int32_t* aa = acc + (o * R + a) * P * 16;
-            for (int p = 0; p < P; ++p, yo += hc.oc) {
-                __m512 f = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(aa + 16 * p)), bv), sc);
-                f = _mm512_min_ps(_mm512_max_ps(f, lo), hi);
-                if constexpr (std::is_same_v<TY, float>) {
-                    _mm512_mask_storeu_ps(yo, mask, f);
-                } else {
-                    const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-                    _mm_mask_storeu_epi8(yo, mask, _mm512_cvtepi32_epi8(k));  // half to even, in range
-                }
+            if (sat) {
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) host_out16<TY, true>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.oc);
+            } else {
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) host_out16<TY, false>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.oc);
             }
         }
     }
+}
+
+template <class TY>
+using HostConvVnniCore = void (*)(const HostConvVnni&, const uint8_t*, int64_t, int64_t, int64_t, TY*);
+
+template <class TY, int R, int OB, int... Ps>
+HostConvVnniCore<TY> host_conv_vnni_pick(int p, std::integer_sequence<int, Ps...>) {
+    static constexpr HostConvVnniCore<TY> fs[] = {host_conv_vnni_core<TY, R, Ps + 1, OB>...};
+    return fs[p - 1];
 }
 
 template <class TX, class TY>
@@ -797,7 +846,6 @@ DCS_AVX512_VNNI void host_conv_vnni_image(const HostConvVnni& hc, const TX* __re
         }
     }
     TY* yn = y + n * hc.oh * hc.ow * hc.oc;
-    alignas(64) int32_t acc[2 * kVnniMaxPixels * 16];
     constexpr auto seq = std::make_integer_sequence<int, kVnniMaxPixels>{};
     const int64_t chunks = (hc.ow + kVnniMaxPixels - 1) / kVnniMaxPixels;
     // R rows x OB blocks from (r, b): the row's chunks.
@@ -805,11 +853,10 @@ DCS_AVX512_VNNI void host_conv_vnni_image(const HostConvVnni& hc, const TX* __re
         int64_t q = 0;
         for (int64_t c = 0; c < chunks; ++c) {
             const int p = static_cast<int>((hc.ow - q) / (chunks - c));
-            const HostConvVnniCore core = OB == 2  ? host_conv_vnni_pick<1, 2>(p, seq)
-                                          : R == 2 ? host_conv_vnni_pick<2, 1>(p, seq)
-                                                   : host_conv_vnni_pick<1, 1>(p, seq);
-            core(hc, buf.data(), r, q, b, acc);
-            host_conv_vnni_out<TY>(hc, acc, R, p, OB, r, q, b, yn);
+            const HostConvVnniCore<TY> core = OB == 2  ? host_conv_vnni_pick<TY, 1, 2>(p, seq)
+                                              : R == 2 ? host_conv_vnni_pick<TY, 2, 1>(p, seq)
+                                                       : host_conv_vnni_pick<TY, 1, 1>(p, seq);
+            core(hc, buf.data(), r, q, b, yn);
             q += p;
         }
     };
@@ -847,6 +894,214 @@ void host_conv_vnni_y(const HostConvVnni& hc, const void* x, void* y, int64_t nb
 void host_conv_vnni(const HostConvVnni& hc, const void* x, void* y, int64_t nb) {
     if (hc.xt == QType::U8) host_conv_vnni_y<uint8_t>(hc, x, y, nb);
     else host_conv_vnni_y<int8_t>(hc, x, y, nb);
+}
+
+/// Depthwise int8 convolutions (group == input channels == output channels) on the host with AVX-512
+/// VNNI and VBMI. oneDNN 2.6 serves them with brdgmm_dw at a small fraction of the machine's speed on
+/// small images (MobileNet-style 16 channels on 14x14: 0.53 ms per batch of 256 at one thread).
+/// Every image is first copied into a zero-padded u8 buffer in blocks of 16 channels, [block][row]
+/// [column][16] (s8 shifted by 128, as in host_conv_vnni). For an output pixel, a block, a kernel row
+/// and a group of 4 kernel columns, one 64-byte load (4 pixels x 16 channels) and one byte permutation
+/// (vpermb) give the 64 bytes [channel][j] = buffer[row][column + j][channel], and vpdpbusd adds their
+/// products with the [channel][j] weight codes (zero for taps beyond the kernel: those bytes do not
+/// count) to the block's 16 int32 sums: KH * ceil(KW / 4) permutations and vpdpbusd per pixel and
+/// block, up to 16 pixels per weight load. Integer sums (exact); s8 inputs get -128 * sum(w) per
+/// channel; the output stage is the integer reference's (host_out16).
+/// Where it runs (measured per batch of 256 at one thread against oneDNN's brdgmm_dw, u8 -> u8, ReLU;
+/// channels, input size, kernel, stride):
+///   16, 14x14, 3x3: 0.16-0.17 vs 0.53 ms; stride 2: 0.068-0.078 vs 0.20; 16, 14x14, 5x5: 0.33 vs 0.95;
+///   32, 14x14: 0.34-0.36 vs 0.84, stride 2: 0.17-0.18 vs 0.29; 32, 28x28: 1.63 vs 2.72, stride 2:
+///   0.68 vs 0.83; 32, 14x14, 5x5: 0.68 vs 1.24;
+///   64, 14x14: 0.80 vs 1.42, stride 2: 0.39 vs 0.46; 64, 14x14, 5x5: 1.40 vs 2.39-2.50;
+///   128, 7x7: 0.52 vs 0.71; 128, 14x14: 1.98 vs 2.59; 256, 14x14, 5x5: 7.08 vs 8.53-8.68.
+/// Not at 256 channels with 3x3 (14x14: 5.41 vs 5.07-5.29): oneDNN's cost grows with KH * KW, this
+/// kernel's with KH * ceil(KW / 4). Hence: up to 128 channels, or kernels 5 to 8 wide; up to 8 wide.
+/// Measured alternatives: the padded image channels-last, the [channel][j] bytes gathered from one,
+/// two (vpermt2b) or four 16-byte loads depending on the channel count: 32 channels, 14x14: 0.51 ms,
+/// 64: 1.16, 256 (5x5): slower than oneDNN, but at stride 2, where the blocked copy of every input
+/// pixel weighs more, 32 channels 0.13-0.16 instead of 0.16-0.17; fp32 sums (an fp32 copy of the padded
+/// image, one FMA per tap: exact below 2^24): 16 channels, 14x14: 0.24 ms, stride 2: 0.10; a buffer of
+/// the permuted bytes (built once per buffer row and column, read by KH output rows): 0.26 and 0.09;
+/// four output pixels packed into one 64-byte store (vpackssdw / vpackuswb): no change.
+constexpr int64_t kDwMaxChannels = 128;
+constexpr int64_t kDwMaxKernelWidth = 8;
+constexpr int64_t kDwWideKernel = 5;  ///< from this kernel width on, any channel count
+/// Output pixels per weight load (16 channels, 14x14, 3x3: 0.16 ms, 0.22 with up to 8).
+constexpr int kDwMaxPixels = 16;
+
+struct HostDwConv : HostLayer {
+    int64_t c = 0, nblk = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
+    int64_t bw = 0, bh = 0;  ///< padded image buffer: pixels per row, rows
+    int64_t g = 0;           ///< groups of 4 kernel columns per kernel row
+    uint8_t idx[64] = {};    ///< byte 4 c + j of a gather: 16 j + c (pixel j's channel c)
+    QType xt = QType::U8, yt = QType::U8;
+    QAct act = QAct::None;
+    float act_lo = 0.0f, act_hi = 0.0f;
+    std::vector<int8_t> w;           ///< [nblk][kh][g][16 channels][4 taps]
+    std::vector<int32_t> comp;       ///< [nblk * 16]: -128 * sum(w) for s8 input, else 0
+    std::vector<float> bias, scale;  ///< [nblk * 16]
+    float lo = 0.0f, hi = 0.0f;      ///< the output clamp (host_out_range)
+    void layout() {
+        for (int64_t ch = 0; ch < 16; ++ch)
+            for (int64_t j = 0; j < 4; ++j) idx[4 * ch + j] = static_cast<uint8_t>(16 * j + ch);
+    }
+    void fill(const QLayer& q) override {
+        w.assign(static_cast<size_t>(nblk * kh * g * 64), 0);
+        comp.assign(static_cast<size_t>(nblk * 16), 0);
+        for (int64_t o = 0; o < c; ++o) {
+            int32_t sum = 0;
+            for (int64_t i = 0; i < kh; ++i)
+                for (int64_t j = 0; j < kw; ++j) {
+                    const int8_t v = q.codes[(o * kh + i) * kw + j];
+                    w[(((o / 16) * kh + i) * g + j / 4) * 64 + (o % 16) * 4 + j % 4] = v;
+                    sum += v;
+                }
+            comp[o] = xt == QType::S8 ? -128 * sum : 0;
+        }
+        bias.assign(static_cast<size_t>(nblk * 16), 0.0f);
+        scale.assign(static_cast<size_t>(nblk * 16), 0.0f);
+        std::copy(q.bias.begin(), q.bias.end(), bias.begin());
+        std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
+        act_lo = q.act_lo;
+        act_hi = q.act_hi;
+        host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
+    }
+};
+
+#define DCS_AVX512_VBMI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi")))
+
+/// P output pixels from (r, q) of block b: sums, then the output stage into yn (channels-last). The
+/// [channel][j] bytes of each kernel row and group of 4 columns: one 64-byte load of the blocked image
+/// `buf` (4 pixels x 16 channels) and vpermb; G: groups per kernel row.
+template <class TY, int G, int P>
+DCS_AVX512_VBMI void host_dw_pixels(const HostDwConv& hc, const uint8_t* __restrict buf, int64_t r, int64_t q,
+                                    int64_t b, TY* __restrict yn) {
+    __m512i acc[P];
+    const __m512i c0v = _mm512_loadu_si512(hc.comp.data() + 16 * b);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) acc[p] = c0v;
+    const int64_t c = hc.c, rs = hc.bw * 16, ps = hc.sw * 16;
+    const __m512i idx = _mm512_loadu_si512(hc.idx);
+    const uint8_t* xr = buf + ((b * hc.bh + r * hc.sh) * hc.bw + q * hc.sw) * 16;
+    const int8_t* wt = hc.w.data() + b * hc.kh * G * 64;
+    for (int64_t i = 0; i < hc.kh; ++i, xr += rs)
+#pragma GCC unroll 2
+        for (int k = 0; k < G; ++k, wt += 64) {
+            const __m512i wv = _mm512_loadu_si512(wt);
+#pragma GCC unroll 16
+            for (int p = 0; p < P; ++p)
+                host_dpbusd(acc[p], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + p * ps + 64 * k)), wv);
+        }
+    const __m512 lo = _mm512_set1_ps(hc.lo), hi = _mm512_set1_ps(hc.hi);
+    const int64_t c0 = 16 * b, rem = c - c0;
+    const __mmask16 mask = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
+    const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
+    TY* yo = yn + (r * hc.ow + q) * c + c0;
+    if (std::is_same_v<TY, uint8_t> && hc.hi >= 255.0f) {
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) host_out16<TY, true>(acc[p], bv, sc, lo, hi, mask, yo + p * c);
+    } else {
+#pragma GCC unroll 16
+        for (int p = 0; p < P; ++p) host_out16<TY, false>(acc[p], bv, sc, lo, hi, mask, yo + p * c);
+    }
+}
+
+template <class TY, int G, int... Ps>
+void host_dw_rows(const HostDwConv& hc, const uint8_t* buf, TY* yn, std::integer_sequence<int, Ps...>) {
+    using F = void (*)(const HostDwConv&, const uint8_t*, int64_t, int64_t, int64_t, TY*);
+    static constexpr F fs[] = {host_dw_pixels<TY, G, Ps + 1>...};
+    // Near-equal chunks of at most sizeof...(Ps) pixels.
+    constexpr int64_t maxp = sizeof...(Ps);
+    const int64_t chunks = (hc.ow + maxp - 1) / maxp;
+    for (int64_t b = 0; b < hc.nblk; ++b)
+        for (int64_t r = 0; r < hc.oh; ++r) {
+            int64_t q = 0;
+            for (int64_t k = 0; k < chunks; ++k) {
+                const int64_t p = (hc.ow - q) / (chunks - k);
+                fs[p - 1](hc, buf, r, q, b, yn);
+                q += p;
+            }
+        }
+}
+
+/// One image: the padded u8 image in blocks of 16 channels, [nblk][bh][bw][16] (s8 shifted by 128;
+/// the bytes of channels beyond c in the last block are never written: their weights are zero), then
+/// every output row of every block.
+template <class TX, class TY>
+DCS_AVX512_VBMI void host_dw_image(const HostDwConv& hc, const TX* __restrict x, TY* __restrict y, int64_t n,
+                                   uint8_t* __restrict buf) {
+    const int64_t c = hc.c, iw = hc.iw, bw = hc.bw, bh = hc.bh, row = iw * c;
+    const uint8_t* xn = reinterpret_cast<const uint8_t*>(x) + n * hc.ih * row;
+    constexpr bool s8 = std::is_same_v<TX, int8_t>;
+    if (c == 16) {  // one block: whole rows
+        const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+        for (int64_t h = 0; h < hc.ih; ++h) {
+            uint8_t* d = buf + ((h + hc.ph) * bw + hc.pw) * 16;
+            const uint8_t* s = xn + h * row;
+            for (int64_t k = 0; k < row; k += 64) {
+                const int64_t left = row - k;
+                const __mmask64 m = left >= 64 ? ~__mmask64{0} : (__mmask64{1} << left) - 1;
+                const __m512i v = _mm512_maskz_loadu_epi8(m, s + k);
+                _mm512_mask_storeu_epi8(d + k, m, s8 ? _mm512_xor_si512(v, flip) : v);
+            }
+        }
+    } else {
+        const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
+        for (int64_t b = 0; b < hc.nblk; ++b) {
+            const int64_t rem = c - 16 * b;
+            const __mmask16 m = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
+            for (int64_t h = 0; h < hc.ih; ++h) {
+                uint8_t* d = buf + ((b * bh + h + hc.ph) * bw + hc.pw) * 16;
+                const uint8_t* s = xn + h * row + 16 * b;
+                for (int64_t px = 0; px < iw; ++px) {
+                    const __m128i v = _mm_maskz_loadu_epi8(m, s + px * c);
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16 * px), s8 ? _mm_xor_si128(v, flip) : v);
+                }
+            }
+        }
+    }
+    TY* yn = y + n * hc.oh * hc.ow * c;
+    constexpr auto seq = std::make_integer_sequence<int, kDwMaxPixels>{};
+    if (hc.g == 1) host_dw_rows<TY, 1>(hc, buf, yn, seq);
+    else host_dw_rows<TY, 2>(hc, buf, yn, seq);
+}
+
+template <class TX, class TY>
+void host_dw_run(const HostDwConv& hc, const void* xv, void* yv, int64_t nb) {
+    const TX* x = static_cast<const TX*>(xv);
+    TY* y = static_cast<TY*>(yv);
+    // A gather reads 64 bytes from ((b * bh + row) * bw + column) * 16 on, b < nblk, row < bh, column <=
+    // (ow - 1) * sw + 4 (g - 1) < bw: within nblk * bh * bw * 16 + 48 bytes.
+    const size_t bytes = static_cast<size_t>(hc.nblk * hc.bh * hc.bw * 16 + 64);
+#pragma omp parallel
+    {
+        // Only the images' own positions are written: the padding keeps its value (s8: 128 = zero).
+        const auto buf = aligned_buffer(bytes);
+        if (hc.xt == QType::S8) std::memset(buf.get(), 0x80, bytes);
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < nb; ++n) host_dw_image<TX, TY>(hc, x, y, n, static_cast<uint8_t*>(buf.get()));
+    }
+}
+
+template <class TX>
+void host_dw_y(const HostDwConv& hc, const void* x, void* y, int64_t nb) {
+    switch (hc.yt) {
+        case QType::U8: return host_dw_run<TX, uint8_t>(hc, x, y, nb);
+        case QType::S8: return host_dw_run<TX, int8_t>(hc, x, y, nb);
+        case QType::F32: return host_dw_run<TX, float>(hc, x, y, nb);
+    }
+}
+
+/// DCS_NO_HOST_DW_CONV=1 turns this kernel alone off (A/B benchmarks against oneDNN).
+bool host_dw_conv_available() {
+    static const bool ok = host_conv_vnni_available() && __builtin_cpu_supports("avx512vbmi") &&
+                           std::getenv("DCS_NO_HOST_DW_CONV") == nullptr;
+    return ok;
+}
+
+void host_dw_conv(const HostDwConv& hc, const void* x, void* y, int64_t nb) {
+    if (hc.xt == QType::U8) host_dw_y<uint8_t>(hc, x, y, nb);
+    else host_dw_y<int8_t>(hc, x, y, nb);
 }
 
 #pragma GCC diagnostic pop
@@ -1035,6 +1290,8 @@ struct DnnlExecutor::Impl {
     void compile_fallback(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
     void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                            const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
+    void compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
+                              const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void compile_host_conv_vnni(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                 const std::vector<int64_t>& ys, const std::vector<int64_t>& ws, const Window& win,
                                 QType x_type, QType y_type);
@@ -1176,8 +1433,20 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
         for (size_t i = 0; i < 2; ++i) unit = unit && win.strides[i] == 1 && win.dilations[i] == 1;
         if (unit) return compile_host_conv(P, s, xs, ys, ws, win, x_type, y_type);
     }
+    if (q && n.op == OpKind::Conv && s.sum_input.empty() && xs.size() == 4 && is8(x_type) && ws[1] == 1 &&
+        ws[0] == xs[1] && ws[3] <= kDwMaxKernelWidth && (xs[1] <= kDwMaxChannels || ws[3] >= kDwWideKernel) &&
+        host_dw_conv_available()) {
+        const auto& a = std::get<ConvAttrs>(n.attrs);
+        ConvAttrs aa = a;
+        aa.kernel.assign(ws.begin() + 2, ws.end());
+        Window win = conv_window(aa, std::vector<int64_t>(xs.begin() + 2, xs.end()), where_of(n));
+        if (a.group == xs[1] && win.dilations[0] == 1 && win.dilations[1] == 1)
+            return compile_host_dw_conv(P, s, xs, ys, ws, win, x_type, y_type);
+    }
     if (q && n.op == OpKind::Conv && s.sum_input.empty() && xs.size() == 4 && is8(x_type) &&
-        ws[3] * xs[1] <= kVnniMaxRowBytes && (xs[1] <= kVnniFewChannels || ys[2] * ys[3] <= kVnniSmallImage) &&
+        ws[3] * xs[1] <= kVnniMaxRowBytes &&
+        (xs[1] <= kVnniFewChannels || ys[2] * ys[3] <= kVnniSmallImage ||
+         (ws[2] * ws[3] == 1 && xs[1] <= kVnniPointwiseChannels)) &&
         ws[2] * ws[3] * xs[1] <= 4096 /* int32 sums: 4096 * 255 * 128 < 2^31 */ && host_conv_vnni_available()) {
         const auto& a = std::get<ConvAttrs>(n.attrs);
         ConvAttrs aa = a;
@@ -1426,6 +1695,50 @@ void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const s
     st.host = [hc, x, y, nb, sp]() {
         sp->wait();
         host_conv_vnni(*hc, x.get_data_handle(), y.get_data_handle(), nb);
+    };
+    P.steps.push_back(std::move(st));
+    LayerMem lm;
+    lm.name = n.name;
+    lm.host = hc;
+    P.layers.push_back(lm);
+    P.weight_reorders.push_back(n.name + ": weights: host copy");
+    P.vals[s.output] = y;
+}
+
+void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
+                                              const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
+                                              const Window& win, QType x_type, QType y_type) {
+    const Node& n = *s.node;
+    auto hc = std::make_shared<HostDwConv>();
+    hc->c = xs[1];
+    hc->nblk = (hc->c + 15) / 16;
+    hc->kh = ws[2];
+    hc->kw = ws[3];
+    hc->sh = win.strides[0];
+    hc->sw = win.strides[1];
+    hc->ph = win.pad_begin[0];
+    hc->pw = win.pad_begin[1];
+    hc->ih = xs[2];
+    hc->iw = xs[3];
+    hc->oh = ys[2];
+    hc->ow = ys[3];
+    hc->g = (hc->kw + 3) / 4;
+    hc->bw = std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw);
+    hc->bh = std::max(hc->ih + hc->ph, (hc->oh - 1) * hc->sh + hc->kh);
+    hc->layout();
+    hc->xt = x_type;
+    hc->yt = y_type;
+    hc->act = s.act;
+    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
+    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
+    Step st;
+    st.what = n.name + ": convolution host:conv_dw_avx512 (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
+    st.uses = {x, y};
+    const int64_t nb = xs[0];
+    dnnl::stream* sp = &strm;
+    st.host = [hc, x, y, nb, sp]() {
+        sp->wait();
+        host_dw_conv(*hc, x.get_data_handle(), y.get_data_handle(), nb);
     };
     P.steps.push_back(std::move(st));
     LayerMem lm;

@@ -560,13 +560,14 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
         }
 }
 
-// The host VNNI convolution (few input bytes per kernel row: KW * IC <= 40, and IC <= 4 or a small
-// output): two such convolutions in a row, the first on the quantized graph input (s8, shifted to u8
-// in the kernel), the second on its u8 (Relu) or s8 (Clip) output, with u8, s8 and fp32 outputs;
-// output channels that are not a multiple of 16 (one, two and three 16-channel blocks), non-square
-// kernels, padding, strides, 1x1 kernels, rows of 1 to 30 pixels (chunks of up to 12) and odd row
-// counts. Bit-exact against the integer reference with calibrated and with candidate weights, and the
-// kernel must serve both convolutions (so a dispatch change cannot go unnoticed).
+// The host VNNI convolution (few input bytes per kernel row: KW * IC <= 40, and IC <= 4, a small
+// output or a 1x1 kernel with up to 32 input channels): two such convolutions in a row, the first on
+// the quantized graph input (s8, shifted to u8 in the kernel), the second on its u8 (Relu) or s8
+// (Clip) output, with u8, s8 and fp32 outputs; output channels that are not a multiple of 16 (one,
+// two and three 16-channel blocks), non-square kernels, padding, strides, 1x1 kernels (also 30 -> 20
+// on 14x14), rows of 1 to 30 pixels (chunks of up to 12) and odd row counts. Bit-exact against the
+// integer reference with calibrated and with candidate weights, and the kernel must serve both
+// convolutions (so a dispatch change cannot go unnoticed).
 TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
     struct Case {
         int64_t ic, c1, oc, h, w;
@@ -581,6 +582,9 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
         {4, 37, 16, 30, 30, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {3, 3}},
         // 1 -> 24 (more channels than the one-channel kernel takes), 5x5 pad 2; 24 -> 33, 3x1 stride 2.
         {1, 24, 33, 20, 21, {5, 5}, {2, 2, 2, 2}, {1, 1}, {3, 1}, {1, 0, 1, 0}, {2, 2}},
+        // 3 -> 30 on 14x14; 30 -> 20 1x1 on all 196 pixels (pointwise with up to 32 input channels;
+        // 30 bytes: the last group of 4 half used).
+        {3, 30, 20, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}},
     };
     const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
@@ -664,6 +668,122 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
                 }
                 if (vnni) {
                     EXPECT_EQ(host_vnni, 2);
+                }
+            }
+    }
+}
+
+// The host depthwise convolution (group == channels, one channel per group): two in a row, the first
+// on the quantized graph input (s8), the second on its u8 (Relu) or s8 (Clip) output, with u8, s8 and
+// fp32 outputs; channel counts that are not a multiple of 16 (8, 24, 40: masked loads and stores), 128
+// (the most it takes with kernels up to 4 wide) and 256 (5 wide), 3x3, 5x5, 7x7, 1x5 (two groups of 4
+// columns), 1x3, 3x1, 4x2, 2x4 and 1x1 kernels, strides 1, 2 and 3, symmetric and asymmetric padding,
+// rows of 1 to 20 pixels (chunks of up to 16). Bit-exact against the integer reference with calibrated and with
+// candidate weights and for a second batch size, and the kernel must serve both convolutions (so a
+// dispatch change cannot go unnoticed).
+TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
+    struct Case {
+        int64_t c, h, w;
+        std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
+    };
+    const std::vector<Case> cases = {
+        // MobileNet-like: 3x3 pad 1 on 14x14, then 3x3 pad 1 stride 2.
+        {16, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {3, 3}, {1, 1, 1, 1}, {2, 2}},
+        // 8 channels (half a block), 5x5 pad 2; 1x3 with horizontal padding only.
+        {8, 9, 13, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 3}, {0, 1, 0, 1}, {1, 1}},
+        // 24 channels (a block and a half), 3x3 stride 2 with asymmetric padding; 4x2.
+        {24, 11, 10, {3, 3}, {0, 1, 1, 0}, {2, 2}, {4, 2}, {2, 1, 1, 0}, {1, 1}},
+        // 128 channels, 3x3 pad 1; 2x4 stride 2.
+        {128, 6, 7, {3, 3}, {1, 1, 1, 1}, {1, 1}, {2, 4}, {0, 1, 1, 2}, {2, 2}},
+        // 256 channels with 5-wide kernels: 5x5 pad 2; 1x5 stride 2.
+        {256, 5, 6, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 5}, {0, 2, 0, 2}, {1, 2}},
+        // 40 channels (three blocks, the last with 8), 3x1 stride (1, 2) on 20-wide rows; 3x3 stride 3.
+        {40, 7, 20, {3, 1}, {1, 0, 1, 0}, {1, 2}, {3, 3}, {1, 1, 0, 1}, {3, 3}},
+        // 7x7 pad 3 on rows of 17 (chunks of 8 + 9 pixels); a 1x1 depthwise convolution.
+        {16, 6, 17, {7, 7}, {3, 3, 3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}},
+    };
+    const bool host = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_DW_CONV");
+    int case_no = 0;
+    for (const auto& c : cases) {
+        ++case_no;
+        for (int act1 = 0; act1 < 2; ++act1)      // 0: Relu (u8), 1: Clip (s8)
+            for (int act2 = 0; act2 < 3; ++act2) {  // 0: Relu (u8), 1: Clip (s8), 2: none (fp32 output)
+                SCOPED_TRACE("case " + std::to_string(case_no) + " act1 " + std::to_string(act1) + " act2 " +
+                             std::to_string(act2));
+                dcs::test::OnnxBuilder b;
+                b.input("x", {-1, c.c, c.h, c.w}).output("y");
+                auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
+                    if (act == 0) {
+                        b.node("Relu", {in}, {out}, name);
+                    } else {
+                        b.init(name + "_lo", {}, {-0.6f});
+                        b.init(name + "_hi", {}, {0.7f});
+                        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
+                    }
+                };
+                std::vector<float> w1(c.c * c.k1[0] * c.k1[1]), w2(c.c * c.k2[0] * c.k2[1]), b1(c.c), b2(c.c);
+                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.1f * static_cast<float>(i) + 0.4f) * 0.5f;
+                for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.7f * static_cast<float>(i)) * 0.4f;
+                for (size_t i = 0; i < b1.size(); ++i) b1[i] = 0.05f * static_cast<float>(i % 7) - 0.1f;
+                for (size_t i = 0; i < b2.size(); ++i) b2[i] = 0.04f * static_cast<float>(i % 5) - 0.08f;
+                b.init("w1", {c.c, 1, c.k1[0], c.k1[1]}, w1);
+                b.init("b1", {c.c}, b1);
+                b.init("w2", {c.c, 1, c.k2[0], c.k2[1]}, w2);
+                b.init("b2", {c.c}, b2);
+                auto& n1 = b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "dw1");
+                dcs::test::OnnxBuilder::attr_ints(n1, "pads", c.pads1);
+                dcs::test::OnnxBuilder::attr_ints(n1, "strides", c.strides1);
+                dcs::test::OnnxBuilder::attr_i(n1, "group", c.c);
+                activation(act1, "c1", "a1", "act1");
+                auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "dw2");
+                dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
+                dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
+                dcs::test::OnnxBuilder::attr_i(n2, "group", c.c);
+                if (act2 != 2) {
+                    activation(act2, "c2", "a2", "act2");
+                    const auto out = [](int64_t in, int64_t k, int64_t p0, int64_t p1, int64_t s) {
+                        return (in + p0 + p1 - k) / s + 1;
+                    };
+                    const int64_t h1 = out(c.h, c.k1[0], c.pads1[0], c.pads1[2], c.strides1[0]);
+                    const int64_t w1o = out(c.w, c.k1[1], c.pads1[1], c.pads1[3], c.strides1[1]);
+                    const int64_t h2 = out(h1, c.k2[0], c.pads2[0], c.pads2[2], c.strides2[0]);
+                    const int64_t w2o = out(w1o, c.k2[1], c.pads2[1], c.pads2[3], c.strides2[1]);
+                    const int64_t nf = c.c * h2 * w2o;
+                    std::vector<float> wf(3 * nf);
+                    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.29f * static_cast<float>(i)) * 0.1f;
+                    b.init("wf", {3, nf}, wf);
+                    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+                    b.node("Flatten", {"a2"}, {"f"}, "flatten");
+                    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+                }
+                Graph g = import_onnx_bytes(b.bytes(), "dw.onnx");
+                const int64_t nb = 5;
+                Tensor x = Tensor::zeros({nb, c.c, c.h, c.w});
+                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.043f * static_cast<float>(i * i % 1009));
+                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+                q.calibrate({x});
+                Int8ReferenceExecutor iref(g, q.quantized_model());
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                std::map<std::string, Int8LayerWeights> cand;
+                for (const auto& l : list_layers(g)) {
+                    const Tensor& w = g.initializers.at(l.weight);
+                    cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
+                }
+                q.set_weights(cand);
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                // Another batch size (another plan) with the same weights.
+                Tensor x3 = Tensor::zeros({3, c.c, c.h, c.w});
+                std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5), x.data.begin() + static_cast<long>(x.data.size() / 5 * 4), x3.data.begin());
+                EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
+                int host_dw = 0;
+                for (const auto& s : q.implementations(nb)) {
+                    host_dw += s.find("host:conv_dw") != std::string::npos;
+                    if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
+                }
+                if (host) {
+                    EXPECT_EQ(host_dw, 2);
                 }
             }
     }

@@ -1288,6 +1288,11 @@ struct DnnlExecutor::Impl {
     void compile_layer(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
     void compile_step(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
     void compile_fallback(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);
+    /// The step, layer and output of a host convolution: `run(x, y, batch)` computes it, `layer` takes
+    /// each candidate's weights.
+    void add_host_conv_step(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
+                            QType x_type, QType y_type, std::shared_ptr<HostLayer> layer, const std::string& kernel,
+                            std::function<void(const void*, void*, int64_t)> run);
     void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                            const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
@@ -1615,10 +1620,34 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
     else P.vals[s.output] = y_mem;
 }
 
+void DnnlExecutor::Impl::add_host_conv_step(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
+                                            const std::vector<int64_t>& ys, QType x_type, QType y_type,
+                                            std::shared_ptr<HostLayer> layer, const std::string& kernel,
+                                            std::function<void(const void*, void*, int64_t)> run) {
+    const Node& n = *s.node;
+    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
+    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
+    Step st;
+    st.what = n.name + ": convolution " + kernel + " (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
+    st.uses = {x, y};
+    const int64_t nb = xs[0];
+    dnnl::stream* sp = &strm;
+    st.host = [run, x, y, nb, sp]() {
+        sp->wait();
+        run(x.get_data_handle(), y.get_data_handle(), nb);
+    };
+    P.steps.push_back(std::move(st));
+    LayerMem lm;
+    lm.name = n.name;
+    lm.host = std::move(layer);
+    P.layers.push_back(lm);
+    P.weight_reorders.push_back(n.name + ": weights: host copy");
+    P.vals[s.output] = y;
+}
+
 void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                            const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
                                            const Window& win, QType x_type, QType y_type) {
-    const Node& n = *s.node;
     auto hc = std::make_shared<HostConv>();
     hc->oc = ws[0];
     // Up to 8 channels: blocks of 6 (LeNet-5's conv1: 12 instead of 16 multiply-adds per tap) or 8.
@@ -1638,31 +1667,13 @@ void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::v
     hc->vnni = hc->ocp <= kHostConvBlock && host_conv_vnni_available() && __builtin_cpu_supports("avx512vbmi");
     hc->g4 = (hc->kw + 3) / 4;
     hc->transpose_layout();
-    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
-    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
-    Step st;
-    st.what = n.name + ": convolution host:conv_ic1_avx512" + (hc->vnni ? "_vnni" : "") + " (" + qtype_name(x_type) +
-              " -> " + qtype_name(y_type) + ")";
-    st.uses = {x, y};
-    const int64_t nb = xs[0];
-    dnnl::stream* sp = &strm;
-    st.host = [hc, x, y, nb, sp]() {
-        sp->wait();
-        host_conv(*hc, x.get_data_handle(), y.get_data_handle(), nb);
-    };
-    P.steps.push_back(std::move(st));
-    LayerMem lm;
-    lm.name = n.name;
-    lm.host = hc;
-    P.layers.push_back(lm);
-    P.weight_reorders.push_back(n.name + ": weights: host copy");
-    P.vals[s.output] = y;
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, std::string("host:conv_ic1_avx512") + (hc->vnni ? "_vnni" : ""),
+                       [hc](const void* x, void* y, int64_t nb) { host_conv(*hc, x, y, nb); });
 }
 
 void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                                 const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
                                                 const Window& win, QType x_type, QType y_type) {
-    const Node& n = *s.node;
     auto hc = std::make_shared<HostConvVnni>();
     hc->ic = xs[1];
     hc->oc = ws[0];
@@ -1685,30 +1696,13 @@ void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const s
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
-    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
-    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
-    Step st;
-    st.what = n.name + ": convolution host:conv_vnni_avx512 (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
-    st.uses = {x, y};
-    const int64_t nb = xs[0];
-    dnnl::stream* sp = &strm;
-    st.host = [hc, x, y, nb, sp]() {
-        sp->wait();
-        host_conv_vnni(*hc, x.get_data_handle(), y.get_data_handle(), nb);
-    };
-    P.steps.push_back(std::move(st));
-    LayerMem lm;
-    lm.name = n.name;
-    lm.host = hc;
-    P.layers.push_back(lm);
-    P.weight_reorders.push_back(n.name + ": weights: host copy");
-    P.vals[s.output] = y;
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv_vnni_avx512",
+                       [hc](const void* x, void* y, int64_t nb) { host_conv_vnni(*hc, x, y, nb); });
 }
 
 void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                               const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
                                               const Window& win, QType x_type, QType y_type) {
-    const Node& n = *s.node;
     auto hc = std::make_shared<HostDwConv>();
     hc->c = xs[1];
     hc->nblk = (hc->c + 15) / 16;
@@ -1729,24 +1723,8 @@ void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
-    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
-    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
-    Step st;
-    st.what = n.name + ": convolution host:conv_dw_avx512 (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
-    st.uses = {x, y};
-    const int64_t nb = xs[0];
-    dnnl::stream* sp = &strm;
-    st.host = [hc, x, y, nb, sp]() {
-        sp->wait();
-        host_dw_conv(*hc, x.get_data_handle(), y.get_data_handle(), nb);
-    };
-    P.steps.push_back(std::move(st));
-    LayerMem lm;
-    lm.name = n.name;
-    lm.host = hc;
-    P.layers.push_back(lm);
-    P.weight_reorders.push_back(n.name + ": weights: host copy");
-    P.vals[s.output] = y;
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv_dw_avx512",
+                       [hc](const void* x, void* y, int64_t nb) { host_dw_conv(*hc, x, y, nb); });
 }
 
 void DnnlExecutor::Impl::compile_fallback(Plan& P, const QStep& s,

@@ -1620,6 +1620,23 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
     else P.vals[s.output] = y_mem;
 }
 
+/// The window of a 2-D host convolution (HostConvVnni, HostDwConv): kernel, strides, leading pads,
+/// input and output sizes.
+template <class H>
+void set_conv_geometry(H& hc, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
+                       const std::vector<int64_t>& ws, const Window& win) {
+    hc.kh = ws[2];
+    hc.kw = ws[3];
+    hc.sh = win.strides[0];
+    hc.sw = win.strides[1];
+    hc.ph = win.pad_begin[0];
+    hc.pw = win.pad_begin[1];
+    hc.ih = xs[2];
+    hc.iw = xs[3];
+    hc.oh = ys[2];
+    hc.ow = ys[3];
+}
+
 void DnnlExecutor::Impl::add_host_conv_step(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                             const std::vector<int64_t>& ys, QType x_type, QType y_type,
                                             std::shared_ptr<HostLayer> layer, const std::string& kernel,
@@ -1678,16 +1695,7 @@ void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const s
     hc->ic = xs[1];
     hc->oc = ws[0];
     hc->nblk = (hc->oc + 15) / 16;
-    hc->kh = ws[2];
-    hc->kw = ws[3];
-    hc->sh = win.strides[0];
-    hc->sw = win.strides[1];
-    hc->ph = win.pad_begin[0];
-    hc->pw = win.pad_begin[1];
-    hc->ih = xs[2];
-    hc->iw = xs[3];
-    hc->oh = ys[2];
-    hc->ow = ys[3];
+    set_conv_geometry(*hc, xs, ys, ws, win);
     hc->g = (hc->kw * hc->ic + 3) / 4;
     hc->rb = std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw) * hc->ic;
     hc->bh = std::max(hc->ih + hc->ph, (hc->oh - 1) * hc->sh + hc->kh);
@@ -1706,16 +1714,7 @@ void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std
     auto hc = std::make_shared<HostDwConv>();
     hc->c = xs[1];
     hc->nblk = (hc->c + 15) / 16;
-    hc->kh = ws[2];
-    hc->kw = ws[3];
-    hc->sh = win.strides[0];
-    hc->sw = win.strides[1];
-    hc->ph = win.pad_begin[0];
-    hc->pw = win.pad_begin[1];
-    hc->ih = xs[2];
-    hc->iw = xs[3];
-    hc->oh = ys[2];
-    hc->ow = ys[3];
+    set_conv_geometry(*hc, xs, ys, ws, win);
     hc->g = (hc->kw + 3) / 4;
     hc->bw = std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw);
     hc->bh = std::max(hc->ih + hc->ph, (hc->oh - 1) * hc->sh + hc->kh);

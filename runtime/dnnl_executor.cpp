@@ -1301,7 +1301,7 @@ struct DnnlExecutor::Impl {
                                 const std::vector<int64_t>& ys, const std::vector<int64_t>& ws, const Window& win,
                                 QType x_type, QType y_type);
     void sync_weights(Plan& P);
-    Prepared prepare(const QStep& step, const Int8LayerWeights& w);
+    Prepared prepare(const QStep& step, Int8LayerWeights w);
     void load(const std::vector<Prepared>& layers);
     void refresh_layers();
 };
@@ -2023,7 +2023,7 @@ void DnnlExecutor::Impl::sync_weights(Plan& P) {
     P.weights_version = model.version;
 }
 
-DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, const Int8LayerWeights& w) {
+DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, Int8LayerWeights w) {
     const std::string& name = st.node->name;
     const LayerInfo& li = model.layer_info.at(name);
     auto pl = std::make_shared<PreparedLayer>();
@@ -2031,9 +2031,9 @@ DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, const Int8La
     pl->generation = generation;
     if (bias_correction) {
         const auto shift = bias_shift(graph, *st.node, li, w, input_means.at(name));
-        pl->q = make_qlayer(graph, model.plan, st, li, w, &shift);
+        pl->q = make_qlayer(graph, model.plan, st, li, std::move(w), &shift);
     } else {
-        pl->q = make_qlayer(graph, model.plan, st, li, w);
+        pl->q = make_qlayer(graph, model.plan, st, li, std::move(w));
     }
     const QLayer& q = pl->q;
     pl->bytes = sizeof(PreparedLayer) + name.size() + q.codes.size() + 4 * (q.out_scale.size() + q.bias.size());
@@ -2217,12 +2217,12 @@ void DnnlExecutor::set_weights(const std::map<std::string, Int8LayerWeights>& la
     I.refresh_layers();
 }
 
-DnnlExecutor::Prepared DnnlExecutor::prepare_layer(const std::string& layer, const Int8LayerWeights& weights) {
+DnnlExecutor::Prepared DnnlExecutor::prepare_layer(const std::string& layer, Int8LayerWeights weights) {
     Impl& I = *impl_;
     if (I.mode != Mode::Int8) throw std::logic_error("DnnlExecutor::prepare_layer: only in int8 mode");
     if (!I.calibrated) throw std::logic_error("DnnlExecutor::prepare_layer: calibrate() first");
     for (const auto& st : I.model.plan.steps)
-        if (st.layer && st.node->name == layer) return I.prepare(st, weights);
+        if (st.layer && st.node->name == layer) return I.prepare(st, std::move(weights));
     throw InputError("prepare_layer: '" + layer + "' is not a compressible layer of the model");
 }
 

@@ -94,7 +94,7 @@ public:
     /// get the codes reordered on their first use.
     /// @throws std::logic_error before calibrate(); InputError naming the layer when it is not a
     ///         compressible layer or the codes / scales do not match the weight
-    Prepared prepare_layer(const std::string& layer, const Int8LayerWeights& weights);
+    Prepared prepare_layer(const std::string& layer, Int8LayerWeights weights);  // an rvalue: no copy of the codes
 
     /// Memory held by a prepared layer (parameters and reordered codes), for cache accounting.
     static size_t prepared_bytes(const PreparedLayer& layer);

@@ -439,7 +439,7 @@ std::vector<float> bias_shift(const Graph& graph, const Node& node, const LayerI
 }
 
 QLayer make_qlayer(const Graph& graph, const QuantPlan& plan, const QStep& step, const LayerInfo& info,
-                   const Int8LayerWeights& w, const std::vector<float>* shift) {
+                   Int8LayerWeights w, const std::vector<float>* shift) {
     const int64_t ch = info.weight_shape.at(info.out_axis);
     const std::string where = where_of(*step.node);
     if (static_cast<int64_t>(w.codes.size()) != Tensor::numel_of(info.weight_shape))
@@ -454,7 +454,7 @@ QLayer make_qlayer(const Graph& graph, const QuantPlan& plan, const QStep& step,
             throw InputError(where + ": weight scale " + std::to_string(c) + " is " + std::to_string(w.scales[c]) +
                              ", expected a finite value >= 0");
     QLayer q;
-    q.codes = w.codes;
+    q.codes = std::move(w.codes);
     const QValue& x = plan.values.at(step.input);
     const QValue& y = plan.values.at(step.output);
     const float sx = x.scale, sy = y.type == QType::F32 ? 1.0f : y.scale;

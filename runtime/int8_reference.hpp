@@ -117,9 +117,10 @@ struct QuantizedModel {
 
 /// Computes a layer's QLayer from its weights and the plan's scales. `bias_shift`, when given (one per
 /// output channel, real units), is subtracted from the layer's bias (bias correction). Throws
-/// InputError when the codes, scales or shift do not match the weight's shape.
+/// InputError when the codes, scales or shift do not match the weight's shape. Takes the weights by value:
+/// pass an rvalue to hand the codes over without a copy.
 QLayer make_qlayer(const Graph& graph, const QuantPlan& plan, const QStep& step, const LayerInfo& info,
-                   const Int8LayerWeights& weights, const std::vector<float>* bias_shift = nullptr);
+                   Int8LayerWeights weights, const std::vector<float>* bias_shift = nullptr);
 
 /// Bias correction (Nagel et al., "Data-Free Quantization", 2019, empirical variant): the expected
 /// change of a layer's output caused by quantizing its weight, alpha * (W_q - W) E[x], from the mean of

@@ -517,6 +517,19 @@ DCS_AVX512 inline void host_conv_pixels(const HostConv& hc, const float* __restr
     }
 }
 
+/// Stores a [oc][32] block result (`cols` columns) to channels-last output row `yr`.
+template <class TY>
+DCS_AVX512 inline void host_conv_store(const HostConv& hc, const TY* tmp, TY* yr, int64_t cols) {
+    if constexpr (!std::is_same_v<TY, float>) {
+        if (hc.vbmi_transpose) {
+            host_conv_transpose(hc, tmp, yr, cols * hc.oc);
+            return;
+        }
+    }
+    for (int64_t q = 0; q < cols; ++q)
+        for (int64_t o = 0; o < hc.oc; ++o) yr[q * hc.oc + o] = tmp[o * 32 + q];
+}
+
 /// host_conv_image with the VNNI row kernel: the image goes to a padded byte buffer.
 template <class TX, class TY>
 DCS_AVX512 void host_conv_image_vnni(const HostConv& hc, const TX* __restrict x, TY* __restrict y, int64_t n,
@@ -548,16 +561,7 @@ DCS_AVX512 void host_conv_image_vnni(const HostConv& hc, const TX* __restrict x,
         for (int64_t c0 = 0; c0 < hc.ow; c0 += 32) {
             if (hc.ocp == 6) host_conv_block_vnni<f32, 6>(hc, buf.data(), bw, r, c0, tmp);
             else host_conv_block_vnni<f32, kHostConvBlock>(hc, buf.data(), bw, r, c0, tmp);
-            const int64_t cols = std::min<int64_t>(32, hc.ow - c0);
-            TY* yr = yn + (r * hc.ow + c0) * hc.oc;
-            if constexpr (!f32) {
-                if (hc.vbmi_transpose) {
-                    host_conv_transpose(hc, tmp, yr, cols * hc.oc);
-                    continue;
-                }
-            }
-            for (int64_t q = 0; q < cols; ++q)
-                for (int64_t o = 0; o < hc.oc; ++o) yr[q * hc.oc + o] = tmp[o * 32 + q];
+            host_conv_store(hc, tmp, yn + (r * hc.ow + c0) * hc.oc, std::min<int64_t>(32, hc.ow - c0));
         }
 }
 
@@ -597,16 +601,7 @@ DCS_AVX512 void host_conv_image(const HostConv& hc, const TX* __restrict x, TY* 
         for (int64_t c0 = 0; c0 < hc.ow; c0 += 32) {
             if (hc.ocp == 6) host_conv_block<f32, 6>(hc, buf.data(), bw, r, c0, 0, tmp);
             else host_conv_block<f32, kHostConvBlock>(hc, buf.data(), bw, r, c0, 0, tmp);
-            const int64_t cols = std::min<int64_t>(32, hc.ow - c0);
-            TY* yr = yn + (r * hc.ow + c0) * hc.oc;
-            if constexpr (!f32) {
-                if (hc.vbmi_transpose) {
-                    host_conv_transpose(hc, tmp, yr, cols * hc.oc);
-                    continue;
-                }
-            }
-            for (int64_t q = 0; q < cols; ++q)
-                for (int64_t o = 0; o < hc.oc; ++o) yr[q * hc.oc + o] = tmp[o * 32 + q];
+            host_conv_store(hc, tmp, yn + (r * hc.ow + c0) * hc.oc, std::min<int64_t>(32, hc.ow - c0));
         }
 }
 
@@ -626,18 +621,22 @@ void host_conv_run(const HostConv& hc, const void* xv, void* yv, int64_t nb) {
     }
 }
 
-template <class TX>
-void host_conv_y(const HostConv& hc, const void* x, void* y, int64_t nb) {
-    switch (hc.yt) {
-        case QType::U8: return host_conv_run<TX, uint8_t>(hc, x, y, nb);
-        case QType::S8: return host_conv_run<TX, int8_t>(hc, x, y, nb);
-        case QType::F32: return host_conv_run<TX, float>(hc, x, y, nb);
-    }
+/// Calls f(TX{}, TY{}) with the C++ types of an 8-bit input type and an output type.
+template <class F>
+void with_types(QType xt, QType yt, F&& f) {
+    auto out = [&](auto tx) {
+        switch (yt) {
+            case QType::U8: return f(tx, uint8_t{});
+            case QType::S8: return f(tx, int8_t{});
+            case QType::F32: return f(tx, float{});
+        }
+    };
+    if (xt == QType::U8) out(uint8_t{});
+    else out(int8_t{});
 }
 
 void host_conv(const HostConv& hc, const void* x, void* y, int64_t nb) {
-    if (hc.xt == QType::U8) host_conv_y<uint8_t>(hc, x, y, nb);
-    else host_conv_y<int8_t>(hc, x, y, nb);
+    with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_conv_run<decltype(tx), decltype(ty)>(hc, x, y, nb); });
 }
 
 /// Int8 convolutions with few input bytes per kernel row (KW x IC channels-last bytes, at most 40) on
@@ -686,22 +685,42 @@ inline void host_out_range(QAct act, float act_lo, float act_hi, QType yt, float
     *hi = yt == QType::F32 ? ahi : std::max(std::min(ahi, thi), tlo);
 }
 
-/// A convolution served by host_conv_vnni: its geometry and the current candidate's parameters.
-struct HostConvVnni : HostLayer {
-    int64_t ic = 0, oc = 0, nblk = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
-    int64_t g = 0;           ///< 4-byte groups per kernel row
-    int64_t rb = 0, bh = 0;  ///< padded buffer: bytes per row, rows
+/// What the VNNI host convolutions (HostConvVnni, HostDwConv) share: 16-channel blocks of weight bytes
+/// with their s8-input corrections, and the integer reference's output stage.
+struct HostVnniLayer : HostLayer {
+    int64_t nblk = 0;  ///< 16-channel blocks
     QType xt = QType::U8, yt = QType::U8;
     QAct act = QAct::None;
     float act_lo = 0.0f, act_hi = 0.0f;
-    std::vector<int32_t> toff;       ///< [kh * g]: buffer offset of group (i, k): i * rb + 4 k
-    std::vector<int8_t> w;           ///< [nblk][kh][g][16 channels][4 bytes]
+    std::vector<int8_t> w;           ///< [nblk][kh][groups][16 channels][4 bytes]
     std::vector<int32_t> comp;       ///< [nblk * 16]: -128 * sum(w) for s8 input, else 0
     std::vector<float> bias, scale;  ///< [nblk * 16]
     float lo = 0.0f, hi = 0.0f;      ///< the output clamp (host_out_range)
-    void fill(const QLayer& q) override {
-        w.assign(static_cast<size_t>(nblk * kh * g * 64), 0);
+    /// Zeroed weight bytes for `groups` 4-byte groups per kernel row, and zeroed corrections.
+    void clear_weights(int64_t kh, int64_t groups) {
+        w.assign(static_cast<size_t>(nblk * kh * groups * 64), 0);
         comp.assign(static_cast<size_t>(nblk * 16), 0);
+    }
+    /// Bias, scales, activation and clamp of candidate `q`.
+    void fill_output(const QLayer& q) {
+        bias.assign(static_cast<size_t>(nblk * 16), 0.0f);
+        scale.assign(static_cast<size_t>(nblk * 16), 0.0f);
+        std::copy(q.bias.begin(), q.bias.end(), bias.begin());
+        std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
+        act_lo = q.act_lo;
+        act_hi = q.act_hi;
+        host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
+    }
+};
+
+/// A convolution served by host_conv_vnni: its geometry and the current candidate's parameters.
+struct HostConvVnni : HostVnniLayer {
+    int64_t ic = 0, oc = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
+    int64_t g = 0;           ///< 4-byte groups per kernel row
+    int64_t rb = 0, bh = 0;  ///< padded buffer: bytes per row, rows
+    std::vector<int32_t> toff;  ///< [kh * g]: buffer offset of group (i, k): i * rb + 4 k
+    void fill(const QLayer& q) override {
+        clear_weights(kh, g);
         for (int64_t o = 0; o < oc; ++o) {
             int32_t sum = 0;
             for (int64_t c = 0; c < ic; ++c)
@@ -714,13 +733,7 @@ struct HostConvVnni : HostLayer {
                     }
             comp[o] = xt == QType::S8 ? -128 * sum : 0;
         }
-        bias.assign(static_cast<size_t>(nblk * 16), 0.0f);
-        scale.assign(static_cast<size_t>(nblk * 16), 0.0f);
-        std::copy(q.bias.begin(), q.bias.end(), bias.begin());
-        std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
-        act_lo = q.act_lo;
-        act_hi = q.act_hi;
-        host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
+        fill_output(q);
     }
 };
 
@@ -882,18 +895,8 @@ void host_conv_vnni_run(const HostConvVnni& hc, const void* xv, void* yv, int64_
     }
 }
 
-template <class TX>
-void host_conv_vnni_y(const HostConvVnni& hc, const void* x, void* y, int64_t nb) {
-    switch (hc.yt) {
-        case QType::U8: return host_conv_vnni_run<TX, uint8_t>(hc, x, y, nb);
-        case QType::S8: return host_conv_vnni_run<TX, int8_t>(hc, x, y, nb);
-        case QType::F32: return host_conv_vnni_run<TX, float>(hc, x, y, nb);
-    }
-}
-
 void host_conv_vnni(const HostConvVnni& hc, const void* x, void* y, int64_t nb) {
-    if (hc.xt == QType::U8) host_conv_vnni_y<uint8_t>(hc, x, y, nb);
-    else host_conv_vnni_y<int8_t>(hc, x, y, nb);
+    with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_conv_vnni_run<decltype(tx), decltype(ty)>(hc, x, y, nb); });
 }
 
 /// Depthwise int8 convolutions (group == input channels == output channels) on the host with AVX-512
@@ -929,25 +932,17 @@ constexpr int64_t kDwWideKernel = 5;  ///< from this kernel width on, any channe
 /// Output pixels per weight load (16 channels, 14x14, 3x3: 0.16 ms, 0.22 with up to 8).
 constexpr int kDwMaxPixels = 16;
 
-struct HostDwConv : HostLayer {
-    int64_t c = 0, nblk = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
+struct HostDwConv : HostVnniLayer {
+    int64_t c = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
     int64_t bw = 0, bh = 0;  ///< padded image buffer: pixels per row, rows
     int64_t g = 0;           ///< groups of 4 kernel columns per kernel row
     uint8_t idx[64] = {};    ///< byte 4 c + j of a gather: 16 j + c (pixel j's channel c)
-    QType xt = QType::U8, yt = QType::U8;
-    QAct act = QAct::None;
-    float act_lo = 0.0f, act_hi = 0.0f;
-    std::vector<int8_t> w;           ///< [nblk][kh][g][16 channels][4 taps]
-    std::vector<int32_t> comp;       ///< [nblk * 16]: -128 * sum(w) for s8 input, else 0
-    std::vector<float> bias, scale;  ///< [nblk * 16]
-    float lo = 0.0f, hi = 0.0f;      ///< the output clamp (host_out_range)
     void layout() {
         for (int64_t ch = 0; ch < 16; ++ch)
             for (int64_t j = 0; j < 4; ++j) idx[4 * ch + j] = static_cast<uint8_t>(16 * j + ch);
     }
     void fill(const QLayer& q) override {
-        w.assign(static_cast<size_t>(nblk * kh * g * 64), 0);
-        comp.assign(static_cast<size_t>(nblk * 16), 0);
+        clear_weights(kh, g);
         for (int64_t o = 0; o < c; ++o) {
             int32_t sum = 0;
             for (int64_t i = 0; i < kh; ++i)
@@ -958,13 +953,7 @@ struct HostDwConv : HostLayer {
                 }
             comp[o] = xt == QType::S8 ? -128 * sum : 0;
         }
-        bias.assign(static_cast<size_t>(nblk * 16), 0.0f);
-        scale.assign(static_cast<size_t>(nblk * 16), 0.0f);
-        std::copy(q.bias.begin(), q.bias.end(), bias.begin());
-        std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
-        act_lo = q.act_lo;
-        act_hi = q.act_hi;
-        host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
+        fill_output(q);
     }
 };
 
@@ -1083,15 +1072,6 @@ void host_dw_run(const HostDwConv& hc, const void* xv, void* yv, int64_t nb) {
     }
 }
 
-template <class TX>
-void host_dw_y(const HostDwConv& hc, const void* x, void* y, int64_t nb) {
-    switch (hc.yt) {
-        case QType::U8: return host_dw_run<TX, uint8_t>(hc, x, y, nb);
-        case QType::S8: return host_dw_run<TX, int8_t>(hc, x, y, nb);
-        case QType::F32: return host_dw_run<TX, float>(hc, x, y, nb);
-    }
-}
-
 /// DCS_NO_HOST_DW_CONV=1 turns this kernel alone off (A/B benchmarks against oneDNN).
 bool host_dw_conv_available() {
     static const bool ok = host_conv_vnni_available() && __builtin_cpu_supports("avx512vbmi") &&
@@ -1100,8 +1080,7 @@ bool host_dw_conv_available() {
 }
 
 void host_dw_conv(const HostDwConv& hc, const void* x, void* y, int64_t nb) {
-    if (hc.xt == QType::U8) host_dw_y<uint8_t>(hc, x, y, nb);
-    else host_dw_y<int8_t>(hc, x, y, nb);
+    with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_dw_run<decltype(tx), decltype(ty)>(hc, x, y, nb); });
 }
 
 #pragma GCC diagnostic pop

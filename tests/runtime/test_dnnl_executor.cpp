@@ -560,6 +560,119 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
         }
 }
 
+namespace {
+
+/// Two 2-D convolutions in a row: x -> conv1 -> act1 -> conv2 -> act2 -> Flatten -> Gemm -> y, or with
+/// conv2's fp32 output as y when act2 is 2. act: 0 Relu (u8 output), 1 Clip (s8). Depthwise: every
+/// convolution has group = channels (ic = c1 = oc).
+struct TwoConvs {
+    int64_t ic, c1, oc, h, w;
+    std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
+    bool depthwise = false;
+};
+
+Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
+    dcs::test::OnnxBuilder b;
+    b.input("x", {-1, c.ic, c.h, c.w}).output("y");
+    auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
+        if (act == 0) {
+            b.node("Relu", {in}, {out}, name);
+        } else {
+            b.init(name + "_lo", {}, {-0.6f});
+            b.init(name + "_hi", {}, {0.8f});
+            b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
+        }
+    };
+    const int64_t in1 = c.depthwise ? 1 : c.ic, in2 = c.depthwise ? 1 : c.c1;
+    std::vector<float> w1(c.c1 * in1 * c.k1[0] * c.k1[1]), w2(c.oc * in2 * c.k2[0] * c.k2[1]), b1(c.c1), b2(c.oc);
+    for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f) * 0.5f;
+    for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.9f * static_cast<float>(i)) * 0.3f;
+    for (size_t i = 0; i < b1.size(); ++i) b1[i] = 0.05f * static_cast<float>(i % 7) - 0.1f;
+    for (size_t i = 0; i < b2.size(); ++i) b2[i] = 0.04f * static_cast<float>(i % 5) - 0.08f;
+    b.init("w1", {c.c1, in1, c.k1[0], c.k1[1]}, w1);
+    b.init("b1", {c.c1}, b1);
+    b.init("w2", {c.oc, in2, c.k2[0], c.k2[1]}, w2);
+    b.init("b2", {c.oc}, b2);
+    auto& n1 = b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1");
+    dcs::test::OnnxBuilder::attr_ints(n1, "pads", c.pads1);
+    dcs::test::OnnxBuilder::attr_ints(n1, "strides", c.strides1);
+    if (c.depthwise) dcs::test::OnnxBuilder::attr_i(n1, "group", c.c1);
+    activation(act1, "c1", "a1", "act1");
+    auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "conv2");
+    dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
+    dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
+    if (c.depthwise) dcs::test::OnnxBuilder::attr_i(n2, "group", c.oc);
+    if (act2 != 2) {
+        activation(act2, "c2", "a2", "act2");
+        const auto out = [](int64_t in, int64_t k, int64_t p0, int64_t p1, int64_t st) {
+            return (in + p0 + p1 - k) / st + 1;
+        };
+        const int64_t h1 = out(c.h, c.k1[0], c.pads1[0], c.pads1[2], c.strides1[0]);
+        const int64_t w1o = out(c.w, c.k1[1], c.pads1[1], c.pads1[3], c.strides1[1]);
+        const int64_t h2 = out(h1, c.k2[0], c.pads2[0], c.pads2[2], c.strides2[0]);
+        const int64_t w2o = out(w1o, c.k2[1], c.pads2[1], c.pads2[3], c.strides2[1]);
+        const int64_t nf = c.oc * h2 * w2o;
+        std::vector<float> wf(3 * nf);
+        for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
+        b.init("wf", {3, nf}, wf);
+        b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+        b.node("Flatten", {"a2"}, {"f"}, "flatten");
+        dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+    }
+    return import_onnx_bytes(b.bytes(), "two_convs.onnx");
+}
+
+/// The int8 executor against the integer reference on two_conv_graph(c, ...), bit for bit: calibrated
+/// weights, candidate weights (4 bits, 20% pruned) and a second batch size. Returns how many steps'
+/// implementations name `kernel`.
+int check_two_convs(const Graph& g, const TwoConvs& c, const std::string& kernel) {
+    const int64_t nb = 5;
+    Tensor x = Tensor::zeros({nb, c.ic, c.h, c.w});
+    for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.037f * static_cast<float>(i * i % 1013));
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+    q.calibrate({x});
+    Int8ReferenceExecutor iref(g, q.quantized_model());
+    EXPECT_EQ(q.run(x).data, iref.run(x).data);
+    std::map<std::string, Int8LayerWeights> cand;
+    for (const auto& l : list_layers(g)) {
+        const Tensor& w = g.initializers.at(l.weight);
+        cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
+    }
+    q.set_weights(cand);
+    EXPECT_EQ(q.run(x).data, iref.run(x).data);
+    // Another batch size (another plan) with the same weights.
+    Tensor x3 = Tensor::zeros({3, c.ic, c.h, c.w});
+    std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5), x.data.begin() + static_cast<long>(x.data.size() / 5 * 4),
+              x3.data.begin());
+    EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
+    int served = 0;
+    for (const auto& step : q.implementations(nb)) {
+        served += step.find(kernel) != std::string::npos;
+        if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", step.c_str());
+    }
+    return served;
+}
+
+/// Every case with every pair of activations through check_two_convs; `kernel` must serve both
+/// convolutions when `expect_kernel`.
+void check_two_conv_cases(const std::vector<TwoConvs>& cases, const std::string& kernel, bool expect_kernel) {
+    int case_no = 0;
+    for (const auto& c : cases) {
+        ++case_no;
+        for (int act1 = 0; act1 < 2; ++act1)      // 0: Relu (u8), 1: Clip (s8)
+            for (int act2 = 0; act2 < 3; ++act2) {  // 0: Relu (u8), 1: Clip (s8), 2: none (fp32 output)
+                SCOPED_TRACE("case " + std::to_string(case_no) + " act1 " + std::to_string(act1) + " act2 " +
+                             std::to_string(act2));
+                const int served = check_two_convs(two_conv_graph(c, act1, act2), c, kernel);
+                if (expect_kernel) {
+                    EXPECT_EQ(served, 2);
+                }
+            }
+    }
+}
+
+}  // namespace
+
 // The host VNNI convolution (few input bytes per kernel row: KW * IC <= 40, and IC <= 4, a small
 // output or a 1x1 kernel with up to 32 input channels): two such convolutions in a row, the first on
 // the quantized graph input (s8, shifted to u8 in the kernel), the second on its u8 (Relu) or s8
@@ -569,11 +682,7 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
 // integer reference with calibrated and with candidate weights, and the kernel must serve both
 // convolutions (so a dispatch change cannot go unnoticed).
 TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
-    struct Case {
-        int64_t ic, c1, oc, h, w;
-        std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
-    };
-    const std::vector<Case> cases = {
+    const std::vector<TwoConvs> cases = {
         // LeNet-5-like: 3 -> 6, 3x3 pad 1 on 14x14; 6 -> 16, 5x5 (30 bytes a row, 10x10 output).
         {3, 6, 16, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {5, 5}, {0, 0, 0, 0}, {1, 1}},
         // 2 -> 20 (two blocks, the second with 4 channels), 3x5 stride 2; 20 -> 7, 3x2.
@@ -590,87 +699,7 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS") &&
                       !std::getenv("DCS_NO_HOST_VNNI_CONV");
-    int case_no = 0;
-    for (const auto& c : cases) {
-        ++case_no;
-        for (int act1 = 0; act1 < 2; ++act1)      // 0: Relu (u8), 1: Clip (s8)
-            for (int act2 = 0; act2 < 3; ++act2) {  // 0: Relu (u8), 1: Clip (s8), 2: none (fp32 output)
-                SCOPED_TRACE("case " + std::to_string(case_no) + " act1 " + std::to_string(act1) + " act2 " +
-                             std::to_string(act2));
-                dcs::test::OnnxBuilder b;
-                b.input("x", {-1, c.ic, c.h, c.w}).output("y");
-                auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
-                    if (act == 0) {
-                        b.node("Relu", {in}, {out}, name);
-                    } else {
-                        b.init(name + "_lo", {}, {-0.6f});
-                        b.init(name + "_hi", {}, {0.8f});
-                        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
-                    }
-                };
-                std::vector<float> w1(c.c1 * c.ic * c.k1[0] * c.k1[1]), w2(c.oc * c.c1 * c.k2[0] * c.k2[1]);
-                std::vector<float> b1(c.c1), b2(c.oc);
-                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f) * 0.5f;
-                for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.9f * static_cast<float>(i)) * 0.3f;
-                for (size_t i = 0; i < b1.size(); ++i) b1[i] = 0.05f * static_cast<float>(i % 7) - 0.1f;
-                for (size_t i = 0; i < b2.size(); ++i) b2[i] = 0.04f * static_cast<float>(i % 5) - 0.08f;
-                b.init("w1", {c.c1, c.ic, c.k1[0], c.k1[1]}, w1);
-                b.init("b1", {c.c1}, b1);
-                b.init("w2", {c.oc, c.c1, c.k2[0], c.k2[1]}, w2);
-                b.init("b2", {c.oc}, b2);
-                auto& n1 = b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "conv1");
-                dcs::test::OnnxBuilder::attr_ints(n1, "pads", c.pads1);
-                dcs::test::OnnxBuilder::attr_ints(n1, "strides", c.strides1);
-                activation(act1, "c1", "a1", "act1");
-                auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "conv2");
-                dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
-                dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
-                if (act2 != 2) {
-                    activation(act2, "c2", "a2", "act2");
-                    const auto out = [](int64_t in, int64_t k, int64_t p0, int64_t p1, int64_t s) {
-                        return (in + p0 + p1 - k) / s + 1;
-                    };
-                    const int64_t h1 = out(c.h, c.k1[0], c.pads1[0], c.pads1[2], c.strides1[0]);
-                    const int64_t w1o = out(c.w, c.k1[1], c.pads1[1], c.pads1[3], c.strides1[1]);
-                    const int64_t h2 = out(h1, c.k2[0], c.pads2[0], c.pads2[2], c.strides2[0]);
-                    const int64_t w2o = out(w1o, c.k2[1], c.pads2[1], c.pads2[3], c.strides2[1]);
-                    const int64_t nf = c.oc * h2 * w2o;
-                    std::vector<float> wf(3 * nf);
-                    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
-                    b.init("wf", {3, nf}, wf);
-                    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
-                    b.node("Flatten", {"a2"}, {"f"}, "flatten");
-                    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
-                }
-                Graph g = import_onnx_bytes(b.bytes(), "vnni.onnx");
-                const int64_t nb = 5;
-                Tensor x = Tensor::zeros({nb, c.ic, c.h, c.w});
-                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.037f * static_cast<float>(i * i % 1013));
-                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-                q.calibrate({x});
-                Int8ReferenceExecutor iref(g, q.quantized_model());
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
-                std::map<std::string, Int8LayerWeights> cand;
-                for (const auto& l : list_layers(g)) {
-                    const Tensor& w = g.initializers.at(l.weight);
-                    cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
-                }
-                q.set_weights(cand);
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
-                // Another batch size (another plan) with the same weights.
-                Tensor x3 = Tensor::zeros({3, c.ic, c.h, c.w});
-                std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5), x.data.begin() + static_cast<long>(x.data.size() / 5 * 4), x3.data.begin());
-                EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
-                int host_vnni = 0;
-                for (const auto& s : q.implementations(nb)) {
-                    host_vnni += s.find("host:conv_vnni") != std::string::npos;
-                    if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
-                }
-                if (vnni) {
-                    EXPECT_EQ(host_vnni, 2);
-                }
-            }
-    }
+    check_two_conv_cases(cases, "host:conv_vnni", vnni);
 }
 
 // The host depthwise convolution (group == channels, one channel per group): two in a row, the first
@@ -682,111 +711,27 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
 // candidate weights and for a second batch size, and the kernel must serve both convolutions (so a
 // dispatch change cannot go unnoticed).
 TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
-    struct Case {
-        int64_t c, h, w;
-        std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
-    };
-    const std::vector<Case> cases = {
+    const std::vector<TwoConvs> cases = {
         // MobileNet-like: 3x3 pad 1 on 14x14, then 3x3 pad 1 stride 2.
-        {16, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {3, 3}, {1, 1, 1, 1}, {2, 2}},
+        {16, 16, 16, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {3, 3}, {1, 1, 1, 1}, {2, 2}, true},
         // 8 channels (half a block), 5x5 pad 2; 1x3 with horizontal padding only.
-        {8, 9, 13, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 3}, {0, 1, 0, 1}, {1, 1}},
+        {8, 8, 8, 9, 13, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 3}, {0, 1, 0, 1}, {1, 1}, true},
         // 24 channels (a block and a half), 3x3 stride 2 with asymmetric padding; 4x2.
-        {24, 11, 10, {3, 3}, {0, 1, 1, 0}, {2, 2}, {4, 2}, {2, 1, 1, 0}, {1, 1}},
+        {24, 24, 24, 11, 10, {3, 3}, {0, 1, 1, 0}, {2, 2}, {4, 2}, {2, 1, 1, 0}, {1, 1}, true},
         // 128 channels, 3x3 pad 1; 2x4 stride 2.
-        {128, 6, 7, {3, 3}, {1, 1, 1, 1}, {1, 1}, {2, 4}, {0, 1, 1, 2}, {2, 2}},
+        {128, 128, 128, 6, 7, {3, 3}, {1, 1, 1, 1}, {1, 1}, {2, 4}, {0, 1, 1, 2}, {2, 2}, true},
         // 256 channels with 5-wide kernels: 5x5 pad 2; 1x5 stride 2.
-        {256, 5, 6, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 5}, {0, 2, 0, 2}, {1, 2}},
+        {256, 256, 256, 5, 6, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 5}, {0, 2, 0, 2}, {1, 2}, true},
         // 40 channels (three blocks, the last with 8), 3x1 stride (1, 2) on 20-wide rows; 3x3 stride 3.
-        {40, 7, 20, {3, 1}, {1, 0, 1, 0}, {1, 2}, {3, 3}, {1, 1, 0, 1}, {3, 3}},
+        {40, 40, 40, 7, 20, {3, 1}, {1, 0, 1, 0}, {1, 2}, {3, 3}, {1, 1, 0, 1}, {3, 3}, true},
         // 7x7 pad 3 on rows of 17 (chunks of 8 + 9 pixels); a 1x1 depthwise convolution.
-        {16, 6, 17, {7, 7}, {3, 3, 3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}},
+        {16, 16, 16, 6, 17, {7, 7}, {3, 3, 3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, true},
     };
     const bool host = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
                       !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_DW_CONV");
-    int case_no = 0;
-    for (const auto& c : cases) {
-        ++case_no;
-        for (int act1 = 0; act1 < 2; ++act1)      // 0: Relu (u8), 1: Clip (s8)
-            for (int act2 = 0; act2 < 3; ++act2) {  // 0: Relu (u8), 1: Clip (s8), 2: none (fp32 output)
-                SCOPED_TRACE("case " + std::to_string(case_no) + " act1 " + std::to_string(act1) + " act2 " +
-                             std::to_string(act2));
-                dcs::test::OnnxBuilder b;
-                b.input("x", {-1, c.c, c.h, c.w}).output("y");
-                auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
-                    if (act == 0) {
-                        b.node("Relu", {in}, {out}, name);
-                    } else {
-                        b.init(name + "_lo", {}, {-0.6f});
-                        b.init(name + "_hi", {}, {0.7f});
-                        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
-                    }
-                };
-                std::vector<float> w1(c.c * c.k1[0] * c.k1[1]), w2(c.c * c.k2[0] * c.k2[1]), b1(c.c), b2(c.c);
-                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.1f * static_cast<float>(i) + 0.4f) * 0.5f;
-                for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.7f * static_cast<float>(i)) * 0.4f;
-                for (size_t i = 0; i < b1.size(); ++i) b1[i] = 0.05f * static_cast<float>(i % 7) - 0.1f;
-                for (size_t i = 0; i < b2.size(); ++i) b2[i] = 0.04f * static_cast<float>(i % 5) - 0.08f;
-                b.init("w1", {c.c, 1, c.k1[0], c.k1[1]}, w1);
-                b.init("b1", {c.c}, b1);
-                b.init("w2", {c.c, 1, c.k2[0], c.k2[1]}, w2);
-                b.init("b2", {c.c}, b2);
-                auto& n1 = b.node("Conv", {"x", "w1", "b1"}, {"c1"}, "dw1");
-                dcs::test::OnnxBuilder::attr_ints(n1, "pads", c.pads1);
-                dcs::test::OnnxBuilder::attr_ints(n1, "strides", c.strides1);
-                dcs::test::OnnxBuilder::attr_i(n1, "group", c.c);
-                activation(act1, "c1", "a1", "act1");
-                auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "dw2");
-                dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
-                dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
-                dcs::test::OnnxBuilder::attr_i(n2, "group", c.c);
-                if (act2 != 2) {
-                    activation(act2, "c2", "a2", "act2");
-                    const auto out = [](int64_t in, int64_t k, int64_t p0, int64_t p1, int64_t s) {
-                        return (in + p0 + p1 - k) / s + 1;
-                    };
-                    const int64_t h1 = out(c.h, c.k1[0], c.pads1[0], c.pads1[2], c.strides1[0]);
-                    const int64_t w1o = out(c.w, c.k1[1], c.pads1[1], c.pads1[3], c.strides1[1]);
-                    const int64_t h2 = out(h1, c.k2[0], c.pads2[0], c.pads2[2], c.strides2[0]);
-                    const int64_t w2o = out(w1o, c.k2[1], c.pads2[1], c.pads2[3], c.strides2[1]);
-                    const int64_t nf = c.c * h2 * w2o;
-                    std::vector<float> wf(3 * nf);
-                    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.29f * static_cast<float>(i)) * 0.1f;
-                    b.init("wf", {3, nf}, wf);
-                    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
-                    b.node("Flatten", {"a2"}, {"f"}, "flatten");
-                    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
-                }
-                Graph g = import_onnx_bytes(b.bytes(), "dw.onnx");
-                const int64_t nb = 5;
-                Tensor x = Tensor::zeros({nb, c.c, c.h, c.w});
-                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.043f * static_cast<float>(i * i % 1009));
-                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-                q.calibrate({x});
-                Int8ReferenceExecutor iref(g, q.quantized_model());
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
-                std::map<std::string, Int8LayerWeights> cand;
-                for (const auto& l : list_layers(g)) {
-                    const Tensor& w = g.initializers.at(l.weight);
-                    cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
-                }
-                q.set_weights(cand);
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
-                // Another batch size (another plan) with the same weights.
-                Tensor x3 = Tensor::zeros({3, c.c, c.h, c.w});
-                std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5), x.data.begin() + static_cast<long>(x.data.size() / 5 * 4), x3.data.begin());
-                EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
-                int host_dw = 0;
-                for (const auto& s : q.implementations(nb)) {
-                    host_dw += s.find("host:conv_dw") != std::string::npos;
-                    if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
-                }
-                if (host) {
-                    EXPECT_EQ(host_dw, 2);
-                }
-            }
-    }
+    check_two_conv_cases(cases, "host:conv_dw", host);
 }
 
 // The one-input-channel kernel's VNNI variant (AVX-512 VNNI + VBMI, up to 8 output channels): a

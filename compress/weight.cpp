@@ -249,10 +249,7 @@ PrunedWeight::PrunedWeight(const float* w, std::vector<int64_t> shape, int64_t o
                 throw std::invalid_argument("weight element " + std::to_string(i) + " of shape " + shape_string(shape_) +
                                             " is not finite (" + std::to_string(w[i]) + ")");
     mask_ = prune_mask(w, layout_, prune_ratio, pruning);
-    if (!mask_.empty()) {
-        masked_.reset(new float[static_cast<size_t>(n)]);  // uninitialized: every element is written
-        mask_copy_parallel(w, n, mask_.data(), masked_.get());
-    }
+    masked_weight(w, n, mask_, masked_);  // keeps masked_ empty when nothing is pruned
 }
 
 size_t PrunedWeight::bytes() const {

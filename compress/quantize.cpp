@@ -352,14 +352,13 @@ struct Candidates {
     size_t at(size_t k, size_t g) const { return k * groups + g; }
 };
 
-/// Evaluates candidates over the whole weight: the squared error of every candidate k of group g.
+/// Evaluates candidates over a weight whose rows are its channels (per channel, inner == 1: MatMul
+/// [K, N]): the squared error of every candidate k of channel c, vectorized across the channels.
 /// Scratch arrays are reused between calls.
 class SsePass {
 public:
-    /// `flat` from flat_groups(x, l, per_channel).
-    SsePass(const float* x, const Layout& l, bool per_channel, int qmin, int qmax, const SparseGroups& flat)
-        : x_(x), l_(l), per_channel_(per_channel), qmin_(qmin), qmax_(qmax), flat_(flat) {
-        const auto groups = static_cast<size_t>(per_channel ? l.channels : 1);
+    SsePass(const float* x, const Layout& l, int qmin, int qmax) : x_(x), l_(l), qmin_(qmin), qmax_(qmax) {
+        const auto groups = static_cast<size_t>(l.channels);
         s_.resize(groups);
         inv_.resize(groups);
         lo_.resize(groups);
@@ -369,54 +368,10 @@ public:
 
     /// Candidates with skip set may be left out; their sse then keeps its value.
     void run(Candidates& cands) {
-        const size_t count = cands.count;
-        if (per_channel_ && l_.inner == 1) {
-            for (size_t k = 0; k < count; ++k) run_rows(cands, k);
-            return;
-        }
-        // Flat groups: the tensor, or each (outer, channel) row; several candidates per pass over a row.
-        const size_t channels = per_channel_ ? static_cast<size_t>(l_.channels) : 1;
-        const int64_t outer = per_channel_ ? l_.outer : 1;
-        const UniformParams* params = cands.params.data();
-        const uint8_t* skip = cands.skip.data();
-        double* sse = cands.sse.data();
-        for (size_t k = 0; k < count; ++k)
-            for (size_t c = 0; c < channels; ++c)
-                if (!skip[k * channels + c]) sse[k * channels + c] = 0.0;
-        // Channels in parallel; a channel's rows in order, as one thread would add them.
-#pragma omp parallel if (channels > 1 && l_.numel() >= kParallelMin)
-        {
-            std::vector<float> s, lo, hi;
-            std::vector<size_t> which;
-            std::vector<double> out;
-#pragma omp for schedule(static)
-            for (int64_t ci = 0; ci < static_cast<int64_t>(channels); ++ci) {
-                const auto c = static_cast<size_t>(ci);
-                s.clear();
-                lo.clear();
-                hi.clear();
-                which.clear();
-                for (size_t k = 0; k < count; ++k) {
-                    if (skip[k * channels + c]) continue;
-                    const UniformParams& p = params[k * channels + c];
-                    s.push_back(p.scale);
-                    lo.push_back(static_cast<float>(qmin_ - p.zero_point));
-                    hi.push_back(static_cast<float>(qmax_ - p.zero_point));
-                    which.push_back(k);
-                }
-                out.resize(which.size());
-                for (int64_t o = 0; o < outer; ++o) {
-                    const auto& f = flat_[static_cast<size_t>(o) * channels + c];
-                    flat_sse(f.body, f.body_n, f.tail, f.tail_n, static_cast<int>(which.size()), s.data(), lo.data(),
-                             hi.data(), out.data());
-                    for (size_t j = 0; j < which.size(); ++j) sse[which[j] * channels + c] += out[j];
-                }
-            }
-        }
+        for (size_t k = 0; k < cands.count; ++k) run_rows(cands, k);
     }
 
 private:
-    /// inner == 1 (MatMul [K, N]): rows of N channels; vectorize across channels.
     void run_rows(Candidates& cands, size_t k) {
         const auto channels = static_cast<size_t>(l_.channels);
         const UniformParams* params = cands.params.data() + k * channels;
@@ -439,10 +394,8 @@ private:
 
     const float* x_;
     Layout l_;
-    bool per_channel_;
     int qmin_, qmax_;
     std::vector<float> s_, inv_, lo_, hi_, acc_;
-    const SparseGroups& flat_;  ///< the flat groups: the tensor (PerTensor) or each (outer, channel) row
 };
 
 /// The flat groups of the MSE search: the tensor (per tensor), each (outer, channel) row (per channel),
@@ -450,6 +403,59 @@ private:
 SparseGroups flat_groups(const float* x, const Layout& l, bool per_channel) {
     return SparseGroups(x, per_channel ? (l.inner > 1 ? l.outer * l.channels : 0) : 1,
                         per_channel ? l.inner : l.numel());
+}
+
+/// The MSE search of one group over its flat rows (`rows` of `flat`, from `first`, `stride` apart: a
+/// channel's (outer, channel) rows, or the tensor): the coarse grid, then the descent of kMseFineSteps,
+/// each candidate taken in turn (the lowest error; on a tie, the lowest index). The errors of each phase's
+/// candidates come from one pass over the rows (flat_sse), so the rows stay in the cache for the group's
+/// whole search.
+UniformParams search_flat_group(const SparseGroups& flat, int64_t rows, int64_t stride, int64_t first, float vmin,
+                                float vmax, int bits, Scheme scheme) {
+    constexpr int kMax = (kMseGridPoints + kMseCoarseStep - 1) / kMseCoarseStep;
+    static_assert(kMax >= 2, "a descent step evaluates two candidates");
+    const int qmin = uniform_code_min(bits, scheme), qmax = uniform_code_max(bits, scheme);
+    int idx[kMax];
+    UniformParams p[kMax];
+    float s[kMax], lo[kMax], hi[kMax];
+    double sse[kMax], out[kMax];
+    auto evaluate = [&](int count) {
+        for (int k = 0; k < count; ++k) {
+            p[k] = params_for_range(vmin, vmax, mse_clip_ratio(idx[k]), bits, scheme);
+            s[k] = p[k].scale;
+            lo[k] = static_cast<float>(qmin - p[k].zero_point);
+            hi[k] = static_cast<float>(qmax - p[k].zero_point);
+            sse[k] = 0.0;
+        }
+        for (int64_t o = 0; o < rows; ++o) {  // in order: a channel's rows add up as one thread would
+            const SparseGroups::Group& f = flat[static_cast<size_t>(first + o * stride)];
+            flat_sse(f.body, f.body_n, f.tail, f.tail_n, count, s, lo, hi, out);
+            for (int k = 0; k < count; ++k) sse[k] += out[k];
+        }
+    };
+    int count = 0;
+    for (int i = 0; i < kMseGridPoints; i += kMseCoarseStep) idx[count++] = i;  // i = 0: the max-abs range
+    evaluate(count);
+    UniformParams best = p[0];
+    double best_sse = sse[0];
+    int best_i = idx[0];
+    auto take = [&](int k) {
+        if (sse[k] < best_sse || (sse[k] == best_sse && idx[k] < best_i)) {
+            best_sse = sse[k];
+            best_i = idx[k];
+            best = p[k];
+        }
+    };
+    for (int k = 1; k < count; ++k) take(k);
+    for (int step : kMseFineSteps) {  // one step either side of the best so far, within the grid
+        const int from = best_i;
+        count = 0;
+        for (int i : {from - step, from + step})
+            if (i >= 0 && i < kMseGridPoints) idx[count++] = i;
+        evaluate(count);
+        for (int k = 0; k < count; ++k) take(k);
+    }
+    return best;
 }
 
 /// Each group's value range, always including 0.
@@ -503,9 +509,19 @@ std::vector<UniformParams> choose_params(const float* x, const Layout& l, const 
     for (size_t g = 0; g < groups; ++g) best[g] = params_for_range(vmin[g], vmax[g], 1.0, bits, scheme);
     if (clip == WeightClip::MaxAbs) return best;
 
-    // Each phase's errors are computed first (several candidates per pass over the weight), then taken
-    // in the order and with the tie rule of a one-by-one search.
-    SsePass pass(x, l, per_channel, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme), flat());
+    if (!per_channel || l.inner > 1) {  // flat groups: each group's whole search in turn
+        const SparseGroups& rows = flat();
+        const int64_t count = per_channel ? l.outer : 1, stride = per_channel ? l.channels : 1;
+#pragma omp parallel for schedule(static) if (groups > 1 && l.numel() >= kParallelMin)
+        for (int64_t g = 0; g < static_cast<int64_t>(groups); ++g)
+            best[static_cast<size_t>(g)] = search_flat_group(rows, count, stride, g, vmin[static_cast<size_t>(g)],
+                                                             vmax[static_cast<size_t>(g)], bits, scheme);
+        return best;
+    }
+
+    // Rows of channels: each phase's errors are computed first (one candidate per pass over the weight,
+    // vectorized across the channels), then taken in the order and with the tie rule of search_flat_group.
+    SsePass pass(x, l, uniform_code_min(bits, scheme), uniform_code_max(bits, scheme));
     Candidates cands;
     auto evaluate = [&] {
         const auto count = static_cast<int64_t>(cands.idx.size());
@@ -535,27 +551,26 @@ std::vector<UniformParams> choose_params(const float* x, const Layout& l, const 
         }
     };
     for (size_t k = 1; k < cands.count; ++k) take(k);
-    // Fine: the indices within kMseCoarseStep - 1 of each group's coarse best. Out of the grid, the
-    // coarse best itself stands in: its error is known, and taking it again changes nothing.
-    const std::vector<int> coarse = best_i;
-    const std::vector<double> coarse_sse = best_sse;
-    cands.reset(2 * (kMseCoarseStep - 1), groups);
-    size_t k = 0;
-    for (int d = -(kMseCoarseStep - 1); d <= kMseCoarseStep - 1; ++d) {
-        if (d == 0) continue;
-        for (size_t g = 0; g < groups; ++g) {
-            const int i = coarse[g] + d;
-            const size_t e = cands.at(k, g);
-            cands.skip[e] = !(i >= 0 && i < kMseGridPoints);
-            cands.idx[e] = cands.skip[e] ? coarse[g] : i;
+    // Fine: a descent from each group's coarse best, by steps of kMseFineSteps: each step evaluates the
+    // indices one step either side of the best so far and moves to the best of the three. Out of the grid,
+    // the best so far stands in: its error is known, and taking it again changes nothing.
+    for (int step : kMseFineSteps) {
+        const std::vector<int> from = best_i;
+        const std::vector<double> from_sse = best_sse;
+        cands.reset(2, groups);
+        for (size_t k = 0; k < 2; ++k)
+            for (size_t g = 0; g < groups; ++g) {
+                const int i = from[g] + (k == 0 ? -step : step);
+                const size_t e = cands.at(k, g);
+                cands.skip[e] = !(i >= 0 && i < kMseGridPoints);
+                cands.idx[e] = cands.skip[e] ? from[g] : i;
+            }
+        evaluate();
+        for (size_t k = 0; k < 2; ++k) {
+            for (size_t g = 0; g < groups; ++g)
+                if (cands.skip[cands.at(k, g)]) cands.sse[cands.at(k, g)] = from_sse[g];
+            take(k);
         }
-        ++k;
-    }
-    evaluate();
-    for (size_t j = 0; j < cands.count; ++j) {
-        for (size_t g = 0; g < groups; ++g)
-            if (cands.skip[cands.at(j, g)]) cands.sse[cands.at(j, g)] = coarse_sse[g];
-        take(j);
     }
     return best;
 }
@@ -587,10 +602,46 @@ namespace {
 
 const char* uniform_unsupported(int, const WeightSpec&) { return nullptr; }
 
-/// quantize_uniform of n values (a loop kernel of its own so that it vectorizes).
-DCS_VECTOR_CLONES void quantize_row(const float* __restrict in, int64_t n, UniformParams p, int qmin, int qmax,
-                                    int8_t* __restrict out) {
-    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(quantize_uniform(in[i], p, qmin, qmax));
+/// Whether x (clamped to integer bounds) may round differently from the x' that w / scale gives, where
+/// x = w * (1 / scale) is within 3.02 * 2^-24 |x| of x' (three roundings): only when x is that close to a
+/// half-integer. The margin is 2^-20 |x|. A clamped x is an integer, and then so is x' rounded.
+inline bool near_half(float x, float rounded) {
+    const float d = x - rounded;  // exact: |d| <= 0.5 and |x| < 2^22
+    return 0.5f - (d < 0.0f ? -d : d) <= (x < 0.0f ? -x : x) * 0x1p-20f;
+}
+
+/// quantize_uniform of n values (a loop kernel of its own so that it vectorizes), multiplying by 1 / scale
+/// rather than dividing (a division is several times slower); returns whether any value may be off by one
+/// code for it (near_half), which quantize_row then redoes with quantize_uniform.
+DCS_VECTOR_CLONES bool quantize_row_fast(const float* __restrict in, int64_t n, float inv, float lo, float hi,
+                                         int zero_point, int8_t* __restrict out) {
+    int near = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        float x = in[i] * inv;
+        x = x > lo ? x : lo;
+        x = x < hi ? x : hi;
+        const float r = (x + kRoundMagic) - kRoundMagic;  // as quantize_uniform rounds
+        near |= static_cast<int>(near_half(x, r));
+        out[i] = static_cast<int8_t>(static_cast<int>(r) + zero_point);
+    }
+    return near != 0;
+}
+
+/// quantize_uniform of n values: quantize_row_fast, exact.
+void quantize_row(const float* in, int64_t n, UniformParams p, int qmin, int qmax, int8_t* out) {
+    const float inv = 1.0f / p.scale, lo = static_cast<float>(qmin - p.zero_point), hi = static_cast<float>(qmax - p.zero_point);
+    if (!std::isfinite(inv)) {  // a subnormal scale
+        for (int64_t i = 0; i < n; ++i) out[i] = static_cast<int8_t>(quantize_uniform(in[i], p, qmin, qmax));
+        return;
+    }
+    if (!quantize_row_fast(in, n, inv, lo, hi, p.zero_point, out)) return;
+    for (int64_t i = 0; i < n; ++i) {
+        float x = in[i] * inv;
+        x = x > lo ? x : lo;
+        x = x < hi ? x : hi;
+        if (near_half(x, (x + kRoundMagic) - kRoundMagic))
+            out[i] = static_cast<int8_t>(quantize_uniform(in[i], p, qmin, qmax));
+    }
 }
 
 void uniform_encode(const PrunedWeight& pw, const WeightSpec& spec, CompressedWeight& out) {

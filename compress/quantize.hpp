@@ -34,9 +34,11 @@ int uniform_code_max(int bits, Scheme scheme);
 /// spaced: ratio_i = 1 - (1 - kMseGridMin) * i / (kMseGridPoints - 1), i = 0..99.
 inline constexpr int kMseGridPoints = 100;
 inline constexpr double kMseGridMin = 0.3;
-/// The search is coarse to fine: it evaluates i = 0, 9, 18, ..., 99, then the 16 indices within 8 of the
-/// best of those (28 evaluations instead of 100). Assumes the error is roughly unimodal in the ratio.
+/// The search is coarse to fine: it evaluates i = 0, 9, 18, ..., 99, then descends from the best of those
+/// by steps of 4, 2 and 1 (each step: the two indices one step either side of the best so far; at most 18
+/// evaluations instead of 100). Assumes the error is roughly unimodal in the ratio near its minimum.
 inline constexpr int kMseCoarseStep = 9;
+inline constexpr int kMseFineSteps[] = {4, 2, 1};
 double mse_clip_ratio(int i);
 
 /// Chooses the scale (and zero point) of every group of a weight: one per output channel

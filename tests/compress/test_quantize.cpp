@@ -186,6 +186,52 @@ TEST(UniformProperty, ErrorWithinHalfStep) {
                     }
 }
 
+// The encoder multiplies by 1 / scale rather than dividing; values within a few ulps of a half step
+// (where the two can round apart) must still get quantize_uniform's code, element by element, for every
+// bit width and scheme, including the layout whose rows are the channels (MatMul [K, N]).
+TEST(UniformCodes, EncodeEqualsQuantizeUniformNearHalfSteps) {
+    uint32_t seed = 7;
+    for (int bits = 2; bits <= 8; ++bits)
+        for (Scheme scheme : {Scheme::Symmetric, Scheme::Asymmetric})
+            for (int64_t out_axis : {0, 1}) {
+                const int64_t channels = 8, per = 512;
+                const std::vector<float> base = normal_tensor(channels, seed++, 1.0f);
+                const int qmin = uniform_code_min(bits, scheme), qmax = uniform_code_max(bits, scheme);
+                // Channel c's values: its max first (which fixes the scale, as found by
+                // choose_uniform_params), then half steps k + 1/2 of that scale, nudged by -2..2 ulps.
+                std::vector<std::vector<float>> rows(channels);
+                std::vector<UniformParams> params(channels);
+                for (int64_t c = 0; c < channels; ++c) {
+                    const float m = 0.05f + std::fabs(base[static_cast<size_t>(c)]);
+                    const std::vector<float> range = {-m, m};
+                    params[c] = choose_uniform_params(range.data(), 2, bits, scheme, WeightClip::MaxAbs);
+                    rows[c] = range;
+                    for (int64_t i = 2; i < per; ++i) {
+                        const int k = qmin - params[c].zero_point + static_cast<int>(i % (qmax - qmin));
+                        float v = (static_cast<float>(k) + 0.5f) * params[c].scale;
+                        for (int64_t u = i / (qmax - qmin) % 5; u > 0; --u) v = std::nextafter(v, 2.0f * m);
+                        if (i / (qmax - qmin) % 2) v = std::nextafter(v, -2.0f * m);
+                        rows[c].push_back(std::fmin(std::fmax(v, -m), m));
+                    }
+                }
+                std::vector<int64_t> shape = {channels, per};
+                if (out_axis == 1) shape = {per, channels};
+                std::vector<float> w(static_cast<size_t>(channels * per));
+                for (int64_t c = 0; c < channels; ++c)
+                    for (int64_t i = 0; i < per; ++i) w[static_cast<size_t>(out_axis == 0 ? c * per + i : i * channels + c)] = rows[c][i];
+                const CompressedWeight cw = quantize(w, shape, out_axis, bits, scheme, Granularity::PerChannel);
+                for (int64_t c = 0; c < channels; ++c) {
+                    ASSERT_EQ(cw.channel_scale(c), params[c].scale);
+                    ASSERT_EQ(cw.channel_zero_point(c), params[c].zero_point);
+                    for (int64_t i = 0; i < per; ++i) {
+                        const size_t at = static_cast<size_t>(out_axis == 0 ? c * per + i : i * channels + c);
+                        ASSERT_EQ(cw.codes[at], quantize_uniform(w[at], params[c], qmin, qmax))
+                            << "bits=" << bits << " channel " << c << " value " << w[at];
+                    }
+                }
+            }
+}
+
 // Property: the MSE clip never does worse than max-abs on the error it minimises, and on heavy-tailed
 // data it clips.
 TEST(UniformProperty, MseNeverWorseThanMaxAbs) {

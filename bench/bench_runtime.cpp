@@ -81,6 +81,7 @@ int main(int argc, char** argv) try {
         return 2;
     }
     int repeats = 5;
+    int64_t batch = 256;
     std::string dump_prefix;
     bool reference = true, int8_only = false, implementations = false;
     for (int i = 2; i < argc; ++i) {
@@ -89,6 +90,8 @@ int main(int argc, char** argv) try {
             repeats = std::atoi(argv[++i]);
         else if (a == "--dump" && i + 1 < argc)
             dump_prefix = argv[++i];
+        else if (a == "--batch" && i + 1 < argc)
+            batch = std::max<int64_t>(1, std::atoll(argv[++i]));
         else if (a == "--no-reference")
             reference = false;
         else if (a == "--implementations")
@@ -104,8 +107,8 @@ int main(int argc, char** argv) try {
     Graph g = import_onnx(cfg.model.path);
     Dataset data = Dataset::load(cfg.dataset);
     ModelIo io = check_model_io(g, data, cfg.model.path);
-    SubsetEvaluator val(g, data, cfg.dataset.validation, cfg.model.preprocess, io, 256);
-    SubsetEvaluator cal(g, data, cfg.dataset.calibration, cfg.model.preprocess, io, 256);
+    SubsetEvaluator val(g, data, cfg.dataset.validation, cfg.model.preprocess, io, batch);
+    SubsetEvaluator cal(g, data, cfg.dataset.calibration, cfg.model.preprocess, io, batch);
     if (!dump_prefix.empty()) dump(dump_prefix, val, g, cfg.model.path);
 
     Timed ref, fp, q;
@@ -115,24 +118,24 @@ int main(int argc, char** argv) try {
             val, [&](const Tensor& x) { return rex.run({x}).at(0); }, 1);
     }
     if (!int8_only) {
-        DnnlExecutor fex(g, DnnlExecutor::Mode::Fp32, 256);
+        DnnlExecutor fex(g, DnnlExecutor::Mode::Fp32, batch);
         fp = time_passes(
             val, [&](const Tensor& x) { return fex.run(x); }, repeats);
     }
-    DnnlExecutor qex(g, DnnlExecutor::Mode::Int8, 256);
+    DnnlExecutor qex(g, DnnlExecutor::Mode::Int8, batch);
     auto t0 = std::chrono::steady_clock::now();
     qex.calibrate(cal.batches());
     const double calibrate_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     q = time_passes(
         val, [&](const Tensor& x) { return qex.run(x); }, repeats);
     if (implementations)
-        for (const std::string& line : qex.implementations(256)) std::cerr << line << "\n";
+        for (const std::string& line : qex.implementations(batch)) std::cerr << line << "\n";
     const char* threads = std::getenv("OMP_NUM_THREADS");
     std::printf(
-        "{\"model\":\"%s\",\"images\":%lld,\"batch\":256,\"omp_num_threads\":\"%s\",\"repeats\":%d,"
+        "{\"model\":\"%s\",\"images\":%lld,\"batch\":%lld,\"omp_num_threads\":\"%s\",\"repeats\":%d,"
         "\"reference_fp32\":%.1f,\"onednn_fp32\":%.1f,\"onednn_int8\":%.1f,"
         "\"accuracy_fp32\":%.4f,\"accuracy_int8\":%.4f,\"calibrate_seconds\":%.3f}\n",
-        cfg.model.path.c_str(), static_cast<long long>(cfg.dataset.validation.count), threads ? threads : "", repeats,
+        cfg.model.path.c_str(), static_cast<long long>(cfg.dataset.validation.count), static_cast<long long>(batch), threads ? threads : "", repeats,
         ref.images_per_second, fp.images_per_second, q.images_per_second, reference ? ref.accuracy : fp.accuracy,
         q.accuracy, calibrate_s);
     return 0;

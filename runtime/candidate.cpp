@@ -297,6 +297,7 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
             q->calibrate(cal.batches(), cs);
             q->set_bias_correction(options_.bias_correction);
             prepare(*q, eval_);
+            q->set_keep_codes(false);  // its primitives are all made: the cache keeps the reordered codes only
             st.int8 = std::move(q);
             t0 = std::chrono::steady_clock::now();
         }

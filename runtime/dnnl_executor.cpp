@@ -1159,6 +1159,7 @@ struct DnnlExecutor::PreparedLayer {
     /// The codes in the layout of each Weights (by address) that existed when it was prepared.
     std::vector<std::pair<const Weights*, std::shared_ptr<void>>> layouts;
     size_t bytes = 0;
+    bool codes_dropped = false;  ///< q.codes released (set_keep_codes(false)): only `layouts` hold them
 };
 
 struct DnnlExecutor::Impl {
@@ -1178,6 +1179,7 @@ struct DnnlExecutor::Impl {
     bool layers_stale = false;               ///< model.layers not yet copied from `loaded`
     std::map<std::string, std::vector<float>> input_means;  ///< per layer: mean input per channel / column
     std::map<int64_t, std::unique_ptr<Plan>> plans;
+    bool keep_codes = true;  ///< set_keep_codes()
     std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)
     /// Weight memories by (layer, primitive weight layout), shared across plans.
     std::vector<std::tuple<std::string, memory::desc, std::shared_ptr<Weights>>> weight_cache;
@@ -1283,6 +1285,8 @@ struct DnnlExecutor::Impl {
     Prepared prepare(const QStep& step, Int8LayerWeights w);
     void load(const std::vector<Prepared>& layers);
     void refresh_layers();
+    bool host_served(const std::string& layer) const;  ///< whether a plan runs the layer on a host kernel
+    [[noreturn]] static void throw_codes_dropped(const std::string& layer, int64_t batch);
 };
 
 std::unique_ptr<Plan> DnnlExecutor::Impl::compile(int64_t batch) {
@@ -1985,6 +1989,7 @@ void DnnlExecutor::Impl::sync_weights(Plan& P) {
         lm.loaded = pl;
         const QLayer& q = pl->q;
         if (lm.host) {
+            if (pl->codes_dropped) throw_codes_dropped(pl->name, P.batch);
             lm.host->fill(q);
             continue;
         }
@@ -1996,8 +2001,12 @@ void DnnlExecutor::Impl::sync_weights(Plan& P) {
         const void* ready = nullptr;
         for (const auto& [layout, buf] : pl->layouts)
             if (layout == &W) ready = buf.get();
-        if (ready) W.w.set_data_handle(const_cast<void*>(ready));
-        else W.fill(strm, q.codes.data());  // a layout made after the layer was prepared
+        if (ready) {
+            W.w.set_data_handle(const_cast<void*>(ready));
+        } else {  // a layout made after the layer was prepared
+            if (pl->codes_dropped) throw_codes_dropped(pl->name, P.batch);
+            W.fill(strm, q.codes.data());
+        }
     }
     P.weights_version = model.version;
 }
@@ -2023,7 +2032,25 @@ DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, Int8LayerWei
         pl->layouts.emplace_back(W.get(), std::move(buf));
         pl->bytes += md.get_size();
     }
+    if (!keep_codes && !pl->layouts.empty() && !host_served(name)) {
+        pl->bytes -= pl->q.codes.size();
+        std::vector<int8_t>().swap(pl->q.codes);
+        pl->codes_dropped = true;
+    }
     return pl;
+}
+
+bool DnnlExecutor::Impl::host_served(const std::string& layer) const {
+    for (const auto& [batch, P] : plans)
+        for (const auto& lm : P->layers)
+            if (lm.name == layer && lm.host) return true;
+    return false;
+}
+
+void DnnlExecutor::Impl::throw_codes_dropped(const std::string& layer, int64_t batch) {
+    throw std::logic_error("DnnlExecutor: layer '" + layer + "' was prepared without keeping its codes, and the "
+                           "primitives for batch size " + std::to_string(batch) +
+                           " were made after it: call prepare() for every batch size before set_keep_codes(false)");
 }
 
 void DnnlExecutor::Impl::load(const std::vector<Prepared>& layers) {
@@ -2101,6 +2128,10 @@ DnnlExecutor& DnnlExecutor::operator=(DnnlExecutor&&) noexcept = default;
 DnnlExecutor::Mode DnnlExecutor::mode() const { return impl_->mode; }
 
 const QuantizedModel& DnnlExecutor::quantized_model() const {
+    for (const auto& [name, pl] : impl_->loaded)
+        if (pl->codes_dropped)
+            throw std::logic_error("DnnlExecutor::quantized_model: layer '" + name +
+                                   "' was prepared without keeping its codes (set_keep_codes(false))");
     impl_->refresh_layers();
     return impl_->model;
 }
@@ -2206,6 +2237,8 @@ DnnlExecutor::Prepared DnnlExecutor::prepare_layer(const std::string& layer, Int
 }
 
 size_t DnnlExecutor::prepared_bytes(const PreparedLayer& layer) { return layer.bytes; }
+
+void DnnlExecutor::set_keep_codes(bool keep) { impl_->keep_codes = keep; }
 
 void DnnlExecutor::load(const std::vector<Prepared>& layers) {
     Impl& I = *impl_;

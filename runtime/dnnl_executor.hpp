@@ -99,6 +99,13 @@ public:
     /// Memory held by a prepared layer (parameters and reordered codes), for cache accounting.
     static size_t prepared_bytes(const PreparedLayer& layer);
 
+    /// Whether prepare_layer() keeps a layer's codes in the initializer's layout (default: yes). With
+    /// false, a layer prepared when every primitive made so far reads its weights through a oneDNN
+    /// layout (no host kernel) keeps only the reordered copies: half the memory, and no fresh pages for
+    /// a cache that keeps many. Call prepare() for every batch size first: loading such a layer into
+    /// primitives made after it, or quantized_model() while it is loaded, throws std::logic_error.
+    void set_keep_codes(bool keep);
+
     /// Int8 only: loads prepared layers (any subset of the compressible layers; the others keep their
     /// weights). A layer whose prepared weights are already loaded costs nothing; another costs pointer
     /// swaps (and a reorder only for layouts made after it was prepared). The executor holds the loaded

@@ -882,6 +882,66 @@ TEST(DnnlExecutor, PreparedLayersRunLikeSetWeights) {
     }
 }
 
+// set_keep_codes(false) (CandidateEvaluator's cache): layers served through oneDNN layouts keep only the
+// reordered codes, run exactly like set_weights(), and hold less memory; what would need the dropped
+// codes throws std::logic_error instead of reading them.
+TEST(DnnlExecutor, PreparedLayersWithoutCodesRunLikeSetWeights) {
+    for (const auto& dir : test_models()) try {
+        SCOPED_TRACE(dir);
+        const auto [g, x, cal, test, dyn, nb] = int8_case(dir);
+        DnnlExecutor a(g, DnnlExecutor::Mode::Int8, nb), b(g, DnnlExecutor::Mode::Int8, nb),
+            c(g, DnnlExecutor::Mode::Int8, nb);
+        for (DnnlExecutor* e : {&a, &b, &c}) e->calibrate({cal});
+        b.prepare(nb);
+        c.prepare(nb);
+        c.set_keep_codes(false);
+        std::mt19937 rng(9);
+        std::map<std::string, Int8LayerWeights> w;
+        for (const auto& [name, li] : a.quantized_model().layer_info) {
+            Int8LayerWeights& lw = w[name];
+            lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
+            for (auto& code : lw.codes) code = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+            lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
+            for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
+        }
+        if (w.empty()) continue;
+        std::vector<DnnlExecutor::Prepared> kept, dropped;
+        size_t kept_bytes = 0, dropped_bytes = 0;
+        for (const auto& [name, lw] : w) {
+            kept.push_back(b.prepare_layer(name, lw));
+            dropped.push_back(c.prepare_layer(name, lw));
+            kept_bytes += DnnlExecutor::prepared_bytes(*kept.back());
+            dropped_bytes += DnnlExecutor::prepared_bytes(*dropped.back());
+        }
+        bool reordered = false;  // a layer read through a oneDNN weight layout: its codes are dropped
+        for (const std::string& line : c.implementations(nb))
+            reordered |= line.find("weights: reorder") != std::string::npos;
+        a.set_weights(w);
+        b.load(kept);
+        c.load(dropped);
+        const Tensor y = a.run(test);
+        EXPECT_EQ(b.run(test).data, y.data);
+        EXPECT_EQ(c.run(test).data, y.data);
+        if (reordered) {
+            EXPECT_LT(dropped_bytes, kept_bytes);
+            EXPECT_THROW(c.quantized_model(), std::logic_error);
+        } else {
+            EXPECT_EQ(dropped_bytes, kept_bytes);
+        }
+        if (dyn) {  // primitives made afterwards: the same output, or (a new layout) a logic_error
+            const Tensor other = jitter(x, nb + 3, 4);
+            try {
+                EXPECT_EQ(c.run(other).data, a.run(other).data);
+            } catch (const std::logic_error& e) {
+                EXPECT_TRUE(reordered);
+                EXPECT_NE(std::string(e.what()).find("prepare()"), std::string::npos) << e.what();
+            }
+        }
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << dir << ": " << e.what();
+    }
+}
+
 TEST(DnnlExecutor, PreparedLayerErrors) {
     Graph g = tiny_gemm();
     DnnlExecutor fp(g, DnnlExecutor::Mode::Fp32, 2);

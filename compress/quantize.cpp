@@ -195,6 +195,44 @@ DCS_AVX512_TARGET void flat_sse_avx512(const float* body, int64_t body_n, const 
         }
     }
 }
+/// rows_sse of a whole 16-channel block for `count` candidates at once (their parameters and sums
+/// [k * channels + c]) with AVX-512, bit-identical: each lane is one channel of one candidate and sees
+/// the portable code's operations, rounded once, in its order. Four candidates per walk down the rows.
+DCS_AVX512_TARGET void rows_sse_avx512(const float* x, int64_t outer, size_t channels, size_t c0, size_t count,
+                                       const float* s, const float* inv, const float* lo, const float* hi,
+                                       float* acc) {
+    constexpr int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
+    constexpr size_t kSetsPerWalk = 4;
+    const __m512 magic = _mm512_set1_ps(kRoundMagic);
+    for (size_t k0 = 0; k0 < count; k0 += kSetsPerWalk) {
+        const size_t m = std::min(kSetsPerWalk, count - k0);
+        __m512 bs[kSetsPerWalk], binv[kSetsPerWalk], blo[kSetsPerWalk], bhi[kSetsPerWalk], a[kSetsPerWalk];
+        for (size_t j = 0; j < kSetsPerWalk; ++j) {  // a short walk repeats its last candidate
+            const size_t at = (k0 + std::min(j, m - 1)) * channels + c0;
+            bs[j] = _mm512_loadu_ps(s + at);
+            binv[j] = _mm512_loadu_ps(inv + at);
+            blo[j] = _mm512_loadu_ps(lo + at);
+            bhi[j] = _mm512_loadu_ps(hi + at);
+            a[j] = _mm512_setzero_ps();
+        }
+        const float* row = x + c0;
+        for (int64_t o = 0; o < outer; ++o, row += channels) {
+            const __m512 v = _mm512_loadu_ps(row);
+            for (size_t j = 0; j < kSetsPerWalk; ++j) {
+                __m512 q = _mm512_mul_round_ps(v, binv[j], R);
+                q = _mm512_max_ps(q, blo[j]);
+                q = _mm512_min_ps(q, bhi[j]);
+                q = _mm512_sub_round_ps(_mm512_add_round_ps(q, magic, R), magic, R);
+                const __m512 d = _mm512_sub_round_ps(v, _mm512_mul_round_ps(bs[j], q, R), R);
+                a[j] = _mm512_add_round_ps(a[j], _mm512_mul_round_ps(d, d, R), R);
+            }
+        }
+        for (size_t j = 0; j < m; ++j) {
+            float* out = acc + (k0 + j) * channels + c0;
+            _mm512_storeu_ps(out, _mm512_add_round_ps(_mm512_loadu_ps(out), a[j], R));
+        }
+    }
+}
 #pragma GCC diagnostic pop
 #endif
 
@@ -357,41 +395,47 @@ struct Candidates {
 /// Scratch arrays are reused between calls.
 class SsePass {
 public:
-    SsePass(const float* x, const Layout& l, int qmin, int qmax) : x_(x), l_(l), qmin_(qmin), qmax_(qmax) {
-        const auto groups = static_cast<size_t>(l.channels);
-        s_.resize(groups);
-        inv_.resize(groups);
-        lo_.resize(groups);
-        hi_.resize(groups);
-        acc_.resize(groups);
-    }
+    SsePass(const float* x, const Layout& l, int qmin, int qmax) : x_(x), l_(l), qmin_(qmin), qmax_(qmax) {}
 
     /// Candidates with skip set may be left out; their sse then keeps its value.
     void run(Candidates& cands) {
-        for (size_t k = 0; k < cands.count; ++k) run_rows(cands, k);
-    }
-
-private:
-    void run_rows(Candidates& cands, size_t k) {
-        const auto channels = static_cast<size_t>(l_.channels);
-        const UniformParams* params = cands.params.data() + k * channels;
-        double* sse = cands.sse.data() + k * channels;
-        for (size_t c = 0; c < channels; ++c) {
-            s_[c] = params[c].scale;
-            inv_[c] = 1.0f / params[c].scale;
-            lo_[c] = static_cast<float>(qmin_ - params[c].zero_point);
-            hi_[c] = static_cast<float>(qmax_ - params[c].zero_point);
-            acc_[c] = 0.0f;
+        const size_t count = cands.count, channels = static_cast<size_t>(l_.channels);
+        s_.resize(count * channels);
+        inv_.resize(count * channels);
+        lo_.resize(count * channels);
+        hi_.resize(count * channels);
+        acc_.assign(count * channels, 0.0f);
+        for (size_t e = 0; e < count * channels; ++e) {
+            const UniformParams& p = cands.params[e];
+            s_[e] = p.scale;
+            inv_[e] = 1.0f / p.scale;
+            lo_[e] = static_cast<float>(qmin_ - p.zero_point);
+            hi_[e] = static_cast<float>(qmax_ - p.zero_point);
         }
         // Each thread a contiguous range of 16-channel blocks; a channel's sum does not depend on the split.
         const auto blocks = static_cast<int64_t>((channels + 15) / 16);
+        const bool avx512 = avx512_enabled();
 #pragma omp parallel for schedule(static) if (blocks > 1 && l_.numel() >= kParallelMin)
-        for (int64_t b = 0; b < blocks; ++b)
-            rows_sse(x_, l_.outer, channels, static_cast<size_t>(16 * b), std::min(channels, static_cast<size_t>(16 * b + 16)),
-                     s_.data(), inv_.data(), lo_.data(), hi_.data(), acc_.data());
-        for (size_t c = 0; c < channels; ++c) sse[c] = acc_[c];
+        for (int64_t b = 0; b < blocks; ++b) {
+            const auto c0 = static_cast<size_t>(16 * b), end = std::min(channels, c0 + 16);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+            if (avx512 && end - c0 == 16) {
+                rows_sse_avx512(x_, l_.outer, channels, c0, count, s_.data(), inv_.data(), lo_.data(), hi_.data(),
+                                acc_.data());
+                continue;
+            }
+#endif
+            for (size_t k = 0; k < count; ++k) {
+                const size_t at = k * channels;
+                rows_sse(x_, l_.outer, channels, c0, end, s_.data() + at, inv_.data() + at, lo_.data() + at,
+                         hi_.data() + at, acc_.data() + at);
+            }
+        }
+        (void)avx512;
+        for (size_t e = 0; e < count * channels; ++e) cands.sse[e] = acc_[e];
     }
 
+private:
     const float* x_;
     Layout l_;
     int qmin_, qmax_;
@@ -627,6 +671,23 @@ DCS_VECTOR_CLONES bool quantize_row_fast(const float* __restrict in, int64_t n, 
     return near != 0;
 }
 
+/// quantize_row_fast over a row of channels (MatMul [K, N] weights): channel c with 1 / scale inv[c],
+/// bounds lo[c], hi[c] and zero point zp[c].
+DCS_VECTOR_CLONES bool quantize_channels_fast(const float* __restrict in, size_t n, const float* __restrict inv,
+                                              const float* __restrict lo, const float* __restrict hi,
+                                              const int32_t* __restrict zp, int8_t* __restrict out) {
+    int near = 0;
+    for (size_t c = 0; c < n; ++c) {
+        float x = in[c] * inv[c];
+        x = x > lo[c] ? x : lo[c];
+        x = x < hi[c] ? x : hi[c];
+        const float r = (x + kRoundMagic) - kRoundMagic;
+        near |= static_cast<int>(near_half(x, r));
+        out[c] = static_cast<int8_t>(static_cast<int>(r) + zp[c]);
+    }
+    return near != 0;
+}
+
 /// quantize_uniform of n values: quantize_row_fast, exact.
 void quantize_row(const float* in, int64_t n, UniformParams p, int qmin, int qmax, int8_t* out) {
     const float inv = 1.0f / p.scale, lo = static_cast<float>(qmin - p.zero_point), hi = static_cast<float>(qmax - p.zero_point);
@@ -671,10 +732,13 @@ void uniform_encode(const PrunedWeight& pw, const WeightSpec& spec, CompressedWe
     int8_t* code = out.codes.data();
     if (per_channel && l.inner == 1) {  // rows of channels: per-channel arrays, vectorizable
         const auto channels = static_cast<size_t>(l.channels);
-        std::vector<float> scale(channels), lo(channels), hi(channels), zp(channels);
+        std::vector<float> inv(channels), lo(channels), hi(channels);
+        std::vector<int32_t> zp(channels);
+        bool finite = true;
         for (size_t c = 0; c < channels; ++c) {
-            scale[c] = params[c].scale;
-            zp[c] = static_cast<float>(params[c].zero_point);
+            inv[c] = 1.0f / params[c].scale;
+            finite &= std::isfinite(inv[c]);
+            zp[c] = params[c].zero_point;
             lo[c] = static_cast<float>(qmin - params[c].zero_point);
             hi[c] = static_cast<float>(qmax - params[c].zero_point);
         }
@@ -682,13 +746,14 @@ void uniform_encode(const PrunedWeight& pw, const WeightSpec& spec, CompressedWe
         for (int64_t o = 0; o < l.outer; ++o) {
             const float* row = x + o * l.channels;
             int8_t* out_row = code + o * l.channels;
-            for (size_t c = 0; c < channels; ++c) {
-                // Same arithmetic as quantize_uniform.
-                float q = row[c] / scale[c];
+            if (finite && !quantize_channels_fast(row, channels, inv.data(), lo.data(), hi.data(), zp.data(), out_row))
+                continue;
+            for (size_t c = 0; c < channels; ++c) {  // the values near a half step, or a subnormal scale
+                float q = row[c] * inv[c];
                 q = q > lo[c] ? q : lo[c];
                 q = q < hi[c] ? q : hi[c];
-                q = (q + 12582912.0f) - 12582912.0f;
-                out_row[c] = static_cast<int8_t>(static_cast<int>(q + zp[c]));
+                if (!finite || near_half(q, (q + kRoundMagic) - kRoundMagic))
+                    out_row[c] = static_cast<int8_t>(quantize_uniform(row[c], params[c], qmin, qmax));
             }
         }
         return;

@@ -1,6 +1,6 @@
 // Benchmark (not a test; see docs/performance.md): images per second of one example model on its
 // validation subset (the config's, 2,000 images) with the fp32 reference executor, oneDNN fp32 and
-// oneDNN int8 (every layer 8-bit per channel), batches of 256, OMP_NUM_THREADS threads. Each oneDNN
+// oneDNN int8 (every layer 8-bit per channel), batches of 256 (--batch N), OMP_NUM_THREADS threads. Each oneDNN
 // figure is the best of `--repeats` timed passes after a warm-up pass; the reference gets one pass.
 // Prints one JSON line. With --dump PREFIX it also writes the preprocessed images (PREFIX.f32, raw
 // float32, N x per-sample shape, the exact tensors the executors see), the labels (PREFIX.labels,
@@ -8,8 +8,8 @@
 // inputs.
 //
 //   build/bench/bench_runtime configs/lenet5.yaml [--repeats 5] [--dump /tmp/dcs-bench/lenet5]
-//                             [--no-reference] [--int8-only] [--implementations]
-// --implementations prints the int8 executor's implementation of every step (batch 256) to stderr.
+//                             [--no-reference] [--int8-only] [--implementations] [--batch N]
+// --implementations prints the int8 executor's implementation of every step (of the batch size) to stderr.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -77,7 +77,7 @@ int main(int argc, char** argv) try {
     keep_freed_memory();  // as dcsearch
     if (argc < 2) {
         std::cerr << "usage: bench_runtime config.yaml [--repeats N] [--dump PREFIX] [--no-reference] [--int8-only]"
-                     " [--implementations]\n";
+                     " [--implementations] [--batch N]\n";
         return 2;
     }
     int repeats = 5;

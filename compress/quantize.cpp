@@ -195,6 +195,7 @@ DCS_AVX512_TARGET void flat_sse_avx512(const float* body, int64_t body_n, const 
         }
     }
 }
+
 /// rows_sse of a whole 16-channel block for `count` candidates at once (their parameters and sums
 /// [k * channels + c]) with AVX-512, bit-identical: each lane is one channel of one candidate and sees
 /// the portable code's operations, rounded once, in its order. Four candidates per walk down the rows.

@@ -467,6 +467,21 @@ class AvgPoolPad(nn.Module):
         return self.c3(x)
 
 
+class AvgPoolNoPad(nn.Module):
+    """F.avg_pool2d without padding, which PyTorch 1.13 exports as a Pad of all-zero pads before the
+    AveragePool (the runtime passes such a Pad through without a copy); ReLU before and after."""
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(1, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 16, 3, padding=1)
+        self.fc = nn.Linear(16 * 7 * 7, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(F.relu(self.c1(x)), 2)      # 28 -> 14
+        x = F.relu(F.avg_pool2d(self.c2(x), 2, 2))  # 14 -> 7
+        return self.fc(x.flatten(1))
+
+
 class Relu6Hardtanh(nn.Module):
     """ReLU6 and Hardtanh(-0.5, 1.5), both exported as Clip (min/max as inputs at opset >= 11)."""
     def __init__(self):
@@ -668,6 +683,7 @@ TORCH_MODELS = {
     "dilated_conv": (Dilated, (1, 28, 28), 13),
     "maxpool_ceil": (MaxPoolCeil, (1, 28, 28), 13),
     "avgpool_pad": (AvgPoolPad, (1, 28, 28), 13),
+    "avgpool_nopad": (AvgPoolNoPad, (1, 28, 28), 13),
     "relu6_hardtanh": (Relu6Hardtanh, (1, 28, 28), 13),
     "residual_blocks": (ResidualBlocks, (3, 32, 32), 13),
     "inception_concat": (InceptionConcat, (3, 32, 32), 13),

@@ -942,6 +942,27 @@ TEST(DnnlExecutor, PreparedLayersWithoutCodesRunLikeSetWeights) {
     }
 }
 
+// A Pad whose pads are all zero (PyTorch's avg_pool2d without padding exports one) is the input itself:
+// no copy step in either mode, and the int8 result still equals the integer reference's (checked for
+// every test model in Int8MatchesIntegerReferenceOnEveryTestModel).
+TEST(DnnlExecutor, ZeroPadIsNotACopy) {
+    const auto [g, x, cal, test, dyn, nb] = int8_case(std::string(DCS_TEST_DATA_DIR) + "/models/avgpool_nopad");
+    int zero_pads = 0;
+    for (const Node& n : g.nodes) zero_pads += n.op == OpKind::Pad;
+    ASSERT_EQ(zero_pads, 2);
+    DnnlExecutor fp(g, DnnlExecutor::Mode::Fp32, nb), q(g, DnnlExecutor::Mode::Int8, nb);
+    q.calibrate({cal});
+    for (DnnlExecutor* e : {&fp, &q}) {
+        const std::vector<std::string> lines = e->implementations(nb);
+        ASSERT_FALSE(lines.empty());
+        for (const std::string& line : lines) EXPECT_EQ(line.find(": pad"), std::string::npos) << line;
+    }
+    const Tensor expected = read_tensor_pb(std::string(DCS_TEST_DATA_DIR) + "/models/avgpool_nopad/test_data_set_0/output_0.pb");
+    const Tensor y = fp.run(x);
+    ASSERT_EQ(y.shape, expected.shape);
+    for (size_t i = 0; i < y.data.size(); ++i) EXPECT_NEAR(y.data[i], expected.data[i], 1e-4f + 1e-4f * std::fabs(expected.data[i]));
+}
+
 TEST(DnnlExecutor, PreparedLayerErrors) {
     Graph g = tiny_gemm();
     DnnlExecutor fp(g, DnnlExecutor::Mode::Fp32, 2);

@@ -113,12 +113,12 @@ memory::dims minus_one(const std::vector<int64_t>& d) {
     return r;
 }
 
-/// Below this many channels, 8-bit max pooling runs on the host: oneDNN 2.6's int8 pooling (jit_int)
-/// works on 64-byte channel vectors and spends most of its time on masking with few channels (LeNet's
-/// 6, the example ResNet's 16: 3-6x slower than fp32 pooling), while a plain loop over channels-last
-/// data is memory bound. Max pooling on 8-bit codes is exact either way.
-/// DCS_NO_HOST_KERNELS=1 turns it off (for benchmarks against oneDNN's own pooling).
-constexpr int64_t kHostPoolChannels = 64;
+/// 8-bit max pooling (4-D) runs on the host: oneDNN 2.6's int8 pooling (jit_int) works on 64-byte channel
+/// vectors and spends most of its time on masking with few channels (LeNet's 6, the example ResNet's 16:
+/// 3-6x slower than fp32 pooling), and is slower with many channels too (a 2x2 pool after a 1 -> C conv
+/// at 28x28, whole model, one thread: C = 64 80k -> 99k images/s, 128 41k -> 48k, 256 15.2k -> 16.1k),
+/// while a plain loop over channels-last data is memory bound. Max pooling on 8-bit codes is exact
+/// either way. DCS_NO_HOST_KERNELS=1 turns it off (for benchmarks against oneDNN's own pooling).
 
 bool host_kernels_enabled() {
     static const bool on = std::getenv("DCS_NO_HOST_KERNELS") == nullptr;
@@ -264,6 +264,10 @@ void max_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::
         case 8: return max_pool_nhwc_c<T, 8>(x, y, xs, ys, w);
         case 16: return max_pool_nhwc_c<T, 16>(x, y, xs, ys, w);
         case 32: return max_pool_nhwc_c<T, 32>(x, y, xs, ys, w);
+        case 48: return max_pool_nhwc_c<T, 48>(x, y, xs, ys, w);
+        case 64: return max_pool_nhwc_c<T, 64>(x, y, xs, ys, w);
+        case 96: return max_pool_nhwc_c<T, 96>(x, y, xs, ys, w);
+        case 128: return max_pool_nhwc_c<T, 128>(x, y, xs, ys, w);
         default: return max_pool_nhwc_c<T, 0>(x, y, xs, ys, w);
     }
 }
@@ -1774,7 +1778,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
             const QType t = in_type(n.inputs[0]);
             memory x = get_as(P, n.inputs[0], make_md(xs, to_dt(t), true), t);
             memory::desc y_md = make_md(ys, to_dt(t), true);
-            if (n.op == OpKind::MaxPool && is8(t) && xs.size() == 4 && xs[1] < kHostPoolChannels && host_kernels_enabled()) {
+            if (n.op == OpKind::MaxPool && is8(t) && xs.size() == 4 && host_kernels_enabled()) {
                 memory y = alloc(P, y_md);
                 Step st;
                 st.what = n.name + ": pooling host:max_nhwc_" + (t == QType::U8 ? "u8" : "s8") + " (" +

@@ -560,6 +560,57 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
         }
 }
 
+
+// Host max pooling serves every channel count (oneDNN's jit_int is slower with many channels too): the
+// unrolled cases (48, 64, 96, 128), the generic loop (80, 72, 200), u8 and s8, windows 2x2 s2 and 3x3 s2
+// with padding, against the integer reference.
+TEST(DnnlExecutor, HostMaxPoolAnyChannelCountMatchesTheIntegerReference) {
+    for (int64_t ch : {48, 64, 72, 80, 96, 128, 200})
+        for (int act = 0; act < 2; ++act) {  // 0: Relu (u8), 1: Clip (s8)
+            SCOPED_TRACE("channels " + std::to_string(ch) + " act " + std::to_string(act));
+            dcs::test::OnnxBuilder b;
+            b.input("x", {-1, 1, 12, 11}).output("y");
+            std::vector<float> w1(ch * 9);
+            for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f);
+            b.init("w1", {ch, 1, 3, 3}, w1);
+            dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+            if (act == 0) {
+                b.node("Relu", {"c1"}, {"a1"}, "act1");
+            } else {
+                b.init("lo", {}, {-0.6f});
+                b.init("hi", {}, {0.8f});
+                b.node("Clip", {"c1", "lo", "hi"}, {"a1"}, "act1");
+            }
+            auto& p1 = b.node("MaxPool", {"a1"}, {"p1"}, "pool1");  // 12x11 -> 6x5
+            dcs::test::OnnxBuilder::attr_ints(p1, "kernel_shape", {2, 2});
+            dcs::test::OnnxBuilder::attr_ints(p1, "strides", {2, 2});
+            auto& p2 = b.node("MaxPool", {"p1"}, {"p2"}, "pool2");  // 6x5 -> 3x3
+            dcs::test::OnnxBuilder::attr_ints(p2, "kernel_shape", {3, 3});
+            dcs::test::OnnxBuilder::attr_ints(p2, "strides", {2, 2});
+            dcs::test::OnnxBuilder::attr_ints(p2, "pads", {1, 1, 1, 1});
+            b.node("Flatten", {"p2"}, {"f"}, "flatten");
+            const int64_t nf = ch * 3 * 3;
+            std::vector<float> wf(3 * nf);
+            for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
+            b.init("wf", {3, nf}, wf);
+            b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+            dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+            Graph g = import_onnx_bytes(b.bytes(), "maxpool_channels.onnx");
+            const int64_t nb = 4;
+            Tensor x = Tensor::zeros({nb, 1, 12, 11});
+            for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.061f * static_cast<float>(i * i % 997));
+            DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+            q.calibrate({x});
+            Int8ReferenceExecutor iref(g, q.quantized_model());
+            EXPECT_EQ(q.run(x).data, iref.run(x).data);
+            int host_pools = 0;
+            for (const auto& line : q.implementations(nb)) host_pools += line.find("host:max_nhwc") != std::string::npos;
+            if (!std::getenv("DCS_NO_HOST_KERNELS")) {
+                EXPECT_EQ(host_pools, 2);
+            }
+        }
+}
+
 namespace {
 
 /// Two 2-D convolutions in a row: x -> conv1 -> act1 -> conv2 -> act2 -> Flatten -> Gemm -> y, or with

@@ -475,14 +475,24 @@ TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
         // Against fp32 with the same (dequantized) weights: only the 8-bit activation error remains.
         Tensor f = ReferenceExecutor(g).run({x}, &dequantized).at(0);
         EXPECT_LE(max_abs_diff(y, f), 0.1f * max_abs(f));
-        bool host_conv = false, host_pool = false;
+        bool ic1 = false, vnni = false, host_pool = false;
         for (const auto& s : q.implementations(6)) {
-            host_conv = host_conv || s.find("host:conv_ic1") != std::string::npos;
+            ic1 = ic1 || s.find("host:conv_ic1") != std::string::npos;
+            vnni = vnni || s.find("host:conv_vnni_avx512") != std::string::npos;
             host_pool = host_pool || s.find("host:max_nhwc") != std::string::npos;
             if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
         }
-        if (oc <= 16 && __builtin_cpu_supports("avx512f") && !std::getenv("DCS_NO_HOST_KERNELS")) {
-            EXPECT_TRUE(host_conv);
+        // Up to 8 outputs the one-input-channel kernel; 9-16 the VNNI convolution where it runs (CTest
+        // also runs this test with DCS_NO_HOST_VNNI_CONV=1: then the one-input-channel kernel again).
+        const bool host = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                          !std::getenv("DCS_NO_HOST_KERNELS");
+        const bool vnni_conv = host && __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_VNNI_CONV");
+        if (host && oc <= 8) {
+            EXPECT_TRUE(ic1);
+        }
+        if (host && oc > 8 && oc <= 16) {
+            EXPECT_TRUE(vnni_conv ? vnni : ic1);
         }
         if (variant != 2 && !std::getenv("DCS_NO_HOST_KERNELS")) {
             EXPECT_TRUE(host_pool);

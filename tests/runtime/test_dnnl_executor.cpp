@@ -621,6 +621,60 @@ TEST(DnnlExecutor, HostMaxPoolAnyChannelCountMatchesTheIntegerReference) {
         }
 }
 
+
+// Host average pooling (AveragePool and GlobalAveragePool on 8-bit data) against the integer reference:
+// the unrolled channel counts and the generic loop, u8 and s8, a 2x2 s2 window, a 3x3 s2 window with
+// padding counted and not counted, and the global pool.
+TEST(DnnlExecutor, HostAvgPoolMatchesTheIntegerReference) {
+    for (int64_t ch : {6, 16, 64, 72})
+        for (int act = 0; act < 2; ++act)  // 0: Relu (u8), 1: Clip (s8)
+            for (int include_pad = 0; include_pad < 2; ++include_pad) {
+                SCOPED_TRACE("channels " + std::to_string(ch) + " act " + std::to_string(act) + " include_pad " +
+                             std::to_string(include_pad));
+                dcs::test::OnnxBuilder b;
+                b.input("x", {-1, 1, 13, 12}).output("y");
+                std::vector<float> w1(ch * 9);
+                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(0.9f * static_cast<float>(i) + 0.5f);
+                b.init("w1", {ch, 1, 3, 3}, w1);
+                dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+                if (act == 0) {
+                    b.node("Relu", {"c1"}, {"a1"}, "act1");
+                } else {
+                    b.init("lo", {}, {-0.7f});
+                    b.init("hi", {}, {0.6f});
+                    b.node("Clip", {"c1", "lo", "hi"}, {"a1"}, "act1");
+                }
+                auto& p1 = b.node("AveragePool", {"a1"}, {"p1"}, "pool1");  // 13x12 -> 6x6
+                dcs::test::OnnxBuilder::attr_ints(p1, "kernel_shape", {2, 2});
+                dcs::test::OnnxBuilder::attr_ints(p1, "strides", {2, 2});
+                auto& p2 = b.node("AveragePool", {"p1"}, {"p2"}, "pool2");  // 6x6 -> 3x3
+                dcs::test::OnnxBuilder::attr_ints(p2, "kernel_shape", {3, 3});
+                dcs::test::OnnxBuilder::attr_ints(p2, "strides", {2, 2});
+                dcs::test::OnnxBuilder::attr_ints(p2, "pads", {1, 1, 1, 1});
+                dcs::test::OnnxBuilder::attr_i(p2, "count_include_pad", include_pad);
+                b.node("GlobalAveragePool", {"p2"}, {"g"}, "gap");
+                b.node("Flatten", {"g"}, {"f"}, "flatten");
+                std::vector<float> wf(3 * ch);
+                for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.37f * static_cast<float>(i)) * 0.2f;
+                b.init("wf", {3, ch}, wf);
+                b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+                dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+                Graph g = import_onnx_bytes(b.bytes(), "avgpool_channels.onnx");
+                const int64_t nb = 4;
+                Tensor x = Tensor::zeros({nb, 1, 13, 12});
+                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.057f * static_cast<float>(i * i % 991));
+                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+                q.calibrate({x});
+                Int8ReferenceExecutor iref(g, q.quantized_model());
+                EXPECT_EQ(q.run(x).data, iref.run(x).data);
+                int host_pools = 0;
+                for (const auto& line : q.implementations(nb)) host_pools += line.find("host:avg_nhwc") != std::string::npos;
+                if (!std::getenv("DCS_NO_HOST_KERNELS")) {
+                    EXPECT_EQ(host_pools, 3);
+                }
+            }
+}
+
 namespace {
 
 /// Two 2-D convolutions in a row: x -> conv1 -> act1 -> conv2 -> act2 -> Flatten -> Gemm -> y, or with

@@ -370,8 +370,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq"))) void avg_pool_nhwc
 template <class T>
 void avg_pool_nhwc(const T* x, T* y, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, const Window& w,
                    bool include_pad) {
+    // DCS_PORTABLE_HOST_POOL=1: the portable loop on any CPU (CTest host_avg_pool_portable tests it).
     static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+                               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                               std::getenv("DCS_PORTABLE_HOST_POOL") == nullptr;
     if (avx512) return avg_pool_nhwc_avx512<T>(x, y, xs, ys, w, include_pad);
     switch (xs[1]) {
         case 16: return avg_pool_nhwc_c<T, 16>(x, y, xs, ys, w, include_pad);

@@ -102,15 +102,16 @@ class Mobile(nn.Module):
         return self.f(x.flatten(1))
 
 
-def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: make_bench_models.py OUT_DIR")
-    out = os.path.abspath(sys.argv[1])
+def write_models(out, models, script, check=None):
+    """Exports each (name, model class) to out/<name>.onnx (random weights, seed 0; BatchNorm statistics
+    made non-trivial) and writes out/<name>.yaml, the lenet5 example's config with the model swapped.
+    check(name, path), when given, runs on each exported file and returns a line to print."""
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
     with open(os.path.join(ROOT, "configs", "lenet5.yaml")) as f:
         config = f.read()
-    for name, model in [("vgg", Vgg()), ("caffe", Caffe()), ("res", Res()), ("mobile", Mobile())]:
+    for name, cls in models:
+        model = cls()
         model.eval()
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
@@ -119,12 +120,21 @@ def main():
         path = os.path.join(out, name + ".onnx")
         torch.onnx.export(model, torch.randn(1, 1, 28, 28), path, input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13)
+        line = check(name, path) if check else path
         text = config.replace("path: lenet5.onnx", "path: " + name + ".onnx")
         text = text.replace("path: results/lenet5.h5", "path: " + os.path.join(out, name + ".h5"))
-        text = text.replace(text.splitlines()[0], "# Benchmark config for " + name + " (scripts/make_bench_models.py, random weights).")
+        text = text.replace(text.splitlines()[0],
+                            "# Benchmark config for " + name + " (scripts/" + script + ", random weights).")
         with open(os.path.join(out, name + ".yaml"), "w") as f:
             f.write(text)
-        print(path)
+        print(line)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: make_bench_models.py OUT_DIR")
+    write_models(os.path.abspath(sys.argv[1]), [("vgg", Vgg), ("caffe", Caffe), ("res", Res), ("mobile", Mobile)],
+                 "make_bench_models.py")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import make_bench_models  # noqa: E402  (write_models)
+
 
 SUPPORTED = {"Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool", "AveragePool", "GlobalAveragePool",
              "Flatten", "Reshape", "Pad", "Constant", "Identity", "Dropout", "BatchNormalization", "Concat",
@@ -262,34 +264,17 @@ MODELS = [("wide_lenet", WideLenet), ("stem7", Stem7), ("plain7", Plain7), ("gro
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: make_survey_models.py OUT_DIR")
-    out = os.path.abspath(sys.argv[1])
-    os.makedirs(out, exist_ok=True)
-    torch.manual_seed(0)
-    with open(os.path.join(ROOT, "configs", "lenet5.yaml")) as f:
-        config = f.read()
-    for name, cls in MODELS:
-        model = cls()
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-        path = os.path.join(out, name + ".onnx")
-        torch.onnx.export(model, torch.randn(1, 1, 28, 28), path, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13)
+
+    def check(name, path):
         ops = {n.op_type for n in onnx.load(path).graph.node}
         if ops - SUPPORTED:
             sys.exit("make_survey_models.py: %s uses unsupported operators %s" % (name, sorted(ops - SUPPORTED)))
         size = os.path.getsize(path)
         if size > 5 * 1024 * 1024:
             sys.exit("make_survey_models.py: %s is %d bytes (over 5 MB)" % (name, size))
-        text = config.replace("path: lenet5.onnx", "path: " + name + ".onnx")
-        text = text.replace("path: results/lenet5.h5", "path: " + os.path.join(out, name + ".h5"))
-        text = text.replace(text.splitlines()[0],
-                            "# Benchmark config for " + name + " (scripts/make_survey_models.py, random weights).")
-        with open(os.path.join(out, name + ".yaml"), "w") as f:
-            f.write(text)
-        print("%s  %d bytes  ops %s" % (path, size, " ".join(sorted(ops))))
+        return "%s  %d bytes  ops %s" % (path, size, " ".join(sorted(ops)))
+
+    make_bench_models.write_models(os.path.abspath(sys.argv[1]), MODELS, "make_survey_models.py", check)
 
 
 if __name__ == "__main__":

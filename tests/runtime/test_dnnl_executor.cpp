@@ -3,11 +3,14 @@
 // against fp32 on the Fashion-MNIST example models.
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <random>
 
 #include "common/error.hpp"
@@ -571,6 +574,62 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
 }
 
 
+namespace {
+
+/// x [N, 1, h, w] -> 3x3 conv to `ch` channels -> Relu (u8, act 0) or Clip (s8, act 1) -> the pooling
+/// nodes `pools` adds (given the activation's name, returning the last output's) -> Flatten -> Gemm to 3;
+/// `features` per channel reach the Gemm. Checks the int8 result against the integer reference and, with
+/// the host kernels on, that `expected` steps name `kernel`.
+void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t features,
+                      const std::function<std::string(dcs::test::OnnxBuilder&, const std::string&)>& pools,
+                      const std::string& kernel, int expected) {
+    dcs::test::OnnxBuilder b;
+    b.input("x", {-1, 1, h, w}).output("y");
+    std::vector<float> w1(ch * 9);
+    for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f);
+    b.init("w1", {ch, 1, 3, 3}, w1);
+    dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
+    if (act == 0) {
+        b.node("Relu", {"c1"}, {"a1"}, "act1");
+    } else {
+        b.init("lo", {}, {-0.6f});
+        b.init("hi", {}, {0.8f});
+        b.node("Clip", {"c1", "lo", "hi"}, {"a1"}, "act1");
+    }
+    b.node("Flatten", {pools(b, "a1")}, {"f"}, "flatten");
+    const int64_t nf = ch * features;
+    std::vector<float> wf(3 * nf);
+    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
+    b.init("wf", {3, nf}, wf);
+    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+    Graph g = import_onnx_bytes(b.bytes(), "pools.onnx");
+    const int64_t nb = 4;
+    Tensor x = Tensor::zeros({nb, 1, h, w});
+    for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.061f * static_cast<float>(i * i % 997));
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+    q.calibrate({x});
+    Int8ReferenceExecutor iref(g, q.quantized_model());
+    EXPECT_EQ(q.run(x).data, iref.run(x).data);
+    int host_pools = 0;
+    for (const auto& line : q.implementations(nb)) host_pools += line.find(kernel) != std::string::npos;
+    if (!std::getenv("DCS_NO_HOST_KERNELS")) {
+        EXPECT_EQ(host_pools, expected);
+    }
+}
+
+/// A pooling node with a square kernel and stride, optional symmetric padding.
+onnx::NodeProto& pool_node(dcs::test::OnnxBuilder& b, const std::string& op, const std::string& in,
+                          const std::string& out, int64_t k, int64_t stride, int64_t pad) {
+    auto& p = b.node(op, {in}, {out}, out);
+    dcs::test::OnnxBuilder::attr_ints(p, "kernel_shape", {k, k});
+    dcs::test::OnnxBuilder::attr_ints(p, "strides", {stride, stride});
+    if (pad > 0) dcs::test::OnnxBuilder::attr_ints(p, "pads", {pad, pad, pad, pad});
+    return p;
+}
+
+}  // namespace
+
 // Host max pooling serves every channel count (oneDNN's jit_int is slower with many channels too): the
 // unrolled cases (48, 64, 96, 128), the generic loop (80, 72, 200), u8 and s8, windows 2x2 s2 and 3x3 s2
 // with padding, against the integer reference.
@@ -578,49 +637,13 @@ TEST(DnnlExecutor, HostMaxPoolAnyChannelCountMatchesTheIntegerReference) {
     for (int64_t ch : {48, 64, 72, 80, 96, 128, 200})
         for (int act = 0; act < 2; ++act) {  // 0: Relu (u8), 1: Clip (s8)
             SCOPED_TRACE("channels " + std::to_string(ch) + " act " + std::to_string(act));
-            dcs::test::OnnxBuilder b;
-            b.input("x", {-1, 1, 12, 11}).output("y");
-            std::vector<float> w1(ch * 9);
-            for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f);
-            b.init("w1", {ch, 1, 3, 3}, w1);
-            dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
-            if (act == 0) {
-                b.node("Relu", {"c1"}, {"a1"}, "act1");
-            } else {
-                b.init("lo", {}, {-0.6f});
-                b.init("hi", {}, {0.8f});
-                b.node("Clip", {"c1", "lo", "hi"}, {"a1"}, "act1");
-            }
-            auto& p1 = b.node("MaxPool", {"a1"}, {"p1"}, "pool1");  // 12x11 -> 6x5
-            dcs::test::OnnxBuilder::attr_ints(p1, "kernel_shape", {2, 2});
-            dcs::test::OnnxBuilder::attr_ints(p1, "strides", {2, 2});
-            auto& p2 = b.node("MaxPool", {"p1"}, {"p2"}, "pool2");  // 6x5 -> 3x3
-            dcs::test::OnnxBuilder::attr_ints(p2, "kernel_shape", {3, 3});
-            dcs::test::OnnxBuilder::attr_ints(p2, "strides", {2, 2});
-            dcs::test::OnnxBuilder::attr_ints(p2, "pads", {1, 1, 1, 1});
-            b.node("Flatten", {"p2"}, {"f"}, "flatten");
-            const int64_t nf = ch * 3 * 3;
-            std::vector<float> wf(3 * nf);
-            for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
-            b.init("wf", {3, nf}, wf);
-            b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
-            dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
-            Graph g = import_onnx_bytes(b.bytes(), "maxpool_channels.onnx");
-            const int64_t nb = 4;
-            Tensor x = Tensor::zeros({nb, 1, 12, 11});
-            for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.061f * static_cast<float>(i * i % 997));
-            DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-            q.calibrate({x});
-            Int8ReferenceExecutor iref(g, q.quantized_model());
-            EXPECT_EQ(q.run(x).data, iref.run(x).data);
-            int host_pools = 0;
-            for (const auto& line : q.implementations(nb)) host_pools += line.find("host:max_nhwc") != std::string::npos;
-            if (!std::getenv("DCS_NO_HOST_KERNELS")) {
-                EXPECT_EQ(host_pools, 2);
-            }
+            check_host_pools(ch, act, 12, 11, 3 * 3, [](dcs::test::OnnxBuilder& b, const std::string& in) {
+                pool_node(b, "MaxPool", in, "p1", 2, 2, 0);    // 12x11 -> 6x5
+                pool_node(b, "MaxPool", "p1", "p2", 3, 2, 1);  // 6x5 -> 3x3
+                return std::string("p2");
+            }, "host:max_nhwc", 2);
         }
 }
-
 
 // Host average pooling (AveragePool and GlobalAveragePool on 8-bit data) against the integer reference:
 // the unrolled channel counts and the generic loop, u8 and s8, a 2x2 s2 window, a 3x3 s2 window with
@@ -631,47 +654,13 @@ TEST(DnnlExecutor, HostAvgPoolMatchesTheIntegerReference) {
             for (int include_pad = 0; include_pad < 2; ++include_pad) {
                 SCOPED_TRACE("channels " + std::to_string(ch) + " act " + std::to_string(act) + " include_pad " +
                              std::to_string(include_pad));
-                dcs::test::OnnxBuilder b;
-                b.input("x", {-1, 1, 13, 12}).output("y");
-                std::vector<float> w1(ch * 9);
-                for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(0.9f * static_cast<float>(i) + 0.5f);
-                b.init("w1", {ch, 1, 3, 3}, w1);
-                dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
-                if (act == 0) {
-                    b.node("Relu", {"c1"}, {"a1"}, "act1");
-                } else {
-                    b.init("lo", {}, {-0.7f});
-                    b.init("hi", {}, {0.6f});
-                    b.node("Clip", {"c1", "lo", "hi"}, {"a1"}, "act1");
-                }
-                auto& p1 = b.node("AveragePool", {"a1"}, {"p1"}, "pool1");  // 13x12 -> 6x6
-                dcs::test::OnnxBuilder::attr_ints(p1, "kernel_shape", {2, 2});
-                dcs::test::OnnxBuilder::attr_ints(p1, "strides", {2, 2});
-                auto& p2 = b.node("AveragePool", {"p1"}, {"p2"}, "pool2");  // 6x6 -> 3x3
-                dcs::test::OnnxBuilder::attr_ints(p2, "kernel_shape", {3, 3});
-                dcs::test::OnnxBuilder::attr_ints(p2, "strides", {2, 2});
-                dcs::test::OnnxBuilder::attr_ints(p2, "pads", {1, 1, 1, 1});
-                dcs::test::OnnxBuilder::attr_i(p2, "count_include_pad", include_pad);
-                b.node("GlobalAveragePool", {"p2"}, {"g"}, "gap");
-                b.node("Flatten", {"g"}, {"f"}, "flatten");
-                std::vector<float> wf(3 * ch);
-                for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.37f * static_cast<float>(i)) * 0.2f;
-                b.init("wf", {3, ch}, wf);
-                b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
-                dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
-                Graph g = import_onnx_bytes(b.bytes(), "avgpool_channels.onnx");
-                const int64_t nb = 4;
-                Tensor x = Tensor::zeros({nb, 1, 13, 12});
-                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.057f * static_cast<float>(i * i % 991));
-                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-                q.calibrate({x});
-                Int8ReferenceExecutor iref(g, q.quantized_model());
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
-                int host_pools = 0;
-                for (const auto& line : q.implementations(nb)) host_pools += line.find("host:avg_nhwc") != std::string::npos;
-                if (!std::getenv("DCS_NO_HOST_KERNELS")) {
-                    EXPECT_EQ(host_pools, 3);
-                }
+                check_host_pools(ch, act, 13, 12, 1, [include_pad](dcs::test::OnnxBuilder& b, const std::string& in) {
+                    pool_node(b, "AveragePool", in, "p1", 2, 2, 0);  // 13x12 -> 6x6
+                    auto& p2 = pool_node(b, "AveragePool", "p1", "p2", 3, 2, 1);  // 6x6 -> 3x3
+                    dcs::test::OnnxBuilder::attr_i(p2, "count_include_pad", include_pad);
+                    b.node("GlobalAveragePool", {"p2"}, {"g"}, "gap");
+                    return std::string("g");
+                }, "host:avg_nhwc", 3);
             }
 }
 

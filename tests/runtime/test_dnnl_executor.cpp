@@ -3,8 +3,6 @@
 // against fp32 on the Fashion-MNIST example models.
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -508,6 +506,31 @@ TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
 // sizes (the last row and column dropped), 32 channels (192-byte rows, two output vectors), u8 (Relu)
 // and s8 (Clip): bit-exact against the integer reference, with calibrated and with candidate weights.
 // The first convolution also covers the host convolution's 6- and 8-channel blocks.
+namespace {
+
+/// Runs `g` in int8 on a deterministic batch x [nb, 1, h, w] (x_i = sin(freq * (i^2 mod m))) and checks
+/// it against the integer reference, with its own weights and again with every layer compressed to
+/// 4 bits, 20% pruned; returns the executor's implementation lines.
+std::vector<std::string> check_int8_with_candidate(const Graph& g, int64_t nb, int64_t h, int64_t w, float freq,
+                                                   size_t m) {
+    Tensor x = Tensor::zeros({nb, 1, h, w});
+    for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(freq * static_cast<float>(i * i % m));
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
+    q.calibrate({x});
+    Int8ReferenceExecutor iref(g, q.quantized_model());
+    EXPECT_EQ(q.run(x).data, iref.run(x).data);
+    std::map<std::string, Int8LayerWeights> cand;
+    for (const auto& l : list_layers(g)) {
+        const Tensor& wt = g.initializers.at(l.weight);
+        cand[l.name] = int8_weights_from(compress::compress_weight(wt.data.data(), wt.shape, l.out_axis, {4, 0.2}, {}));
+    }
+    q.set_weights(cand);
+    EXPECT_EQ(q.run(x).data, iref.run(x).data);
+    return q.implementations(nb);
+}
+
+}  // namespace
+
 TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
     struct Case {
         int64_t c1, c2, h, w;
@@ -551,22 +574,9 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
             b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
             dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
             Graph g = import_onnx_bytes(b.bytes(), "pool2x2.onnx");
-            const int64_t nb = 5;
-            Tensor x = Tensor::zeros({nb, 1, c.h, c.w});
-            for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.043f * static_cast<float>(i * i % 1009));
-            DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-            q.calibrate({x});
-            Int8ReferenceExecutor iref(g, q.quantized_model());
-            EXPECT_EQ(q.run(x).data, iref.run(x).data);
-            std::map<std::string, Int8LayerWeights> cand;
-            for (const auto& l : list_layers(g)) {
-                const Tensor& w = g.initializers.at(l.weight);
-                cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
-            }
-            q.set_weights(cand);
-            EXPECT_EQ(q.run(x).data, iref.run(x).data);
             int host_pools = 0;
-            for (const auto& s : q.implementations(nb)) host_pools += s.find("host:max_nhwc") != std::string::npos;
+            for (const auto& s : check_int8_with_candidate(g, 5, c.h, c.w, 0.043f, 1009))
+                host_pools += s.find("host:max_nhwc") != std::string::npos;
             if (!std::getenv("DCS_NO_HOST_KERNELS")) {
                 EXPECT_EQ(host_pools, 2);
             }
@@ -578,8 +588,8 @@ namespace {
 
 /// x [N, 1, h, w] -> 3x3 conv to `ch` channels -> Relu (u8, act 0) or Clip (s8, act 1) -> the pooling
 /// nodes `pools` adds (given the activation's name, returning the last output's) -> Flatten -> Gemm to 3;
-/// `features` per channel reach the Gemm. Checks the int8 result against the integer reference and, with
-/// the host kernels on, that `expected` steps name `kernel`.
+/// `features` per channel reach the Gemm. Checks the int8 result against the integer reference
+/// (check_int8_with_candidate) and, with the host kernels on, that `expected` steps name `kernel`.
 void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t features,
                       const std::function<std::string(dcs::test::OnnxBuilder&, const std::string&)>& pools,
                       const std::string& kernel, int expected) {
@@ -604,15 +614,9 @@ void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t feature
     b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
     dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
     Graph g = import_onnx_bytes(b.bytes(), "pools.onnx");
-    const int64_t nb = 4;
-    Tensor x = Tensor::zeros({nb, 1, h, w});
-    for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.061f * static_cast<float>(i * i % 997));
-    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-    q.calibrate({x});
-    Int8ReferenceExecutor iref(g, q.quantized_model());
-    EXPECT_EQ(q.run(x).data, iref.run(x).data);
     int host_pools = 0;
-    for (const auto& line : q.implementations(nb)) host_pools += line.find(kernel) != std::string::npos;
+    for (const auto& line : check_int8_with_candidate(g, 4, h, w, 0.061f, 997))
+        host_pools += line.find(kernel) != std::string::npos;
     if (!std::getenv("DCS_NO_HOST_KERNELS")) {
         EXPECT_EQ(host_pools, expected);
     }
@@ -901,22 +905,8 @@ TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
                     dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
                 }
                 Graph g = import_onnx_bytes(b.bytes(), "ic1.onnx");
-                const int64_t nb = 4;
-                Tensor x = Tensor::zeros({nb, 1, c.h, c.w});
-                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.041f * static_cast<float>(i * i % 997));
-                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-                q.calibrate({x});
-                Int8ReferenceExecutor iref(g, q.quantized_model());
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
-                std::map<std::string, Int8LayerWeights> cand;
-                for (const auto& l : list_layers(g)) {
-                    const Tensor& w = g.initializers.at(l.weight);
-                    cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
-                }
-                q.set_weights(cand);
-                EXPECT_EQ(q.run(x).data, iref.run(x).data);
                 int host_vnni = 0;
-                for (const auto& s : q.implementations(nb)) {
+                for (const auto& s : check_int8_with_candidate(g, 4, c.h, c.w, 0.041f, 997)) {
                     host_vnni += s.find("host:conv_ic1_avx512_vnni") != std::string::npos;
                     if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
                 }

@@ -1189,8 +1189,8 @@ void host_dw_run(const HostDwConv& hc, const void* xv, void* yv, int64_t nb) {
 
 /// DCS_NO_HOST_DW_CONV=1 turns this kernel alone off (A/B benchmarks against oneDNN).
 bool host_dw_conv_available() {
-    static const bool ok = host_conv_vnni_available() && __builtin_cpu_supports("avx512vbmi") &&
-                           std::getenv("DCS_NO_HOST_DW_CONV") == nullptr;
+    static const bool ok = host_conv_available() && __builtin_cpu_supports("avx512vnni") &&
+                           __builtin_cpu_supports("avx512vbmi") && std::getenv("DCS_NO_HOST_DW_CONV") == nullptr;
     return ok;
 }
 

@@ -501,19 +501,17 @@ TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
     }
 }
 
-// The 2x2 / stride 2 max pool on whole rows (AVX-512 VBMI byte permutations; input rows up to 192
-// bytes): LeNet-5's shapes (28 x 28 x 6 after the host convolution, 10 x 10 x 16 after oneDNN's), odd
-// sizes (the last row and column dropped), 32 channels (192-byte rows, two output vectors), u8 (Relu)
-// and s8 (Clip): bit-exact against the integer reference, with calibrated and with candidate weights.
-// The first convolution also covers the host convolution's 6- and 8-channel blocks.
 namespace {
 
-/// Runs `g` in int8 on a deterministic batch x [nb, 1, h, w] (x_i = sin(freq * (i^2 mod m))) and checks
-/// it against the integer reference, with its own weights and again with every layer compressed to
-/// 4 bits, 20% pruned; returns the executor's implementation lines.
-std::vector<std::string> check_int8_with_candidate(const Graph& g, int64_t nb, int64_t h, int64_t w, float freq,
-                                                   size_t m) {
-    Tensor x = Tensor::zeros({nb, 1, h, w});
+/// Runs `g` in int8 on a deterministic batch x of `shape` (x_i = sin(freq * (i^2 mod m))) and checks it
+/// against the integer reference, with its own weights and again with every layer compressed to 4 bits,
+/// 20% pruned, then runs `more` (further checks with the candidate weights loaded); returns the
+/// executor's implementation lines.
+std::vector<std::string> check_int8_with_candidate(
+    const Graph& g, const std::vector<int64_t>& shape, float freq, size_t m,
+    const std::function<void(DnnlExecutor&, Int8ReferenceExecutor&, const Tensor&)>& more = {}) {
+    const int64_t nb = shape.at(0);
+    Tensor x = Tensor::zeros(shape);
     for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(freq * static_cast<float>(i * i % m));
     DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
     q.calibrate({x});
@@ -526,11 +524,17 @@ std::vector<std::string> check_int8_with_candidate(const Graph& g, int64_t nb, i
     }
     q.set_weights(cand);
     EXPECT_EQ(q.run(x).data, iref.run(x).data);
+    if (more) more(q, iref, x);
     return q.implementations(nb);
 }
 
 }  // namespace
 
+// The 2x2 / stride 2 max pool on whole rows (AVX-512 VBMI byte permutations; input rows up to 192
+// bytes): LeNet-5's shapes (28 x 28 x 6 after the host convolution, 10 x 10 x 16 after oneDNN's), odd
+// sizes (the last row and column dropped), 32 channels (192-byte rows, two output vectors), u8 (Relu)
+// and s8 (Clip): bit-exact against the integer reference, with calibrated and with candidate weights.
+// The first convolution also covers the host convolution's 6- and 8-channel blocks.
 TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
     struct Case {
         int64_t c1, c2, h, w;
@@ -575,7 +579,7 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
             dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
             Graph g = import_onnx_bytes(b.bytes(), "pool2x2.onnx");
             int host_pools = 0;
-            for (const auto& s : check_int8_with_candidate(g, 5, c.h, c.w, 0.043f, 1009))
+            for (const auto& s : check_int8_with_candidate(g, {5, 1, c.h, c.w}, 0.043f, 1009))
                 host_pools += s.find("host:max_nhwc") != std::string::npos;
             if (!std::getenv("DCS_NO_HOST_KERNELS")) {
                 EXPECT_EQ(host_pools, 2);
@@ -615,7 +619,7 @@ void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t feature
     dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
     Graph g = import_onnx_bytes(b.bytes(), "pools.onnx");
     int host_pools = 0;
-    for (const auto& line : check_int8_with_candidate(g, 4, h, w, 0.061f, 997))
+    for (const auto& line : check_int8_with_candidate(g, {4, 1, h, w}, 0.061f, 997))
         host_pools += line.find(kernel) != std::string::npos;
     if (!std::getenv("DCS_NO_HOST_KERNELS")) {
         EXPECT_EQ(host_pools, expected);
@@ -734,27 +738,15 @@ Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
 /// weights, candidate weights (4 bits, 20% pruned) and a second batch size. Returns how many steps'
 /// implementations name `kernel`.
 int check_two_convs(const Graph& g, const TwoConvs& c, const std::string& kernel) {
-    const int64_t nb = 5;
-    Tensor x = Tensor::zeros({nb, c.ic, c.h, c.w});
-    for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.037f * static_cast<float>(i * i % 1013));
-    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, nb);
-    q.calibrate({x});
-    Int8ReferenceExecutor iref(g, q.quantized_model());
-    EXPECT_EQ(q.run(x).data, iref.run(x).data);
-    std::map<std::string, Int8LayerWeights> cand;
-    for (const auto& l : list_layers(g)) {
-        const Tensor& w = g.initializers.at(l.weight);
-        cand[l.name] = int8_weights_from(compress::compress_weight(w.data.data(), w.shape, l.out_axis, {4, 0.2}, {}));
-    }
-    q.set_weights(cand);
-    EXPECT_EQ(q.run(x).data, iref.run(x).data);
-    // Another batch size (another plan) with the same weights.
-    Tensor x3 = Tensor::zeros({3, c.ic, c.h, c.w});
-    std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5), x.data.begin() + static_cast<long>(x.data.size() / 5 * 4),
-              x3.data.begin());
-    EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
+    auto other_batch = [&c](DnnlExecutor& q, Int8ReferenceExecutor& iref, const Tensor& x) {
+        // Another batch size (another plan) with the same weights.
+        Tensor x3 = Tensor::zeros({3, c.ic, c.h, c.w});
+        std::copy(x.data.begin() + static_cast<long>(x.data.size() / 5),
+                  x.data.begin() + static_cast<long>(x.data.size() / 5 * 4), x3.data.begin());
+        EXPECT_EQ(q.run(x3).data, iref.run(x3).data);
+    };
     int served = 0;
-    for (const auto& step : q.implementations(nb)) {
+    for (const auto& step : check_int8_with_candidate(g, {5, c.ic, c.h, c.w}, 0.037f, 1013, other_batch)) {
         served += step.find(kernel) != std::string::npos;
         if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", step.c_str());
     }
@@ -906,7 +898,7 @@ TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
                 }
                 Graph g = import_onnx_bytes(b.bytes(), "ic1.onnx");
                 int host_vnni = 0;
-                for (const auto& s : check_int8_with_candidate(g, 4, c.h, c.w, 0.041f, 997)) {
+                for (const auto& s : check_int8_with_candidate(g, {4, 1, c.h, c.w}, 0.041f, 997)) {
                     host_vnni += s.find("host:conv_ic1_avx512_vnni") != std::string::npos;
                     if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
                 }

@@ -82,6 +82,16 @@ Int8Case int8_case(const std::string& dir) {
     return c;
 }
 
+/// The 3-output Gemm head of the host-kernel test models: "f" (nf features) -> "y", weights
+/// sin(freq * i) * amp, biases 0, 0.1, -0.1.
+void fc3_head(dcs::test::OnnxBuilder& b, int64_t nf, float freq, float amp) {
+    std::vector<float> wf(3 * nf);
+    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(freq * static_cast<float>(i)) * amp;
+    b.init("wf", {3, nf}, wf);
+    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
+    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+}
+
 }  // namespace
 
 TEST(DnnlExecutor, Fp32MatchesReferenceOnEveryTestModel) {
@@ -572,11 +582,7 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
             pool("a2", "p2", "pool2");
             b.node("Flatten", {"p2"}, {"f"}, "flatten");
             const int64_t nf = c.c2 * ((c.h / 2 - 2) / 2) * ((c.w / 2 - 2) / 2);
-            std::vector<float> wf(3 * nf);
-            for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.29f * static_cast<float>(i)) * 0.1f;
-            b.init("wf", {3, nf}, wf);
-            b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
-            dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+            fc3_head(b, nf, 0.29f, 0.1f);
             Graph g = import_onnx_bytes(b.bytes(), "pool2x2.onnx");
             int host_pools = 0;
             for (const auto& s : check_int8_with_candidate(g, {5, 1, c.h, c.w}, 0.043f, 1009))
@@ -612,11 +618,7 @@ void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t feature
     }
     b.node("Flatten", {pools(b, "a1")}, {"f"}, "flatten");
     const int64_t nf = ch * features;
-    std::vector<float> wf(3 * nf);
-    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
-    b.init("wf", {3, nf}, wf);
-    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
-    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+    fc3_head(b, nf, 0.31f, 0.1f);
     Graph g = import_onnx_bytes(b.bytes(), "pools.onnx");
     int host_pools = 0;
     for (const auto& line : check_int8_with_candidate(g, {4, 1, h, w}, 0.061f, 997))
@@ -724,12 +726,8 @@ Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
         const int64_t h2 = out(h1, c.k2[0], c.pads2[0], c.pads2[2], c.strides2[0]);
         const int64_t w2o = out(w1o, c.k2[1], c.pads2[1], c.pads2[3], c.strides2[1]);
         const int64_t nf = c.oc * h2 * w2o;
-        std::vector<float> wf(3 * nf);
-        for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.31f * static_cast<float>(i)) * 0.1f;
-        b.init("wf", {3, nf}, wf);
-        b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
         b.node("Flatten", {"a2"}, {"f"}, "flatten");
-        dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+        fc3_head(b, nf, 0.31f, 0.1f);
     }
     return import_onnx_bytes(b.bytes(), "two_convs.onnx");
 }
@@ -889,12 +887,8 @@ TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
                     const int64_t w1o = c.w + c.pads1[1] + c.pads1[3] - c.k1[1] + 1;
                     const int64_t nf = c.oc * (h1 + c.pads2[0] + c.pads2[2] - c.k2[0] + 1) *
                                        (w1o + c.pads2[1] + c.pads2[3] - c.k2[1] + 1);
-                    std::vector<float> wf(3 * nf);
-                    for (size_t i = 0; i < wf.size(); ++i) wf[i] = std::sin(0.23f * static_cast<float>(i)) * 0.1f;
-                    b.init("wf", {3, nf}, wf);
-                    b.init("bf", {3}, {0.0f, 0.1f, -0.1f});
                     b.node("Flatten", {"a2"}, {"f"}, "flatten");
-                    dcs::test::OnnxBuilder::attr_i(b.node("Gemm", {"f", "wf", "bf"}, {"y"}, "fc"), "transB", 1);
+                    fc3_head(b, nf, 0.23f, 0.1f);
                 }
                 Graph g = import_onnx_bytes(b.bytes(), "ic1.onnx");
                 int host_vnni = 0;

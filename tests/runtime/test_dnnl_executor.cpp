@@ -82,6 +82,18 @@ Int8Case int8_case(const std::string& dir) {
     return c;
 }
 
+/// Relu (act 0: u8 output) or Clip(lo, hi) (s8 output) from `in` to `out`, as node `name`.
+void add_activation(dcs::test::OnnxBuilder& b, int act, const std::string& in, const std::string& out,
+                    const std::string& name, float lo, float hi) {
+    if (act == 0) {
+        b.node("Relu", {in}, {out}, name);
+    } else {
+        b.init(name + "_lo", {}, {lo});
+        b.init(name + "_hi", {}, {hi});
+        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
+    }
+}
+
 /// The 3-output Gemm head of the host-kernel test models: "f" (nf features) -> "y", weights
 /// sin(freq * i) * amp, biases 0, 0.1, -0.1.
 void fc3_head(dcs::test::OnnxBuilder& b, int64_t nf, float freq, float amp) {
@@ -556,13 +568,7 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
             dcs::test::OnnxBuilder b;
             b.input("x", {-1, 1, c.h, c.w}).output("y");
             auto activation = [&](const std::string& in, const std::string& out, const std::string& name) {
-                if (act == 0) {
-                    b.node("Relu", {in}, {out}, name);
-                } else {
-                    b.init(name + "_lo", {}, {-0.4f});
-                    b.init(name + "_hi", {}, {0.9f});
-                    b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
-                }
+                add_activation(b, act, in, out, name, -0.4f, 0.9f);
             };
             auto pool = [&](const std::string& in, const std::string& out, const std::string& name) {
                 auto& p = b.node("MaxPool", {in}, {out}, name);
@@ -609,13 +615,7 @@ void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t feature
     for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f);
     b.init("w1", {ch, 1, 3, 3}, w1);
     dcs::test::OnnxBuilder::attr_ints(b.node("Conv", {"x", "w1"}, {"c1"}, "conv1"), "pads", {1, 1, 1, 1});
-    if (act == 0) {
-        b.node("Relu", {"c1"}, {"a1"}, "act1");
-    } else {
-        b.init("lo", {}, {-0.6f});
-        b.init("hi", {}, {0.8f});
-        b.node("Clip", {"c1", "lo", "hi"}, {"a1"}, "act1");
-    }
+    add_activation(b, act, "c1", "a1", "act1", -0.6f, 0.8f);
     b.node("Flatten", {pools(b, "a1")}, {"f"}, "flatten");
     const int64_t nf = ch * features;
     fc3_head(b, nf, 0.31f, 0.1f);
@@ -689,13 +689,7 @@ Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
     dcs::test::OnnxBuilder b;
     b.input("x", {-1, c.ic, c.h, c.w}).output("y");
     auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
-        if (act == 0) {
-            b.node("Relu", {in}, {out}, name);
-        } else {
-            b.init(name + "_lo", {}, {-0.6f});
-            b.init(name + "_hi", {}, {0.8f});
-            b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
-        }
+        add_activation(b, act, in, out, name, -0.6f, 0.8f);
     };
     const int64_t in1 = c.depthwise ? 1 : c.ic, in2 = c.depthwise ? 1 : c.c1;
     std::vector<float> w1(c.c1 * in1 * c.k1[0] * c.k1[1]), w2(c.oc * in2 * c.k2[0] * c.k2[1]), b1(c.c1), b2(c.oc);
@@ -861,13 +855,7 @@ TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
                 dcs::test::OnnxBuilder b;
                 b.input("x", {-1, 1, c.h, c.w}).output("y");
                 auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
-                    if (act == 0) {
-                        b.node("Relu", {in}, {out}, name);
-                    } else {
-                        b.init(name + "_lo", {}, {-0.7f});
-                        b.init(name + "_hi", {}, {0.9f});
-                        b.node("Clip", {in, name + "_lo", name + "_hi"}, {out}, name);
-                    }
+                    add_activation(b, act, in, out, name, -0.7f, 0.9f);
                 };
                 std::vector<float> w1(c.k1[0] * c.k1[1]), w2(c.oc * c.k2[0] * c.k2[1]), b2(c.oc);
                 for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.7f * static_cast<float>(i) + 0.5f) * 0.6f;

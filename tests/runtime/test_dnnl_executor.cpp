@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <functional>
 #include <random>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "common/error.hpp"
 #include "compress/weight.hpp"
@@ -676,6 +678,17 @@ TEST(DnnlExecutor, HostAvgPoolMatchesTheIntegerReference) {
 
 namespace {
 
+/// Whether the executor's AMX pointwise convolution should run here: AVX-512 VNNI and AMX-INT8, the
+/// kernel's permission to use tile data, and no switch turning it off.
+bool host_amx_expected() {
+    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("amx-int8") &&
+           __builtin_cpu_supports("amx-tile") && syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0 &&
+           !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_AMX_CONV");
+}
+
 /// Two 2-D convolutions in a row: x -> conv1 -> act1 -> conv2 -> act2 -> Flatten -> Gemm -> y, or with
 /// conv2's fp32 output as y when act2 is 2. act: 0 Relu (u8 output), 1 Clip (s8). Depthwise: every
 /// convolution has group = channels (ic = c1 = oc).
@@ -791,7 +804,30 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                       __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS") &&
                       !std::getenv("DCS_NO_HOST_VNNI_CONV");
-    check_two_conv_cases(cases, "host:conv_vnni", vnni);
+    // The last case's 1x1 convolution goes to the AMX kernel where that runs (CTest
+    // host_vnni_conv_without_amx runs this test with it off).
+    const std::vector<TwoConvs> first(cases.begin(), cases.end() - 1);
+    check_two_conv_cases(first, "host:conv_vnni", vnni);
+    check_two_conv_cases({cases.back()}, "host:conv_vnni", vnni && !host_amx_expected());
+}
+
+// The AMX pointwise convolution (1x1, stride 1, no padding, group 1): two in a row, the first on the
+// quantized graph input (s8: TDPBSSD), the second on its u8 (Relu: TDPBUSD) or s8 (Clip) output, with
+// u8, s8 and fp32 outputs; input channels that are not a multiple of 64 (16, 24, 40, 130: the last
+// 64-byte chunk reads into the next pixel, or, at the input's end, from a zero-padded copy), output
+// channels in odd numbers of 16-channel blocks and not multiples of 16 (20, 40, 17), pixel counts that
+// are not multiples of the kernel's 32 (15 and 49 per image, batches of 5 and 3). Bit-exact against the
+// integer reference with calibrated and with candidate weights, and the kernel must serve both
+// convolutions where the CPU has AMX.
+TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
+    const std::vector<int64_t> k1 = {1, 1}, p0 = {0, 0, 0, 0}, s1 = {1, 1};
+    const std::vector<TwoConvs> cases = {
+        {16, 32, 64, 14, 14, k1, p0, s1, k1, p0, s1},  // MobileNet-style pointwise layers
+        {24, 40, 20, 7, 7, k1, p0, s1, k1, p0, s1},    // 3 and 2 blocks, 24 and 40 bytes a pixel
+        {130, 96, 17, 5, 3, k1, p0, s1, k1, p0, s1},   // 3 chunks of input channels, 15 pixels an image
+        {64, 128, 128, 7, 7, k1, p0, s1, k1, p0, s1},  // whole chunks and blocks
+    };
+    check_two_conv_cases(cases, "host:conv1x1_amx", host_amx_expected());
 }
 
 // The host depthwise convolution (group == channels, one channel per group): two in a row, the first

@@ -132,10 +132,11 @@ int main(int argc, char** argv) try {
         for (const std::string& line : qex.implementations(batch)) std::cerr << line << "\n";
     const char* threads = std::getenv("OMP_NUM_THREADS");
     std::printf(
-        "{\"model\":\"%s\",\"images\":%lld,\"batch\":%lld,\"omp_num_threads\":\"%s\",\"repeats\":%d,"
+        "{\"model\":\"%s\",\"images\":%lld,\"batch\":%lld,\"int8_sub_batch\":%lld,\"omp_num_threads\":\"%s\",\"repeats\":%d,"
         "\"reference_fp32\":%.1f,\"onednn_fp32\":%.1f,\"onednn_int8\":%.1f,"
         "\"accuracy_fp32\":%.4f,\"accuracy_int8\":%.4f,\"calibrate_seconds\":%.3f}\n",
-        cfg.model.path.c_str(), static_cast<long long>(cfg.dataset.validation.count), static_cast<long long>(batch), threads ? threads : "", repeats,
+        cfg.model.path.c_str(), static_cast<long long>(cfg.dataset.validation.count), static_cast<long long>(batch),
+        static_cast<long long>(std::min(batch, qex.sub_batch())), threads ? threads : "", repeats,
         ref.images_per_second, fp.images_per_second, q.images_per_second, reference ? ref.accuracy : fp.accuracy,
         q.accuracy, calibrate_s);
     return 0;

@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #include <limits>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
 #include <set>
 #include <stdexcept>
 #include <sys/syscall.h>
@@ -1454,6 +1455,7 @@ struct DnnlExecutor::Impl {
     bool layers_stale = false;               ///< model.layers not yet copied from `loaded`
     std::map<std::string, std::vector<float>> input_means;  ///< per layer: mean input per channel / column
     std::map<int64_t, std::unique_ptr<Plan>> plans;
+    int64_t sub_batch = 0;   ///< int8: larger batches run in sub-batches of this size (choose_sub_batch)
     bool keep_codes = true;  ///< set_keep_codes()
     std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)
     /// Weight memories by (layer, primitive weight layout), shared across plans.
@@ -2402,10 +2404,10 @@ void check_input(const Graph& g, const QuantPlan& plan, const Tensor& input) {
                          std::to_string(input.shape[0]));
 }
 
-void execute(DnnlExecutor::Mode mode, dnnl::stream& strm, Plan& P, const Tensor& input,
+void execute(DnnlExecutor::Mode mode, dnnl::stream& strm, Plan& P, const float* input,
              const std::function<void(Plan&)>& sync, uint64_t version) {
     if (mode == DnnlExecutor::Mode::Int8 && P.weights_version != version) sync(P);
-    void* h = const_cast<float*>(input.data.data());
+    void* h = const_cast<float*>(input);
     P.input.set_data_handle(h);
     for (auto& a : P.input_aliases) a.set_data_handle(h);
     for (auto& st : P.steps) {
@@ -2413,6 +2415,38 @@ void execute(DnnlExecutor::Mode mode, dnnl::stream& strm, Plan& P, const Tensor&
         else st.host();
     }
     strm.wait();
+}
+
+/// The sub-batch size of int8 runs: the network runs over sub-batches of this many images (the last
+/// one smaller) when a batch is larger, so that the activations of the step with the most bytes
+/// (input, residual and output per image) fit the L2 caches of the OMP threads, each working on its
+/// share of the sub-batch: threads x L2 / bytes, rounded down to a power of two, at least 16 per
+/// thread. Results do not depend on it (images are independent). Measured, images per second of
+/// `bench_runtime --int8-only --batch N` (one pinned thread / two), N = 16, 32, 64, 256: the survey's
+/// mbv2 (100 KB a step at 28x28) 15.2k, 15.3k, 15.2k, 11.2k / 28.7k, 29.3k, 26.6k, 22.3k; dwsep
+/// (19 KB) 98k, 95k, 102k, 90k / 152k, 176k, 194k, 185k; but lenet5 (5.5 KB) 246k, 254k, 272k, 266k
+/// / 376k, 441k, 469k, 530k: whole batches where they fit. DCS_SUB_BATCH=N sets it (0: whole batches).
+int64_t choose_sub_batch(const QuantPlan& plan) {
+    if (const char* e = std::getenv("DCS_SUB_BATCH")) {
+        const long long v = std::atoll(e);
+        return v > 0 ? static_cast<int64_t>(v) : std::numeric_limits<int64_t>::max();
+    }
+    auto bytes = [&plan](const std::string& v) -> int64_t {
+        if (v.empty() || !plan.sample_shapes.count(v) || !plan.values.count(v)) return 0;
+        const auto& sh = plan.sample_shapes.at(v);
+        int64_t n = 1;
+        for (size_t i = 1; i < sh.size(); ++i) n *= sh[i];
+        return n * (is8(plan.values.at(v).type) ? 1 : 4);
+    };
+    int64_t w = 1;
+    for (const auto& st : plan.steps) w = std::max(w, bytes(st.input) + bytes(st.sum_input) + bytes(st.output));
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (l2 <= 0) l2 = 1L << 20;
+    const int64_t threads = std::max(1, omp_get_max_threads());
+    const int64_t fit = threads * static_cast<int64_t>(l2) / w;
+    int64_t c = 1;
+    while (c * 2 <= fit) c *= 2;
+    return std::max(c, 16 * threads);
 }
 
 }  // namespace
@@ -2471,7 +2505,7 @@ void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress:
     for (const auto& b : batches) {
         check_input(I.graph, fp, b);
         Plan& P = cal.plan_for(b.shape[0]);
-        execute(Mode::Fp32, cal.strm, P, b, nullptr, 0);
+        execute(Mode::Fp32, cal.strm, P, b.data.data(), nullptr, 0);
         for (const auto& name : names) {
             const memory& m = P.vals.at(name);
             const int64_t n = static_cast<int64_t>(m.get_desc().get_size() / sizeof(float));
@@ -2518,6 +2552,7 @@ void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress:
     }
     assign_scales(I.model.plan, observed, spec);
     I.calibrated = true;
+    I.sub_batch = choose_sub_batch(I.model.plan);
     ++I.generation;
     I.plans.clear();
     I.weight_cache.clear();
@@ -2569,22 +2604,32 @@ void DnnlExecutor::set_bias_correction(bool on) {
     I.bias_correction = on;
 }
 
+int64_t DnnlExecutor::sub_batch() const { return impl_->sub_batch; }
+
 Tensor DnnlExecutor::run(const Tensor& input) {
     Impl& I = *impl_;
     if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::run: calibrate() first");
     check_input(I.graph, I.model.plan, input);
-    Plan* P;
-    try {
-        P = &I.plan_for(input.shape[0]);
-    } catch (const dnnl::error& e) {
-        throw UnsupportedError(std::string("oneDNN: ") + e.what());
-    }
-    execute(I.mode, I.strm, *P, input, [&I](Plan& p) { I.sync_weights(p); }, I.model.version);
     const auto& out_name = I.graph.outputs.at(0);
     std::vector<int64_t> shape = I.model.plan.sample_shapes.at(out_name);
-    shape[0] = input.shape[0];
+    const int64_t nb = input.shape[0];
+    shape[0] = nb;
     Tensor out = Tensor::zeros(shape);
-    std::memcpy(out.data.data(), P->output.get_data_handle(), out.data.size() * sizeof(float));
+    const size_t in_per = input.data.size() / static_cast<size_t>(nb), out_per = out.data.size() / static_cast<size_t>(nb);
+    const int64_t step = I.mode == Mode::Int8 ? std::min(nb, I.sub_batch) : nb;
+    for (int64_t off = 0; off < nb; off += step) {
+        const int64_t n = std::min(step, nb - off);
+        Plan* P;
+        try {
+            P = &I.plan_for(n);
+        } catch (const dnnl::error& e) {
+            throw UnsupportedError(std::string("oneDNN: ") + e.what());
+        }
+        execute(I.mode, I.strm, *P, input.data.data() + static_cast<size_t>(off) * in_per,
+                [&I](Plan& p) { I.sync_weights(p); }, I.model.version);
+        std::memcpy(out.data.data() + static_cast<size_t>(off) * out_per, P->output.get_data_handle(),
+                    static_cast<size_t>(n) * out_per * sizeof(float));
+    }
     return out;
 }
 
@@ -2592,20 +2637,25 @@ void DnnlExecutor::prepare(int64_t batch_size) {
     Impl& I = *impl_;
     if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::prepare: calibrate() first");
     if (batch_size < 1) throw InputError("batch size must be >= 1, got " + std::to_string(batch_size));
-    Plan* P;
-    try {
-        P = &I.plan_for(batch_size);
-    } catch (const dnnl::error& e) {
-        throw UnsupportedError(std::string("oneDNN: ") + e.what());
+    // The plans run() uses for this batch size: its sub-batches and their remainder.
+    const int64_t step = I.mode == Mode::Int8 ? std::min(batch_size, I.sub_batch) : batch_size;
+    for (int64_t n : {step, batch_size % step}) {
+        if (n == 0) continue;
+        Plan* P;
+        try {
+            P = &I.plan_for(n);
+        } catch (const dnnl::error& e) {
+            throw UnsupportedError(std::string("oneDNN: ") + e.what());
+        }
+        if (I.mode == Mode::Int8 && P->weights_version != I.model.version) I.sync_weights(*P);
     }
-    if (I.mode == Mode::Int8 && P->weights_version != I.model.version) I.sync_weights(*P);
 }
 
 std::vector<std::string> DnnlExecutor::implementations(int64_t batch_size) {
     Impl& I = *impl_;
     if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::implementations: calibrate() first");
     std::vector<std::string> out;
-    Plan& P = I.plan_for(batch_size);
+    Plan& P = I.plan_for(I.mode == Mode::Int8 ? std::min(batch_size, I.sub_batch) : batch_size);
     for (const auto& st : P.steps) out.push_back(st.what);
     out.insert(out.end(), P.weight_reorders.begin(), P.weight_reorders.end());
     return out;

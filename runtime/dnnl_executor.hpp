@@ -121,12 +121,18 @@ public:
     /// @throws std::logic_error in fp32 mode
     void set_bias_correction(bool on);
 
-    /// Runs one batch (any batch size >= 1) of graph input 0 and returns graph output 0 as fp32.
+    /// Int8, after calibrate(): the sub-batch size of run() (see there).
+    int64_t sub_batch() const;
+
+    /// Runs one batch (any batch size >= 1) of graph input 0 and returns graph output 0 as fp32. In
+    /// int8 mode, a batch larger than the sub-batch size chosen at calibrate() runs as sub-batches of
+    /// that size (the last one smaller), so that each step's activations stay in the L2 caches; the
+    /// results are the same. DCS_SUB_BATCH=N sets the size (0: whole batches).
     /// @throws InputError when the input's per-sample shape does not match the model;
     ///         std::logic_error in int8 mode before calibrate()
     Tensor run(const Tensor& input);
 
-    /// Creates the primitives for `batch_size` (when not yet made) and, in int8 mode, reorders the
+    /// Creates the primitives for `batch_size` (int8: for its sub-batches; when not yet made) and, in int8 mode, reorders the
     /// current weights into their layouts, which run() would otherwise do on its first call: after
     /// prepare(), run() of that batch size is the forward pass only.
     /// @throws std::logic_error in int8 mode before calibrate(); UnsupportedError as the constructor
@@ -137,7 +143,7 @@ public:
     /// loaded layers (they are copied into the model on that call, not on every load).
     const QuantizedModel& quantized_model() const;
 
-    /// The primitive implementations chosen for the batch size, one line per step ("<node>: convolution
+    /// The primitive implementations chosen for the batch size (int8: for its sub-batches), one line per step ("<node>: convolution
     /// brgconv:..."), in execution order, then the per-candidate weight reorders ("<node>: weights:
     /// reorder ..."); host fallbacks read "host fallback". Creates the primitives when needed. For
     /// checks that no hot layer uses a `ref:` kernel.

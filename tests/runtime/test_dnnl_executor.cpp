@@ -1067,6 +1067,59 @@ TEST(DnnlExecutor, ZeroPadIsNotACopy) {
     for (size_t i = 0; i < y.data.size(); ++i) EXPECT_NEAR(y.data[i], expected.data[i], 1e-4f + 1e-4f * std::fabs(expected.data[i]));
 }
 
+// Int8 runs in sub-batches (DCS_SUB_BATCH, else chosen from the activations' bytes and the L2 cache):
+// a batch of 11 in sub-batches of 4 (4 + 4 + 3) gives the integer reference's outputs, before and
+// after new weights, and the same as whole batches; prepare() makes the sub-batch plans, and
+// implementations() names theirs. Without the variable, a model with 100 times the activation bytes
+// per image gets a sub-batch at most as large (a power of two, at least 16 per thread).
+TEST(DnnlExecutor, SubBatchesGiveTheSameOutputs) {
+    const TwoConvs c{16, 32, 64, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+    const Graph g = two_conv_graph(c, 0, 0);
+    Tensor x = Tensor::zeros({11, 16, 14, 14});
+    for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.037f * static_cast<float>(i * i % 1013));
+    const char* saved = std::getenv("DCS_SUB_BATCH");
+    const std::string saved_value = saved ? saved : "";
+    setenv("DCS_SUB_BATCH", "4", 1);
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 11);
+    q.calibrate({x});
+    setenv("DCS_SUB_BATCH", "0", 1);
+    DnnlExecutor whole(g, DnnlExecutor::Mode::Int8, 11);
+    whole.calibrate({x});
+    if (saved) setenv("DCS_SUB_BATCH", saved_value.c_str(), 1);
+    else unsetenv("DCS_SUB_BATCH");
+    EXPECT_EQ(q.sub_batch(), 4);
+    EXPECT_GT(whole.sub_batch(), 11);
+    q.prepare(11);
+    Int8ReferenceExecutor iref(g, q.quantized_model());
+    const Tensor y = q.run(x);
+    EXPECT_EQ(y.shape, (std::vector<int64_t>{11, 3}));
+    EXPECT_EQ(y.data, iref.run(x).data);
+    EXPECT_EQ(y.data, whole.run(x).data);
+    EXPECT_EQ(q.implementations(11), q.implementations(4));
+    std::map<std::string, Int8LayerWeights> cand;
+    for (const auto& l : list_layers(g)) {
+        const Tensor& wt = g.initializers.at(l.weight);
+        cand[l.name] = int8_weights_from(compress::compress_weight(wt.data.data(), wt.shape, l.out_axis, {3, 0.3}, {}));
+    }
+    q.set_weights(cand);
+    whole.set_weights(cand);
+    Int8ReferenceExecutor iref2(g, q.quantized_model());
+    EXPECT_EQ(q.run(x).data, iref2.run(x).data);
+    EXPECT_EQ(q.run(x).data, whole.run(x).data);
+    if (!saved) {
+        const TwoConvs big{16, 32, 64, 140, 140, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+        const Graph gb = two_conv_graph(big, 0, 0);
+        DnnlExecutor qb(gb, DnnlExecutor::Mode::Int8, 2);
+        Tensor xb = Tensor::zeros({2, 16, 140, 140});
+        for (size_t i = 0; i < xb.data.size(); ++i) xb.data[i] = std::sin(0.01f * static_cast<float>(i % 977));
+        qb.calibrate({xb});
+        EXPECT_LE(qb.sub_batch(), whole.sub_batch());
+        const int64_t sb = qb.sub_batch();
+        EXPECT_EQ(sb & (sb - 1), 0) << sb;
+        EXPECT_GE(sb, 16);
+    }
+}
+
 TEST(DnnlExecutor, PreparedLayerErrors) {
     Graph g = tiny_gemm();
     DnnlExecutor fp(g, DnnlExecutor::Mode::Fp32, 2);

@@ -814,6 +814,7 @@ struct HostVnniLayer : HostLayer {
     std::vector<int32_t> comp;       ///< [nblk * 16]: -128 * sum(w) for s8 input, else 0
     std::vector<float> bias, scale;  ///< [nblk * 16]
     float lo = 0.0f, hi = 0.0f;      ///< the output clamp (host_out_range)
+    float sum_scale = 1.0f;          ///< residual scale / output scale (a fused Add), QLayer::sum_scale
     /// Zeroed weight bytes for `groups` 4-byte groups per kernel row, and zeroed corrections.
     void clear_weights(int64_t kh, int64_t groups) {
         w.assign(static_cast<size_t>(nblk * kh * groups * 64), 0);
@@ -827,6 +828,7 @@ struct HostVnniLayer : HostLayer {
         std::copy(q.out_scale.begin(), q.out_scale.end(), scale.begin());
         act_lo = q.act_lo;
         act_hi = q.act_hi;
+        sum_scale = q.sum_scale;
         host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
     }
 };
@@ -871,9 +873,9 @@ bool host_conv_vnni_available() {
 /// (255 is an integer and rounding is monotone; from 2^31 on the conversion gives 0x80000000, which
 /// saturates to 255 too), one instruction fewer.
 template <class TY, bool SAT>
-inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_out16(
-    __m512i acc, __m512 bv, __m512 sc, __m512 lo, __m512 hi, __mmask16 mask, TY* __restrict y) {
-    __m512 f = _mm512_max_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc), lo);
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_out16_f(
+    __m512 f, __m512 lo, __m512 hi, __mmask16 mask, TY* __restrict y) {
+    f = _mm512_max_ps(f, lo);
     if constexpr (SAT) {
         const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         _mm_mask_storeu_epi8(y, mask, _mm512_cvtusepi32_epi8(k));
@@ -886,6 +888,13 @@ inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inlin
             _mm_mask_storeu_epi8(y, mask, _mm512_cvtepi32_epi8(k));  // half to even, in range
         }
     }
+}
+
+/// The output stage from int32 sums: (acc + bias) * scale, then host_out16_f.
+template <class TY, bool SAT>
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_out16(
+    __m512i acc, __m512 bv, __m512 sc, __m512 lo, __m512 hi, __mmask16 mask, TY* __restrict y) {
+    host_out16_f<TY, SAT>(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc), lo, hi, mask, y);
 }
 
 /// R output rows x P pixels from (r, q) and OB 16-channel blocks from b: int32 sums in registers, then
@@ -1036,6 +1045,11 @@ struct HostAmx1x1 : HostVnniLayer {
     int64_t ic = 0, oc = 0;
     int64_t kc = 0;   ///< 64-byte chunks of input channels
     int64_t pix = 0;  ///< pixels per image
+    /// A fused Add: the residual's type (8-bit codes times sum_scale, or fp32) and its memory, which
+    /// has the output's channels-last layout.
+    bool sum = false;
+    QType rt = QType::U8;
+    dnnl::memory residual;
     /// Weights: [nblk rounded up to even][kc][16 rows: 4 input channels each][16 output channels][4].
     void fill(const QLayer& q) override {
         w.assign(static_cast<size_t>((nblk + 1) / 2 * 2 * kc * 1024), 0);
@@ -1085,7 +1099,15 @@ struct AmxPending {
     const int32_t* c = nullptr;  ///< four 16 x 16 int32 tiles: pixels 0-15 / 16-31 x blocks b / b + 1
     int64_t rows = 0, b = 0;     ///< valid pixels, first 16-channel block
     TY* y = nullptr;             ///< the block's first pixel
+    const void* r = nullptr;     ///< the residual's first pixel (a fused Add)
 };
+
+/// 16 residual values (8-bit codes or fp32) as floats.
+DCS_AMX inline __m512 host_residual16(QType rt, const void* r, __mmask16 mask) {
+    if (rt == QType::F32) return _mm512_maskz_loadu_ps(mask, r);
+    const __m128i v = _mm_maskz_loadu_epi8(mask, r);
+    return _mm512_cvtepi32_ps(rt == QType::U8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v));
+}
 
 /// The output stage of a pending block.
 template <class TY>
@@ -1100,7 +1122,16 @@ DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
         const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
         const int32_t* ct = p.c + t * 256;
         TY* yo = p.y + r0 * hc.oc + c0;
-        if (sat) {
+        if (hc.sum) {  // the integer reference's order: f + sum_scale * residual, then the clamp
+            const int64_t rs = hc.rt == QType::F32 ? 4 : 1;
+            const char* ro = static_cast<const char*>(p.r) + (r0 * hc.oc + c0) * rs;
+            const __m512 ss = _mm512_set1_ps(hc.sum_scale);
+            for (int64_t r = 0; r < rn; ++r) {
+                const __m512 f = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ct + 16 * r)), bv), sc);
+                const __m512 res = _mm512_mul_ps(ss, host_residual16(hc.rt, ro + r * hc.oc * rs, mask));
+                host_out16_f<TY, false>(_mm512_add_ps(f, res), lo, hi, mask, yo + r * hc.oc);
+            }
+        } else if (sat) {
             for (int64_t r = 0; r < rn; ++r)
                 host_out16<TY, true>(_mm512_load_si512(ct + 16 * r), bv, sc, lo, hi, mask, yo + r * hc.oc);
         } else {
@@ -1115,7 +1146,7 @@ DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
 /// next one (`pending`, across calls; cbuf: two 4 KB tile buffers, used in turn).
 template <class TX, class TY>
 DCS_AMX void host_amx_block(const HostAmx1x1& hc, const uint8_t* a, int64_t as, int64_t rows, TY* __restrict y,
-                            int32_t* cbuf, AmxPending<TY>& pending) {
+                            const void* r, int32_t* cbuf, AmxPending<TY>& pending) {
     const int64_t kc = hc.kc;
     for (int64_t b = 0; b < hc.nblk; b += 2) {
         int32_t* cur = pending.c == cbuf ? cbuf + 1024 : cbuf;
@@ -1147,7 +1178,7 @@ DCS_AMX void host_amx_block(const HostAmx1x1& hc, const uint8_t* a, int64_t as, 
         _tile_stored(1, cur + 256, 64);
         _tile_stored(2, cur + 512, 64);
         _tile_stored(3, cur + 768, 64);
-        pending = {cur, rows, b, y};
+        pending = {cur, rows, b, y, r};
     }
 }
 
@@ -1155,6 +1186,8 @@ template <class TX, class TY>
 DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_t nb) {
     const uint8_t* x = static_cast<const uint8_t*>(xv);
     TY* y = static_cast<TY*>(yv);
+    const char* res = hc.sum ? static_cast<const char*>(hc.residual.get_data_handle()) : nullptr;
+    auto res_at = [res, &hc](int64_t m) -> const void* { return res ? res + m * hc.oc * (hc.rt == QType::F32 ? 4 : 1) : nullptr; };
     // kb: bytes a tile row reads from a pixel (all chunks).
     const int64_t m_total = nb * hc.pix, k = hc.ic, blocks = (m_total + 31) / 32;
     const int64_t a_bytes = hc.kc == 1 ? (k + 3) / 4 * 4 : 64, kb = (hc.kc - 1) * 64 + a_bytes;
@@ -1169,14 +1202,14 @@ DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_
         for (int64_t i = 0; i < blocks; ++i) {
             const int64_t m = 32 * i, rows = std::min<int64_t>(32, m_total - m);
             if (rows == 32 && (m + 31) * k + kb <= m_total * k) {
-                host_amx_block<TX, TY>(hc, x + m * k, k, 32, y + m * hc.oc, cbuf, pending);
+                host_amx_block<TX, TY>(hc, x + m * k, k, 32, y + m * hc.oc, res_at(m), cbuf, pending);
             } else {  // past the input's end: a zero-padded copy
                 const int64_t ps = hc.kc * 64;
                 if (!pad) pad = aligned_buffer(static_cast<size_t>(32 * ps));
                 uint8_t* p = static_cast<uint8_t*>(pad.get());
                 std::memset(p, 0, static_cast<size_t>(32 * ps));
                 for (int64_t r = 0; r < rows; ++r) std::memcpy(p + r * ps, x + (m + r) * k, static_cast<size_t>(k));
-                host_amx_block<TX, TY>(hc, p, ps, rows, y + m * hc.oc, cbuf, pending);
+                host_amx_block<TX, TY>(hc, p, ps, rows, y + m * hc.oc, res_at(m), cbuf, pending);
             }
         }
         if (pending.c) host_amx_out<TY>(hc, pending);
@@ -1562,7 +1595,8 @@ struct DnnlExecutor::Impl {
     /// each candidate's weights.
     void add_host_conv_step(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                             QType x_type, QType y_type, std::shared_ptr<HostLayer> layer, const std::string& kernel,
-                            std::function<void(const void*, void*, int64_t)> run);
+                            std::function<void(const void*, void*, int64_t)> run,
+                            const std::vector<memory>& extra_inputs = {});
     void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                            const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
@@ -1726,8 +1760,8 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
         if (a.group == xs[1] && win.dilations[0] == 1 && win.dilations[1] == 1)
             return compile_host_dw_conv(P, s, xs, ys, ws, win, x_type, y_type);
     }
-    if (q && n.op == OpKind::Conv && s.sum_input.empty() && xs.size() == 4 && is8(x_type) && ws[2] == 1 &&
-        ws[3] == 1 && xs[1] <= 4096 /* int32 sums */ && host_amx_conv_available()) {
+    if (q && n.op == OpKind::Conv && xs.size() == 4 && is8(x_type) && ws[2] == 1 && ws[3] == 1 &&
+        xs[1] <= 4096 /* int32 sums */ && host_amx_conv_available()) {
         const auto& a = std::get<ConvAttrs>(n.attrs);
         ConvAttrs aa = a;
         aa.kernel.assign(ws.begin() + 2, ws.end());
@@ -1928,13 +1962,15 @@ void set_conv_geometry(H& hc, const std::vector<int64_t>& xs, const std::vector<
 void DnnlExecutor::Impl::add_host_conv_step(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                             const std::vector<int64_t>& ys, QType x_type, QType y_type,
                                             std::shared_ptr<HostLayer> layer, const std::string& kernel,
-                                            std::function<void(const void*, void*, int64_t)> run) {
+                                            std::function<void(const void*, void*, int64_t)> run,
+                                            const std::vector<memory>& extra_inputs) {
     const Node& n = *s.node;
     memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
     memory y = alloc(P, make_md(ys, to_dt(y_type), true));
     Step st;
     st.what = n.name + ": convolution " + kernel + " (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
     st.uses = {x, y};
+    st.uses.insert(st.uses.end(), extra_inputs.begin(), extra_inputs.end());
     const int64_t nb = xs[0];
     dnnl::stream* sp = &strm;
     st.host = [run, x, y, nb, sp]() {
@@ -2007,8 +2043,15 @@ void DnnlExecutor::Impl::compile_host_amx_conv(Plan& P, const QStep& s, const st
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
-    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv1x1_amx",
-                       [hc](const void* x, void* y, int64_t nb) { host_amx_conv(*hc, x, y, nb); });
+    std::vector<memory> extra;
+    if (!s.sum_input.empty()) {  // read in place: no copy into the output first
+        hc->sum = true;
+        hc->rt = type_of(s.sum_input);
+        hc->residual = get_as(P, s.sum_input, make_md(ys, to_dt(hc->rt), true), hc->rt);
+        extra.push_back(hc->residual);
+    }
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, std::string("host:conv1x1_amx") + (hc->sum ? " + sum" : ""),
+                       [hc](const void* x, void* y, int64_t nb) { host_amx_conv(*hc, x, y, nb); }, extra);
 }
 
 void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,

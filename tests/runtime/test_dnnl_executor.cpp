@@ -696,6 +696,7 @@ struct TwoConvs {
     int64_t ic, c1, oc, h, w;
     std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
     bool depthwise = false;
+    bool residual = false;  ///< conv2's output + act1's output (an Add before act2; needs c1 == oc, same size)
 };
 
 Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
@@ -719,7 +720,9 @@ Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
     dcs::test::OnnxBuilder::attr_ints(n1, "strides", c.strides1);
     if (c.depthwise) dcs::test::OnnxBuilder::attr_i(n1, "group", c.c1);
     activation(act1, "c1", "a1", "act1");
-    auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {act2 == 2 ? "y" : "c2"}, "conv2");
+    const std::string conv2_out = c.residual ? "c2r" : (act2 == 2 ? "y" : "c2");
+    auto& n2 = b.node("Conv", {"a1", "w2", "b2"}, {conv2_out}, "conv2");
+    if (c.residual) b.node("Add", {"c2r", "a1"}, {act2 == 2 ? "y" : "c2"}, "add");
     dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
     dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
     if (c.depthwise) dcs::test::OnnxBuilder::attr_i(n2, "group", c.oc);
@@ -828,6 +831,19 @@ TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
         {64, 128, 128, 7, 7, k1, p0, s1, k1, p0, s1},  // whole chunks and blocks
     };
     check_two_conv_cases(cases, "host:conv1x1_amx", host_amx_expected());
+    // With a residual Add fused as a sum (u8 or s8 residual read in place; f + sum_scale * residual,
+    // then the activation): 32 -> 48 -> 48 and 24 -> 40 -> 40 (the last block of 8 channels masked).
+    const std::vector<TwoConvs> sums = {
+        {32, 48, 48, 7, 7, k1, p0, s1, k1, p0, s1, false, true},
+        {24, 40, 40, 5, 3, k1, p0, s1, k1, p0, s1, false, true},
+    };
+    check_two_conv_cases(sums, "host:conv1x1_amx", host_amx_expected());
+    for (const auto& c : sums)
+        for (int act1 = 0; act1 < 2; ++act1)
+            for (int act2 = 0; act2 < 2; ++act2)
+                if (host_amx_expected()) {
+                    EXPECT_EQ(check_two_convs(two_conv_graph(c, act1, act2), c, "host:conv1x1_amx + sum"), 1);
+                }
 }
 
 // The host depthwise convolution (group == channels, one channel per group): two in a row, the first

@@ -839,9 +839,6 @@ struct HostConvVnni : HostVnniLayer {
     int64_t g = 0;           ///< 4-byte groups per kernel row
     int64_t rb = 0, bh = 0;  ///< padded buffer: bytes per row, rows
     std::vector<int32_t> toff;  ///< [kh * g]: buffer offset of group (i, k): i * rb + 4 k
-    /// Output element strides of an image, a row, a pixel and a 16-channel block, and the offset of
-    /// pixel (0, 0): channels-last, or a depthwise consumer's padded blocked layout (DwBlocked).
-    int64_t y_img = 0, y_row = 0, y_px = 0, y_blk = 16, y_off = 0;
     void fill(const QLayer& q) override {
         clear_weights(kh, g);
         for (int64_t o = 0; o < oc; ++o) {
@@ -943,13 +940,13 @@ DCS_AVX512_VNNI void host_conv_vnni_core(const HostConvVnni& hc, const uint8_t* 
         const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
 #pragma GCC unroll 16
         for (int a = 0; a < R; ++a) {
-            TY* yo = yn + (r + a) * hc.y_row + q * hc.y_px + (b + o) * hc.y_blk;
+            TY* yo = yn + ((r + a) * hc.ow + q) * hc.oc + c0;
             if (sat) {
 #pragma GCC unroll 16
-                for (int p = 0; p < P; ++p) host_out16<TY, true>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.y_px);
+                for (int p = 0; p < P; ++p) host_out16<TY, true>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.oc);
             } else {
 #pragma GCC unroll 16
-                for (int p = 0; p < P; ++p) host_out16<TY, false>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.y_px);
+                for (int p = 0; p < P; ++p) host_out16<TY, false>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.oc);
             }
         }
     }
@@ -988,7 +985,7 @@ DCS_AVX512_VNNI void host_conv_vnni_image(const HostConvVnni& hc, const TX* __re
             std::memcpy(d, s, static_cast<size_t>(row));
         }
     }
-    TY* yn = y + n * hc.y_img + hc.y_off;
+    TY* yn = y + n * hc.oh * hc.ow * hc.oc;
     constexpr auto seq = std::make_integer_sequence<int, kVnniMaxPixels>{};
     const int64_t chunks = (hc.ow + kVnniMaxPixels - 1) / kVnniMaxPixels;
     // R rows x OB blocks from (r, b): the row's chunks.
@@ -1683,10 +1680,6 @@ struct DnnlExecutor::Impl {
                               const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void compile_host_amx_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                                QType x_type, QType y_type);
-    /// When step s's u8 output is read by a host depthwise convolution alone (dw_inputs): a buffer of
-    /// its own in that layout (zeroed, never shared, so its padding stays zero) for `batch` images,
-    /// recorded in P.dw_blocked, and the layout in *d; else an empty memory.
-    memory dw_blocked_output(Plan& P, const QStep& s, QType y_type, int64_t batch, DwBlocked* d);
     void compile_host_conv_vnni(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                 const std::vector<int64_t>& ys, const std::vector<int64_t>& ws, const Window& win,
                                 QType x_type, QType y_type);
@@ -2120,32 +2113,8 @@ void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const s
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
-    hc->y_px = hc->oc;
-    hc->y_row = hc->ow * hc->oc;
-    hc->y_img = hc->oh * hc->ow * hc->oc;
-    DwBlocked d;
-    const memory y_blocked = dw_blocked_output(P, s, y_type, xs[0], &d);
-    if (y_blocked) {
-        hc->y_px = 16;
-        hc->y_row = d.bw * 16;
-        hc->y_blk = d.bh * d.bw * 16;
-        hc->y_img = d.image_bytes();
-        hc->y_off = (d.ph * d.bw + d.pw) * 16;
-    }
-    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc,
-                       std::string("host:conv_vnni_avx512") + (y_blocked ? " (blocked output)" : ""),
-                       [hc](const void* x, void* y, int64_t nb) { host_conv_vnni(*hc, x, y, nb); }, {}, memory(),
-                       y_blocked);
-}
-
-memory DnnlExecutor::Impl::dw_blocked_output(Plan& P, const QStep& s, QType y_type, int64_t batch, DwBlocked* d) {
-    const auto it = dw_inputs.find(s.output);
-    if (it == dw_inputs.end() || y_type != QType::U8) return memory();
-    *d = it->second;
-    // 64 bytes more: the consumer's last gathers read up to 48 bytes past an image.
-    memory m = alloc(P, memory::desc({batch * d->image_bytes() + 64}, dt::u8, memory::format_tag::a), true);
-    P.dw_blocked[s.output] = m;
-    return m;
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv_vnni_avx512",
+                       [hc](const void* x, void* y, int64_t nb) { host_conv_vnni(*hc, x, y, nb); });
 }
 
 void DnnlExecutor::Impl::compile_host_amx_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
@@ -2166,9 +2135,12 @@ void DnnlExecutor::Impl::compile_host_amx_conv(Plan& P, const QStep& s, const st
         hc->residual = get_as(P, s.sum_input, make_md(ys, to_dt(hc->rt), true), hc->rt);
         extra.push_back(hc->residual);
     }
-    DwBlocked d;
-    const memory y_blocked = hc->sum ? memory() : dw_blocked_output(P, s, y_type, xs[0], &d);
-    if (y_blocked) {
+    memory y_blocked;
+    const auto dw = dw_inputs.find(s.output);
+    if (dw != dw_inputs.end() && !hc->sum && y_type == QType::U8) {
+        // Written in the depthwise consumer's layout: a buffer of its own (never shared: its zero
+        // padding stays), read in place by the consumer.
+        const DwBlocked& d = dw->second;
         hc->blocked = true;
         hc->iw = ys[3];
         hc->bh = d.bh;
@@ -2176,6 +2148,8 @@ void DnnlExecutor::Impl::compile_host_amx_conv(Plan& P, const QStep& s, const st
         hc->ph = d.ph;
         hc->pw = d.pw;
         hc->image_bytes = d.image_bytes();
+        y_blocked = alloc(P, memory::desc({xs[0] * d.image_bytes() + 64}, dt::u8, memory::format_tag::a), true);
+        P.dw_blocked[s.output] = y_blocked;
     }
     add_host_conv_step(P, s, xs, ys, x_type, y_type, hc,
                        std::string("host:conv1x1_amx") + (hc->sum ? " + sum" : "") + (hc->blocked ? " (blocked output)" : ""),

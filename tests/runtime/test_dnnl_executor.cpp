@@ -780,19 +780,6 @@ void check_two_conv_cases(const std::vector<TwoConvs>& cases, const std::string&
     }
 }
 
-/// Cases whose second convolution is a host depthwise one (depthwise2) and whose first is a host
-/// kernel that writes its input in the depthwise layout: check_two_conv_cases, and where `expected`,
-/// both steps name the handoff after a Relu (u8) and neither after a Clip (s8: channels-last).
-void check_blocked_handoff(const std::vector<TwoConvs>& cases, bool expected) {
-    check_two_conv_cases(cases, "host:conv", expected);
-    for (const auto& c : cases)
-        for (int act2 = 0; act2 < 3; ++act2)
-            if (expected) {
-                EXPECT_EQ(check_two_convs(two_conv_graph(c, 0, act2), c, "(blocked "), 2);
-                EXPECT_EQ(check_two_convs(two_conv_graph(c, 1, act2), c, "(blocked "), 0);
-            }
-}
-
 }  // namespace
 
 // The host VNNI convolution (few input bytes per kernel row: KW * IC <= 40, and IC <= 4, a small
@@ -862,8 +849,14 @@ TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
         {24, 40, 40, 7, 9, k1, p0, s1, {3, 3}, {1, 1, 1, 1}, {2, 2}, false, false, true},
         {8, 16, 16, 5, 6, k1, p0, s1, {5, 3}, {2, 0, 1, 2}, {1, 1}, false, false, true},
     };
-    check_blocked_handoff(dws, host_amx_expected() && __builtin_cpu_supports("avx512vbmi") &&
-                                   !std::getenv("DCS_NO_HOST_DW_CONV"));
+    const bool dw = host_amx_expected() && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_DW_CONV");
+    check_two_conv_cases(dws, "host:conv", dw);
+    for (const auto& c : dws)
+        for (int act2 = 0; act2 < 3; ++act2)
+            if (dw) {
+                EXPECT_EQ(check_two_convs(two_conv_graph(c, 0, act2), c, "(blocked "), 2);  // Relu: u8
+                EXPECT_EQ(check_two_convs(two_conv_graph(c, 1, act2), c, "(blocked "), 0);  // Clip: s8
+            }
     for (const auto& c : sums)
         for (int act1 = 0; act1 < 2; ++act1)
             for (int act2 = 0; act2 < 2; ++act2)
@@ -902,14 +895,6 @@ TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
                       __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
                       !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_DW_CONV");
     check_two_conv_cases(cases, "host:conv_dw", host);
-    // After a VNNI convolution with a u8 (Relu) output, which writes the depthwise layout itself:
-    // 3 -> 16, 3x3 stride 2 on 14x14, then 3x3 pad 1; 2 -> 40 (a last block of 8 channels), 3x5 on 9x13,
-    // then 3x3 stride (2, 1) with asymmetric padding.
-    const std::vector<TwoConvs> after_vnni = {
-        {3, 16, 16, 14, 14, {3, 3}, {1, 1, 1, 1}, {2, 2}, {3, 3}, {1, 1, 1, 1}, {1, 1}, false, false, true},
-        {2, 40, 40, 9, 13, {3, 5}, {1, 2, 1, 2}, {1, 1}, {3, 3}, {0, 1, 2, 1}, {2, 1}, false, false, true},
-    };
-    check_blocked_handoff(after_vnni, host && !std::getenv("DCS_NO_HOST_VNNI_CONV"));
 }
 
 // The one-input-channel kernel's VNNI variant (AVX-512 VNNI + VBMI, up to 8 output channels): a

@@ -1050,10 +1050,6 @@ struct HostAmx1x1 : HostVnniLayer {
     bool sum = false;
     QType rt = QType::U8;
     dnnl::memory residual;
-    /// Output in a depthwise consumer's padded blocked layout (DwBlocked) instead of channels-last.
-    bool blocked = false;
-    int64_t iw = 0;  ///< output pixels per row (blocked)
-    int64_t bh = 0, bw = 0, ph = 0, pw = 0, image_bytes = 0;
     /// Weights: [nblk rounded up to even][kc][16 rows: 4 input channels each][16 output channels][4].
     void fill(const QLayer& q) override {
         w.assign(static_cast<size_t>((nblk + 1) / 2 * 2 * kc * 1024), 0);
@@ -1102,8 +1098,7 @@ template <class TY>
 struct AmxPending {
     const int32_t* c = nullptr;  ///< four 16 x 16 int32 tiles: pixels 0-15 / 16-31 x blocks b / b + 1
     int64_t rows = 0, b = 0;     ///< valid pixels, first 16-channel block
-    TY* y = nullptr;             ///< the output (all pixels)
-    int64_t m = 0;               ///< the block's first pixel (of the batch)
+    TY* y = nullptr;             ///< the block's first pixel
     const void* r = nullptr;     ///< the residual's first pixel (a fused Add)
 };
 
@@ -1126,24 +1121,7 @@ DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
         const __mmask16 mask = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
         const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
         const int32_t* ct = p.c + t * 256;
-        if (hc.blocked) {  // pixel m: image m / pix, row and column within it, walked row by row
-            int64_t n = (p.m + r0) / hc.pix, q = (p.m + r0) % hc.pix, h = q / hc.iw, w = q % hc.iw;
-            for (int64_t r = 0; r < rn; ++r) {
-                TY* yo = p.y + n * hc.image_bytes + ((blk * hc.bh + h + hc.ph) * hc.bw + w + hc.pw) * 16;
-                const __m512i acc = _mm512_load_si512(ct + 16 * r);
-                if (sat) host_out16<TY, true>(acc, bv, sc, lo, hi, mask, yo);
-                else host_out16<TY, false>(acc, bv, sc, lo, hi, mask, yo);
-                if (++w == hc.iw) {
-                    w = 0;
-                    if (++h * hc.iw == hc.pix) {
-                        h = 0;
-                        ++n;
-                    }
-                }
-            }
-            continue;
-        }
-        TY* yo = p.y + (p.m + r0) * hc.oc + c0;
+        TY* yo = p.y + r0 * hc.oc + c0;
         if (hc.sum) {  // the integer reference's order: f + sum_scale * residual, then the clamp
             const int64_t rs = hc.rt == QType::F32 ? 4 : 1;
             const char* ro = static_cast<const char*>(p.r) + (r0 * hc.oc + c0) * rs;
@@ -1163,12 +1141,12 @@ DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
     }
 }
 
-/// 32 pixels from `a` (row stride `as`; `rows` of them are output, from pixel m of the batch) x every
-/// output channel into y (the whole output). The output stage of each 32 x 32 block runs after the tile products of the
+/// 32 pixels from `a` (row stride `as`; `rows` of them are output) x every output channel into y (the
+/// block's first pixel). The output stage of each 32 x 32 block runs after the tile products of the
 /// next one (`pending`, across calls; cbuf: two 4 KB tile buffers, used in turn).
 template <class TX, class TY>
 DCS_AMX void host_amx_block(const HostAmx1x1& hc, const uint8_t* a, int64_t as, int64_t rows, TY* __restrict y,
-                            int64_t m, const void* r, int32_t* cbuf, AmxPending<TY>& pending) {
+                            const void* r, int32_t* cbuf, AmxPending<TY>& pending) {
     const int64_t kc = hc.kc;
     for (int64_t b = 0; b < hc.nblk; b += 2) {
         int32_t* cur = pending.c == cbuf ? cbuf + 1024 : cbuf;
@@ -1200,7 +1178,7 @@ DCS_AMX void host_amx_block(const HostAmx1x1& hc, const uint8_t* a, int64_t as, 
         _tile_stored(1, cur + 256, 64);
         _tile_stored(2, cur + 512, 64);
         _tile_stored(3, cur + 768, 64);
-        pending = {cur, rows, b, y, m, r};
+        pending = {cur, rows, b, y, r};
     }
 }
 
@@ -1224,14 +1202,14 @@ DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_
         for (int64_t i = 0; i < blocks; ++i) {
             const int64_t m = 32 * i, rows = std::min<int64_t>(32, m_total - m);
             if (rows == 32 && (m + 31) * k + kb <= m_total * k) {
-                host_amx_block<TX, TY>(hc, x + m * k, k, 32, y, m, res_at(m), cbuf, pending);
+                host_amx_block<TX, TY>(hc, x + m * k, k, 32, y + m * hc.oc, res_at(m), cbuf, pending);
             } else {  // past the input's end: a zero-padded copy
                 const int64_t ps = hc.kc * 64;
                 if (!pad) pad = aligned_buffer(static_cast<size_t>(32 * ps));
                 uint8_t* p = static_cast<uint8_t*>(pad.get());
                 std::memset(p, 0, static_cast<size_t>(32 * ps));
                 for (int64_t r = 0; r < rows; ++r) std::memcpy(p + r * ps, x + (m + r) * k, static_cast<size_t>(k));
-                host_amx_block<TX, TY>(hc, p, ps, rows, y, m, res_at(m), cbuf, pending);
+                host_amx_block<TX, TY>(hc, p, ps, rows, y + m * hc.oc, res_at(m), cbuf, pending);
             }
         }
         if (pending.c) host_amx_out<TY>(hc, pending);
@@ -1280,7 +1258,6 @@ struct HostDwConv : HostVnniLayer {
     int64_t bw = 0, bh = 0;  ///< padded image buffer: pixels per row, rows
     int64_t g = 0;           ///< groups of 4 kernel columns per kernel row
     uint8_t idx[64] = {};    ///< byte 4 c + j of a gather: 16 j + c (pixel j's channel c)
-    bool pre_blocked = false;  ///< the input is already in the buffer's layout, per image (DwBlocked)
     void layout() {
         for (int64_t ch = 0; ch < 16; ++ch)
             for (int64_t j = 0; j < 4; ++j) idx[4 * ch + j] = static_cast<uint8_t>(16 * j + ch);
@@ -1404,21 +1381,8 @@ void host_dw_run(const HostDwConv& hc, const void* xv, void* yv, int64_t nb) {
     const TX* x = static_cast<const TX*>(xv);
     TY* y = static_cast<TY*>(yv);
     // A gather reads 64 bytes from ((b * bh + row) * bw + column) * 16 on, b < nblk, row < bh, column <=
-    // (ow - 1) * sw + 4 (g - 1) < bw: within nblk * bh * bw * 16 + 48 bytes (pre-blocked: into the next
-    // image, times zero weights; the buffer has 64 bytes more).
+    // (ow - 1) * sw + 4 (g - 1) < bw: within nblk * bh * bw * 16 + 48 bytes.
     const size_t bytes = static_cast<size_t>(hc.nblk * hc.bh * hc.bw * 16 + 64);
-    if (hc.pre_blocked) {
-        const int64_t image = hc.nblk * hc.bh * hc.bw * 16;
-        constexpr auto seq = std::make_integer_sequence<int, kDwMaxPixels>{};
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < nb; ++n) {
-            const uint8_t* buf = reinterpret_cast<const uint8_t*>(x) + n * image;
-            TY* yn = y + n * hc.oh * hc.ow * hc.c;
-            if (hc.g == 1) host_dw_rows<TY, 1>(hc, buf, yn, seq);
-            else host_dw_rows<TY, 2>(hc, buf, yn, seq);
-        }
-        return;
-    }
 #pragma omp parallel
     {
         // Only the images' own positions are written: the padding keeps its value (s8: 128 = zero).
@@ -1501,9 +1465,6 @@ struct Plan {
         bool persistent = false;  ///< weights, biases, padded borders: never shared
     };
     std::vector<Buffer> buffers;
-    /// Values a host producer wrote in a depthwise consumer's padded blocked layout (DwBlocked),
-    /// instead of channels-last: the consumer reads them without its own copy.
-    std::map<std::string, memory> dw_blocked;
     memory input;
     std::vector<memory> input_aliases;  ///< memories sharing the input's (per-run) handle
     memory output;
@@ -1511,41 +1472,6 @@ struct Plan {
 };
 
 }  // namespace
-
-/// Whether the int8 layer step `s` (input shape xs, weight shape ws, input type x_type) is a
-/// depthwise convolution the host kernel serves (HostDwConv); its window in *win.
-bool host_dw_serves(const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws, QType x_type,
-                    Window* win) {
-    const Node& n = *s.node;
-    if (n.op != OpKind::Conv || !s.sum_input.empty() || xs.size() != 4 || !is8(x_type) || ws[1] != 1 ||
-        ws[0] != xs[1] || ws[3] > kDwMaxKernelWidth || (xs[1] > kDwMaxChannels && ws[3] < kDwWideKernel) ||
-        !host_dw_conv_available())
-        return false;
-    const auto& a = std::get<ConvAttrs>(n.attrs);
-    ConvAttrs aa = a;
-    aa.kernel.assign(ws.begin() + 2, ws.end());
-    *win = conv_window(aa, std::vector<int64_t>(xs.begin() + 2, xs.end()), where_of(n));
-    return a.group == xs[1] && win->dilations[0] == 1 && win->dilations[1] == 1;
-}
-
-/// The padded, 16-channel-blocked image layout a host depthwise convolution reads (HostDwConv):
-/// per image [nblk][bh][bw][16] bytes, the image at row ph and column pw, zeros around it.
-struct DwBlocked {
-    int64_t nblk = 0, bh = 0, bw = 0, ph = 0, pw = 0;
-    int64_t image_bytes() const { return nblk * bh * bw * 16; }
-};
-
-/// Its geometry for a depthwise convolution of input xs and output ys (compile_host_dw_conv's).
-DwBlocked dw_blocked(const std::vector<int64_t>& xs, const std::vector<int64_t>& ys, const std::vector<int64_t>& ws,
-                     const Window& win) {
-    DwBlocked d;
-    d.nblk = (xs[1] + 15) / 16;
-    d.ph = win.pad_begin[0];
-    d.pw = win.pad_begin[1];
-    d.bw = std::max(xs[3] + d.pw, (ys[3] - 1) * win.strides[1] + ws[3]);
-    d.bh = std::max(xs[2] + d.ph, (ys[2] - 1) * win.strides[0] + ws[2]);
-    return d;
-}
 
 struct DnnlExecutor::PreparedLayer {
     std::string name;
@@ -1573,9 +1499,6 @@ struct DnnlExecutor::Impl {
     std::map<std::string, Prepared> loaded;  ///< per layer, what the plans are to hold
     bool layers_stale = false;               ///< model.layers not yet copied from `loaded`
     std::map<std::string, std::vector<float>> input_means;  ///< per layer: mean input per channel / column
-    /// compile(): the u8 values whose only reader is a host depthwise convolution, with its layout
-    /// (a host producer may write them in it: Plan::dw_blocked).
-    std::map<std::string, DwBlocked> dw_inputs;
     std::map<int64_t, std::unique_ptr<Plan>> plans;
     int64_t sub_batch = 0;   ///< int8: larger batches run in sub-batches of this size (choose_sub_batch)
     bool keep_codes = true;  ///< set_keep_codes()
@@ -1673,7 +1596,7 @@ struct DnnlExecutor::Impl {
     void add_host_conv_step(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                             QType x_type, QType y_type, std::shared_ptr<HostLayer> layer, const std::string& kernel,
                             std::function<void(const void*, void*, int64_t)> run,
-                            const std::vector<memory>& extra_inputs = {}, memory x_given = {}, memory y_given = {});
+                            const std::vector<memory>& extra_inputs = {});
     void compile_host_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
                            const std::vector<int64_t>& ws, const Window& win, QType x_type, QType y_type);
     void compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs, const std::vector<int64_t>& ys,
@@ -1698,20 +1621,6 @@ std::unique_ptr<Plan> DnnlExecutor::Impl::compile(int64_t batch) {
     const auto& in_name = graph.inputs.at(0).name;
     P->input = memory(make_md(shapes.at(in_name), dt::f32, false), eng, DNNL_MEMORY_NONE);
     P->vals[in_name] = P->input;
-    dw_inputs.clear();
-    if (mode == Mode::Int8) {
-        std::map<std::string, int> readers;
-        for (const Node& nd : graph.nodes)
-            for (const auto& in : nd.inputs) ++readers[in];
-        for (const auto& o : graph.outputs) readers[o] += 2;
-        for (const auto& st : model.plan.steps) {
-            if (!st.layer || !st.int8 || model.plan.values.at(st.input).type != QType::U8 || readers[st.input] != 1) continue;
-            const auto& ws = model.layer_info.at(st.node->name).weight_shape;
-            Window win;
-            if (host_dw_serves(st, shapes.at(st.input), ws, QType::U8, &win))
-                dw_inputs[st.input] = dw_blocked(shapes.at(st.input), shapes.at(st.output), ws, win);
-        }
-    }
     for (const auto& s : model.plan.steps) {
         try {
             if (s.layer) compile_layer(*P, s, shapes);
@@ -1841,9 +1750,15 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
                                  host_conv_vnni_available();
         if (unit && (ch <= kHostConvBlock || !vnni_serves)) return compile_host_conv(P, s, xs, ys, ws, win, x_type, y_type);
     }
-    if (q) {
-        Window win;
-        if (host_dw_serves(s, xs, ws, x_type, &win)) return compile_host_dw_conv(P, s, xs, ys, ws, win, x_type, y_type);
+    if (q && n.op == OpKind::Conv && s.sum_input.empty() && xs.size() == 4 && is8(x_type) && ws[1] == 1 &&
+        ws[0] == xs[1] && ws[3] <= kDwMaxKernelWidth && (xs[1] <= kDwMaxChannels || ws[3] >= kDwWideKernel) &&
+        host_dw_conv_available()) {
+        const auto& a = std::get<ConvAttrs>(n.attrs);
+        ConvAttrs aa = a;
+        aa.kernel.assign(ws.begin() + 2, ws.end());
+        Window win = conv_window(aa, std::vector<int64_t>(xs.begin() + 2, xs.end()), where_of(n));
+        if (a.group == xs[1] && win.dilations[0] == 1 && win.dilations[1] == 1)
+            return compile_host_dw_conv(P, s, xs, ys, ws, win, x_type, y_type);
     }
     if (q && n.op == OpKind::Conv && xs.size() == 4 && is8(x_type) && ws[2] == 1 && ws[3] == 1 &&
         xs[1] <= 4096 /* int32 sums */ && host_amx_conv_available()) {
@@ -2048,10 +1963,10 @@ void DnnlExecutor::Impl::add_host_conv_step(Plan& P, const QStep& s, const std::
                                             const std::vector<int64_t>& ys, QType x_type, QType y_type,
                                             std::shared_ptr<HostLayer> layer, const std::string& kernel,
                                             std::function<void(const void*, void*, int64_t)> run,
-                                            const std::vector<memory>& extra_inputs, memory x_given, memory y_given) {
+                                            const std::vector<memory>& extra_inputs) {
     const Node& n = *s.node;
-    memory x = x_given ? x_given : get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
-    memory y = y_given ? y_given : alloc(P, make_md(ys, to_dt(y_type), true));
+    memory x = get_as(P, s.input, make_md(xs, to_dt(x_type), true), x_type);
+    memory y = alloc(P, make_md(ys, to_dt(y_type), true));
     Step st;
     st.what = n.name + ": convolution " + kernel + " (" + qtype_name(x_type) + " -> " + qtype_name(y_type) + ")";
     st.uses = {x, y};
@@ -2135,26 +2050,8 @@ void DnnlExecutor::Impl::compile_host_amx_conv(Plan& P, const QStep& s, const st
         hc->residual = get_as(P, s.sum_input, make_md(ys, to_dt(hc->rt), true), hc->rt);
         extra.push_back(hc->residual);
     }
-    memory y_blocked;
-    const auto dw = dw_inputs.find(s.output);
-    if (dw != dw_inputs.end() && !hc->sum && y_type == QType::U8) {
-        // Written in the depthwise consumer's layout: a buffer of its own (never shared: its zero
-        // padding stays), read in place by the consumer.
-        const DwBlocked& d = dw->second;
-        hc->blocked = true;
-        hc->iw = ys[3];
-        hc->bh = d.bh;
-        hc->bw = d.bw;
-        hc->ph = d.ph;
-        hc->pw = d.pw;
-        hc->image_bytes = d.image_bytes();
-        y_blocked = alloc(P, memory::desc({xs[0] * d.image_bytes() + 64}, dt::u8, memory::format_tag::a), true);
-        P.dw_blocked[s.output] = y_blocked;
-    }
-    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc,
-                       std::string("host:conv1x1_amx") + (hc->sum ? " + sum" : "") + (hc->blocked ? " (blocked output)" : ""),
-                       [hc](const void* x, void* y, int64_t nb) { host_amx_conv(*hc, x, y, nb); }, extra, memory(),
-                       y_blocked);
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, std::string("host:conv1x1_amx") + (hc->sum ? " + sum" : ""),
+                       [hc](const void* x, void* y, int64_t nb) { host_amx_conv(*hc, x, y, nb); }, extra);
 }
 
 void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
@@ -2165,19 +2062,14 @@ void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std
     hc->nblk = (hc->c + 15) / 16;
     set_conv_geometry(*hc, xs, ys, ws, win);
     hc->g = (hc->kw + 3) / 4;
-    const DwBlocked d = dw_blocked(xs, ys, ws, win);
-    hc->bw = d.bw;
-    hc->bh = d.bh;
+    hc->bw = std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw);
+    hc->bh = std::max(hc->ih + hc->ph, (hc->oh - 1) * hc->sh + hc->kh);
     hc->layout();
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
-    const auto pre = P.dw_blocked.find(s.input);
-    hc->pre_blocked = pre != P.dw_blocked.end();
-    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc,
-                       std::string("host:conv_dw_avx512") + (hc->pre_blocked ? " (blocked input)" : ""),
-                       [hc](const void* x, void* y, int64_t nb) { host_dw_conv(*hc, x, y, nb); }, {},
-                       hc->pre_blocked ? pre->second : memory());
+    add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv_dw_avx512",
+                       [hc](const void* x, void* y, int64_t nb) { host_dw_conv(*hc, x, y, nb); });
 }
 
 void DnnlExecutor::Impl::compile_fallback(Plan& P, const QStep& s,

@@ -697,7 +697,6 @@ struct TwoConvs {
     std::vector<int64_t> k1, pads1, strides1, k2, pads2, strides2;
     bool depthwise = false;
     bool residual = false;  ///< conv2's output + act1's output (an Add before act2; needs c1 == oc, same size)
-    bool depthwise2 = false;  ///< conv2 alone is depthwise (oc == c1)
 };
 
 Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
@@ -706,7 +705,7 @@ Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
     auto activation = [&](int act, const std::string& in, const std::string& out, const std::string& name) {
         add_activation(b, act, in, out, name, -0.6f, 0.8f);
     };
-    const int64_t in1 = c.depthwise ? 1 : c.ic, in2 = c.depthwise || c.depthwise2 ? 1 : c.c1;
+    const int64_t in1 = c.depthwise ? 1 : c.ic, in2 = c.depthwise ? 1 : c.c1;
     std::vector<float> w1(c.c1 * in1 * c.k1[0] * c.k1[1]), w2(c.oc * in2 * c.k2[0] * c.k2[1]), b1(c.c1), b2(c.oc);
     for (size_t i = 0; i < w1.size(); ++i) w1[i] = std::sin(1.3f * static_cast<float>(i) + 0.2f) * 0.5f;
     for (size_t i = 0; i < w2.size(); ++i) w2[i] = std::cos(0.9f * static_cast<float>(i)) * 0.3f;
@@ -726,7 +725,7 @@ Graph two_conv_graph(const TwoConvs& c, int act1, int act2) {
     if (c.residual) b.node("Add", {"c2r", "a1"}, {act2 == 2 ? "y" : "c2"}, "add");
     dcs::test::OnnxBuilder::attr_ints(n2, "pads", c.pads2);
     dcs::test::OnnxBuilder::attr_ints(n2, "strides", c.strides2);
-    if (c.depthwise || c.depthwise2) dcs::test::OnnxBuilder::attr_i(n2, "group", c.oc);
+    if (c.depthwise) dcs::test::OnnxBuilder::attr_i(n2, "group", c.oc);
     if (act2 != 2) {
         activation(act2, "c2", "a2", "act2");
         const auto out = [](int64_t in, int64_t k, int64_t p0, int64_t p1, int64_t st) {
@@ -822,8 +821,7 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
 // channels in odd numbers of 16-channel blocks and not multiples of 16 (20, 40, 17), pixel counts that
 // are not multiples of the kernel's 32 (15 and 49 per image, batches of 5 and 3). Bit-exact against the
 // integer reference with calibrated and with candidate weights, and the kernel must serve both
-// convolutions where the CPU has AMX. Also with a fused residual Add, and feeding a depthwise
-// convolution in its layout (below).
+// convolutions where the CPU has AMX.
 TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
     const std::vector<int64_t> k1 = {1, 1}, p0 = {0, 0, 0, 0}, s1 = {1, 1};
     const std::vector<TwoConvs> cases = {
@@ -840,23 +838,6 @@ TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
         {24, 40, 40, 5, 3, k1, p0, s1, k1, p0, s1, false, true},
     };
     check_two_conv_cases(sums, "host:conv1x1_amx", host_amx_expected());
-    // Feeding a host depthwise convolution with a u8 (Relu) output: written in its padded blocked
-    // layout (16-channel planes, zero borders; tiles of 16 pixels that span two images), read in place:
-    // 16 -> 32 then 3x3 pad 1; 24 -> 40 (a last block of 8 channels) then 3x3 pad 1 stride 2 on 7x9;
-    // 8 -> 16 then 5x3 with asymmetric padding on 5x6 (30 pixels an image).
-    const std::vector<TwoConvs> dws = {
-        {16, 32, 32, 14, 14, k1, p0, s1, {3, 3}, {1, 1, 1, 1}, {1, 1}, false, false, true},
-        {24, 40, 40, 7, 9, k1, p0, s1, {3, 3}, {1, 1, 1, 1}, {2, 2}, false, false, true},
-        {8, 16, 16, 5, 6, k1, p0, s1, {5, 3}, {2, 0, 1, 2}, {1, 1}, false, false, true},
-    };
-    const bool dw = host_amx_expected() && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_DW_CONV");
-    check_two_conv_cases(dws, "host:conv", dw);
-    for (const auto& c : dws)
-        for (int act2 = 0; act2 < 3; ++act2)
-            if (dw) {
-                EXPECT_EQ(check_two_convs(two_conv_graph(c, 0, act2), c, "(blocked "), 2);  // Relu: u8
-                EXPECT_EQ(check_two_convs(two_conv_graph(c, 1, act2), c, "(blocked "), 0);  // Clip: s8
-            }
     for (const auto& c : sums)
         for (int act1 = 0; act1 < 2; ++act1)
             for (int act2 = 0; act2 < 2; ++act2)

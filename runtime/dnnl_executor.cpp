@@ -1109,12 +1109,53 @@ DCS_AMX inline __m512 host_residual16(QType rt, const void* r, __mmask16 mask) {
     return _mm512_cvtepi32_ps(rt == QType::U8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v));
 }
 
+/// The output stage of `rows` pixel rows of two 16 x 16 tiles (`c`: channels 16 b.., then 16 b + 16..)
+/// into 32 u8 outputs per row at y, clamped to [0, 255]: (acc + bias) * scale, min 255 (which also
+/// keeps values from 2^31 on away from the conversion's 0x80000000), rounding half to even, and the
+/// lower clamp by the unsigned saturation of two packs; a dword permutation orders two rows' 64 bytes.
+/// The same bytes as host_out16 with lo = 0 and hi = 255 (rounding is monotone and maps 0 to 0) in 5
+/// instructions per 16 outputs instead of 7 (vpmovusdb is two).
+DCS_AMX inline __m512i host_amx_code(const int32_t* acc, __m512 bv, __m512 sv, __m512 top) {
+    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), bv), sv), top);
+    return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+DCS_AMX void host_amx_out_u8x32(const HostAmx1x1& hc, const int32_t* c, int64_t rows, int64_t b, uint8_t* y) {
+    const __m512 b0 = _mm512_loadu_ps(hc.bias.data() + 16 * b), s0 = _mm512_loadu_ps(hc.scale.data() + 16 * b);
+    const __m512 b1 = _mm512_loadu_ps(hc.bias.data() + 16 * b + 16), s1 = _mm512_loadu_ps(hc.scale.data() + 16 * b + 16);
+    const __m512 top = _mm512_set1_ps(255.0f);
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    y += 16 * b;
+    int64_t r = 0;
+    for (; r + 2 <= rows; r += 2) {
+        const __m512i p0 = _mm512_packus_epi32(host_amx_code(c + 16 * r, b0, s0, top), host_amx_code(c + 256 + 16 * r, b1, s1, top));
+        const __m512i p1 = _mm512_packus_epi32(host_amx_code(c + 16 * r + 16, b0, s0, top), host_amx_code(c + 256 + 16 * r + 16, b1, s1, top));
+        const __m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p1));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + r * hc.oc), _mm512_castsi512_si256(v));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (r + 1) * hc.oc), _mm512_extracti64x4_epi64(v, 1));
+    }
+    if (r < rows) {
+        const __m512i p0 = _mm512_packus_epi32(host_amx_code(c + 16 * r, b0, s0, top), host_amx_code(c + 256 + 16 * r, b1, s1, top));
+        const __m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p0));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + r * hc.oc), _mm512_castsi512_si256(v));
+    }
+}
+
 /// The output stage of a pending block.
 template <class TY>
 DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
     const __m512 lo = _mm512_set1_ps(hc.lo), hi = _mm512_set1_ps(hc.hi);
     const bool sat = std::is_same_v<TY, uint8_t> && hc.hi >= 255.0f;
+    // u8 outputs clamped to [0, 255] (Relu), 32 whole channels: both tiles of a pixel row at once.
+    const bool packed = std::is_same_v<TY, uint8_t> && !hc.sum && hc.lo == 0.0f && hc.hi == 255.0f && p.b + 1 < hc.nblk &&
+                        hc.oc - 16 * p.b >= 32;
     for (int64_t t = 0; t < 4; ++t) {
+        if (packed) {
+            if (t & 1) continue;
+            const int64_t r0 = (t >> 1) * 16, rn = std::min<int64_t>(16, p.rows - r0);
+            if (rn > 0) host_amx_out_u8x32(hc, p.c + t * 256, rn, p.b, reinterpret_cast<uint8_t*>(p.y) + r0 * hc.oc);
+            continue;
+        }
         const int64_t blk = p.b + (t & 1), r0 = (t >> 1) * 16, rn = std::min<int64_t>(16, p.rows - r0);
         if (blk >= hc.nblk || rn <= 0) continue;
         const int64_t c0 = 16 * blk, rem = hc.oc - c0;

@@ -1026,7 +1026,6 @@ void host_conv_vnni(const HostConvVnni& hc, const void* x, void* y, int64_t nb) 
     with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_conv_vnni_run<decltype(tx), decltype(ty)>(hc, x, y, nb); });
 }
 
-
 /// Pointwise int8 convolutions (1x1 kernel, stride 1, no padding, group 1) with AMX (Sapphire Rapids
 /// and later): a 1x1 convolution over channels-last data is the product of the [pixels][IC] input
 /// and the [IC][OC] weights. Every 32 pixels x 32 output channels are four 16 x 16 int32 tiles: per
@@ -1109,17 +1108,18 @@ DCS_AMX inline __m512 host_residual16(QType rt, const void* r, __mmask16 mask) {
     return _mm512_cvtepi32_ps(rt == QType::U8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v));
 }
 
+/// min((acc + bias) * scale, 255), rounded half to even, as int32 (host_amx_out_u8x32).
+DCS_AMX inline __m512i host_amx_code(const int32_t* acc, __m512 bv, __m512 sv, __m512 top) {
+    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), bv), sv), top);
+    return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 /// The output stage of `rows` pixel rows of two 16 x 16 tiles (`c`: channels 16 b.., then 16 b + 16..)
 /// into 32 u8 outputs per row at y, clamped to [0, 255]: (acc + bias) * scale, min 255 (which also
 /// keeps values from 2^31 on away from the conversion's 0x80000000), rounding half to even, and the
 /// lower clamp by the unsigned saturation of two packs; a dword permutation orders two rows' 64 bytes.
 /// The same bytes as host_out16 with lo = 0 and hi = 255 (rounding is monotone and maps 0 to 0) in 5
 /// instructions per 16 outputs instead of 7 (vpmovusdb is two).
-DCS_AMX inline __m512i host_amx_code(const int32_t* acc, __m512 bv, __m512 sv, __m512 top) {
-    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), bv), sv), top);
-    return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-}
-
 DCS_AMX void host_amx_out_u8x32(const HostAmx1x1& hc, const int32_t* c, int64_t rows, int64_t b, uint8_t* y) {
     const __m512 b0 = _mm512_loadu_ps(hc.bias.data() + 16 * b), s0 = _mm512_loadu_ps(hc.scale.data() + 16 * b);
     const __m512 b1 = _mm512_loadu_ps(hc.bias.data() + 16 * b + 16), s1 = _mm512_loadu_ps(hc.scale.data() + 16 * b + 16);
@@ -1229,8 +1229,8 @@ DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_
     TY* y = static_cast<TY*>(yv);
     const char* res = hc.sum ? static_cast<const char*>(hc.residual.get_data_handle()) : nullptr;
     auto res_at = [res, &hc](int64_t m) -> const void* { return res ? res + m * hc.oc * (hc.rt == QType::F32 ? 4 : 1) : nullptr; };
-    // kb: bytes a tile row reads from a pixel (all chunks).
     const int64_t m_total = nb * hc.pix, k = hc.ic, blocks = (m_total + 31) / 32;
+    // a_bytes: input tile width; kb: bytes the tile rows read from a pixel's start (all chunks).
     const int64_t a_bytes = hc.kc == 1 ? (k + 3) / 4 * 4 : 64, kb = (hc.kc - 1) * 64 + a_bytes;
 #pragma omp parallel
     {
@@ -1261,6 +1261,7 @@ DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_
 void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb) {
     with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_amx_run<decltype(tx), decltype(ty)>(hc, x, y, nb); });
 }
+
 /// Depthwise int8 convolutions (group == input channels == output channels) on the host with AVX-512
 /// VNNI and VBMI. oneDNN 2.6 serves them with brdgmm_dw at a small fraction of the machine's speed on
 /// small images (MobileNet-style 16 channels on 14x14: 0.53 ms per batch of 256 at one thread).

@@ -815,6 +815,9 @@ struct HostVnniLayer : HostLayer {
     std::vector<float> bias, scale;  ///< [nblk * 16]
     float lo = 0.0f, hi = 0.0f;      ///< the output clamp (host_out_range)
     float sum_scale = 1.0f;          ///< residual scale / output scale (a fused Add), QLayer::sum_scale
+    /// The clamp is the 8-bit output type's whole range and no input can take (acc + bias) * scale to
+    /// 2^31: the output stage may leave the clamp to the saturation of packs (host_pack4).
+    bool packed = false;
     /// Zeroed weight bytes for `groups` 4-byte groups per kernel row, and zeroed corrections.
     void clear_weights(int64_t kh, int64_t groups) {
         w.assign(static_cast<size_t>(nblk * kh * groups * 64), 0);
@@ -830,6 +833,22 @@ struct HostVnniLayer : HostLayer {
         act_hi = q.act_hi;
         sum_scale = q.sum_scale;
         host_out_range(act, act_lo, act_hi, yt, &lo, &hi);
+        packed = yt != QType::F32 && lo == (yt == QType::U8 ? 0.0f : -128.0f) && hi == (yt == QType::U8 ? 255.0f : 127.0f) &&
+                 sums_below_2_30(q);
+    }
+    /// Whether |(acc + bias) * scale| < 2^30 for every input: |acc| <= 255 * sum |w| per output channel
+    /// (u8 inputs, s8 inputs shifted by 128 with their correction, or s8 inputs as they are).
+    static bool sums_below_2_30(const QLayer& q) {
+        const size_t oc = q.out_scale.size();
+        if (oc == 0 || q.codes.size() % oc != 0 || q.bias.size() != oc) return false;
+        const size_t per = q.codes.size() / oc;
+        for (size_t o = 0; o < oc; ++o) {
+            double s = 0.0;
+            for (size_t i = 0; i < per; ++i) s += std::abs(static_cast<double>(q.codes[o * per + i]));
+            const double f = (255.0 * s + std::abs(static_cast<double>(q.bias[o]))) * std::abs(static_cast<double>(q.out_scale[o]));
+            if (!(f < 1073741824.0)) return false;
+        }
+        return true;
     }
 };
 
@@ -897,6 +916,63 @@ inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inlin
     host_out16_f<TY, SAT>(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc), lo, hi, mask, y);
 }
 
+/// (acc + bias) * scale rounded half to even, as int32 (host_pack4's inputs: no clamp).
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) __m512i host_code(__m512i acc, __m512 bv,
+                                                                                                   __m512 sc) {
+    return _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+/// Four vectors of 16 int32 codes (host_code) as 64 bytes, vector i at bytes 16 i.., clamped to the
+/// 8-bit type by the saturation of two packs (int32 -> int16 -> u8 / s8) and put in order with one
+/// dword permutation. The same bytes as host_out16 when the layer is HostVnniLayer::packed (its clamp
+/// is the type's range, which commutes with rounding, and no code comes from a conversion overflow).
+/// 5 instructions per 16 outputs instead of 6 (s8) or 7 (u8: max and a two-uop vpmovusdb), and one
+/// 64-byte store in place of four masked ones where the outputs are contiguous.
+template <class TY>
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) __m512i host_pack4(__m512i k0, __m512i k1,
+                                                                                                    __m512i k2, __m512i k3) {
+    const __m512i a = _mm512_packs_epi32(k0, k1), b = _mm512_packs_epi32(k2, k3);
+    const __m512i v = std::is_same_v<TY, uint8_t> ? _mm512_packus_epi16(a, b) : _mm512_packs_epi16(a, b);
+    // Lane l of v: k0[4l..4l+3], k1[..], k2[..], k3[..] (one dword each).
+    return _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), v);
+}
+
+/// Stores the first N 16-byte lanes of v at y, y + stride, ... (one store when they are contiguous).
+template <int N>
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_store_lanes(__m512i v, void* y,
+                                                                                                       int64_t stride) {
+    char* d = static_cast<char*>(y);
+    if (N == 4 && stride == 16) {
+        _mm512_storeu_si512(d, v);
+        return;
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(d), _mm512_castsi512_si128(v));
+    if constexpr (N > 1) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + stride), _mm512_extracti32x4_epi32(v, 1));
+    if constexpr (N > 2) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 2 * stride), _mm512_extracti32x4_epi32(v, 2));
+    if constexpr (N > 3) _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 3 * stride), _mm512_extracti32x4_epi32(v, 3));
+}
+
+/// P vectors of 16 sums with one bias and scale, through the packed output stage (host_pack4) into y,
+/// y + stride, ...: 16 whole 8-bit channels each.
+template <class TY, int P>
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_out_packed(
+    const __m512i (&acc)[P], __m512 bv, __m512 sc, TY* y, int64_t stride) {
+#pragma GCC unroll 16
+    for (int p = 0; p < P; p += 4) {
+        const __m512i k0 = host_code(acc[p], bv, sc);
+        const __m512i k1 = p + 1 < P ? host_code(acc[p + 1 < P ? p + 1 : p], bv, sc) : k0;
+        const __m512i k2 = p + 2 < P ? host_code(acc[p + 2 < P ? p + 2 : p], bv, sc) : k0;
+        const __m512i k3 = p + 3 < P ? host_code(acc[p + 3 < P ? p + 3 : p], bv, sc) : k0;
+        const __m512i v = host_pack4<TY>(k0, k1, k2, k3);
+        const int n = P - p < 4 ? P - p : 4;
+        if (n == 4) host_store_lanes<4>(v, y + p * stride, stride);
+        else if (n == 3) host_store_lanes<3>(v, y + p * stride, stride);
+        else if (n == 2) host_store_lanes<2>(v, y + p * stride, stride);
+        else host_store_lanes<1>(v, y + p * stride, stride);
+    }
+}
+
 /// R output rows x P pixels from (r, q) and OB 16-channel blocks from b: int32 sums in registers, then
 /// the output stage (host_out16) into yn. `buf`: the padded u8 image.
 template <class TY, int R, int P, int OB>
@@ -941,6 +1017,12 @@ DCS_AVX512_VNNI void host_conv_vnni_core(const HostConvVnni& hc, const uint8_t* 
 #pragma GCC unroll 16
         for (int a = 0; a < R; ++a) {
             TY* yo = yn + ((r + a) * hc.ow + q) * hc.oc + c0;
+            if constexpr (sizeof(TY) == 1) {
+                if (hc.packed && rem >= 16) {
+                    host_out_packed<TY, P>(acc[o][a], bv, sc, yo, hc.oc);
+                    continue;
+                }
+            }
             if (sat) {
 #pragma GCC unroll 16
                 for (int p = 0; p < P; ++p) host_out16<TY, true>(acc[o][a][p], bv, sc, lo, hi, mask, yo + p * hc.oc);
@@ -1108,35 +1190,37 @@ DCS_AMX inline __m512 host_residual16(QType rt, const void* r, __mmask16 mask) {
     return _mm512_cvtepi32_ps(rt == QType::U8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v));
 }
 
-/// min((acc + bias) * scale, 255), rounded half to even, as int32 (host_amx_out_u8x32).
+/// min((acc + bias) * scale, top) rounded half to even, as int32 (MIN; else without the min: host_code).
+template <bool MIN>
 DCS_AMX inline __m512i host_amx_code(const int32_t* acc, __m512 bv, __m512 sv, __m512 top) {
-    const __m512 f = _mm512_min_ps(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), bv), sv), top);
+    __m512 f = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), bv), sv);
+    if constexpr (MIN) f = _mm512_min_ps(f, top);
     return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
 /// The output stage of `rows` pixel rows of two 16 x 16 tiles (`c`: channels 16 b.., then 16 b + 16..)
-/// into 32 u8 outputs per row at y, clamped to [0, 255]: (acc + bias) * scale, min 255 (which also
-/// keeps values from 2^31 on away from the conversion's 0x80000000), rounding half to even, and the
-/// lower clamp by the unsigned saturation of two packs; a dword permutation orders two rows' 64 bytes.
-/// The same bytes as host_out16 with lo = 0 and hi = 255 (rounding is monotone and maps 0 to 0) in 5
-/// instructions per 16 outputs instead of 7 (vpmovusdb is two).
-DCS_AMX void host_amx_out_u8x32(const HostAmx1x1& hc, const int32_t* c, int64_t rows, int64_t b, uint8_t* y) {
+/// into 32 8-bit outputs per row at y, whose clamp is the type's range: (acc + bias) * scale, rounding
+/// half to even and the saturation of host_pack4 (two rows per pack). MIN: the upper bound first,
+/// which keeps values from 2^31 on away from the conversion's 0x80000000 (layers that are not
+/// HostVnniLayer::packed). The same bytes as host_out16 (the clamp commutes with rounding) in 4 or 5
+/// instructions per 16 outputs instead of 7 (u8) or 6 (s8).
+template <class TY, bool MIN>
+DCS_AMX void host_amx_out_x32(const HostAmx1x1& hc, const int32_t* c, int64_t rows, int64_t b, TY* y) {
     const __m512 b0 = _mm512_loadu_ps(hc.bias.data() + 16 * b), s0 = _mm512_loadu_ps(hc.scale.data() + 16 * b);
     const __m512 b1 = _mm512_loadu_ps(hc.bias.data() + 16 * b + 16), s1 = _mm512_loadu_ps(hc.scale.data() + 16 * b + 16);
-    const __m512 top = _mm512_set1_ps(255.0f);
-    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const __m512 top = _mm512_set1_ps(std::is_same_v<TY, uint8_t> ? 255.0f : 127.0f);
     y += 16 * b;
     int64_t r = 0;
     for (; r + 2 <= rows; r += 2) {
-        const __m512i p0 = _mm512_packus_epi32(host_amx_code(c + 16 * r, b0, s0, top), host_amx_code(c + 256 + 16 * r, b1, s1, top));
-        const __m512i p1 = _mm512_packus_epi32(host_amx_code(c + 16 * r + 16, b0, s0, top), host_amx_code(c + 256 + 16 * r + 16, b1, s1, top));
-        const __m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p1));
+        const __m512i v = host_pack4<TY>(host_amx_code<MIN>(c + 16 * r, b0, s0, top), host_amx_code<MIN>(c + 256 + 16 * r, b1, s1, top),
+                                         host_amx_code<MIN>(c + 16 * r + 16, b0, s0, top),
+                                         host_amx_code<MIN>(c + 256 + 16 * r + 16, b1, s1, top));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + r * hc.oc), _mm512_castsi512_si256(v));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + (r + 1) * hc.oc), _mm512_extracti64x4_epi64(v, 1));
     }
     if (r < rows) {
-        const __m512i p0 = _mm512_packus_epi32(host_amx_code(c + 16 * r, b0, s0, top), host_amx_code(c + 256 + 16 * r, b1, s1, top));
-        const __m512i v = _mm512_permutexvar_epi32(order, _mm512_packus_epi16(p0, p0));
+        const __m512i k0 = host_amx_code<MIN>(c + 16 * r, b0, s0, top), k1 = host_amx_code<MIN>(c + 256 + 16 * r, b1, s1, top);
+        const __m512i v = host_pack4<TY>(k0, k1, k0, k1);
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + r * hc.oc), _mm512_castsi512_si256(v));
     }
 }
@@ -1146,15 +1230,21 @@ template <class TY>
 DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
     const __m512 lo = _mm512_set1_ps(hc.lo), hi = _mm512_set1_ps(hc.hi);
     const bool sat = std::is_same_v<TY, uint8_t> && hc.hi >= 255.0f;
-    // u8 outputs clamped to [0, 255] (Relu), 32 whole channels: both tiles of a pixel row at once.
-    const bool packed = std::is_same_v<TY, uint8_t> && !hc.sum && hc.lo == 0.0f && hc.hi == 255.0f && p.b + 1 < hc.nblk &&
-                        hc.oc - 16 * p.b >= 32;
+    // 8-bit outputs clamped to the type's range (u8: Relu or none; s8: none), 32 whole channels: both
+    // tiles of a pixel row at once.
+    constexpr bool is8 = sizeof(TY) == 1;
+    const float tlo = std::is_same_v<TY, uint8_t> ? 0.0f : -128.0f, thi = std::is_same_v<TY, uint8_t> ? 255.0f : 127.0f;
+    const bool x32 = is8 && !hc.sum && hc.lo == tlo && hc.hi == thi && p.b + 1 < hc.nblk && hc.oc - 16 * p.b >= 32;
     for (int64_t t = 0; t < 4; ++t) {
-        if (packed) {
-            if (t & 1) continue;
-            const int64_t r0 = (t >> 1) * 16, rn = std::min<int64_t>(16, p.rows - r0);
-            if (rn > 0) host_amx_out_u8x32(hc, p.c + t * 256, rn, p.b, reinterpret_cast<uint8_t*>(p.y) + r0 * hc.oc);
-            continue;
+        if constexpr (is8) {
+            if (x32) {
+                if (t & 1) continue;
+                const int64_t r0 = (t >> 1) * 16, rn = std::min<int64_t>(16, p.rows - r0);
+                if (rn <= 0) continue;
+                if (hc.packed) host_amx_out_x32<TY, false>(hc, p.c + t * 256, rn, p.b, p.y + r0 * hc.oc);
+                else host_amx_out_x32<TY, true>(hc, p.c + t * 256, rn, p.b, p.y + r0 * hc.oc);
+                continue;
+            }
         }
         const int64_t blk = p.b + (t & 1), r0 = (t >> 1) * 16, rn = std::min<int64_t>(16, p.rows - r0);
         if (blk >= hc.nblk || rn <= 0) continue;
@@ -1349,6 +1439,12 @@ DCS_AVX512_VBMI void host_dw_pixels(const HostDwConv& hc, const uint8_t* __restr
     const __mmask16 mask = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
     const __m512 bv = _mm512_loadu_ps(hc.bias.data() + c0), sc = _mm512_loadu_ps(hc.scale.data() + c0);
     TY* yo = yn + (r * hc.ow + q) * c + c0;
+    if constexpr (sizeof(TY) == 1) {
+        if (hc.packed && rem >= 16) {
+            host_out_packed<TY, P>(acc, bv, sc, yo, c);
+            return;
+        }
+    }
     if (std::is_same_v<TY, uint8_t> && hc.hi >= 255.0f) {
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p) host_out16<TY, true>(acc[p], bv, sc, lo, hi, mask, yo + p * c);
@@ -1398,16 +1494,36 @@ DCS_AVX512_VBMI void host_dw_image(const HostDwConv& hc, const TX* __restrict x,
             }
         }
     } else {
-        const __m128i flip = _mm_set1_epi8(static_cast<char>(0x80));
-        for (int64_t b = 0; b < hc.nblk; ++b) {
-            const int64_t rem = c - 16 * b;
-            const __mmask16 m = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
-            for (int64_t h = 0; h < hc.ih; ++h) {
-                uint8_t* d = buf + ((b * bh + h + hc.ph) * bw + hc.pw) * 16;
-                const uint8_t* s = xn + h * row + 16 * b;
-                for (int64_t px = 0; px < iw; ++px) {
-                    const __m128i v = _mm_maskz_loadu_epi8(m, s + px * c);
-                    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + 16 * px), s8 ? _mm_xor_si128(v, flip) : v);
+        // Block by block: 4 pixels of a block per 64-byte store (four 16-byte loads) where the channels
+        // are a multiple of 16, one pixel per store otherwise. Perf samples of the copies, one thread,
+        // against a 16-byte store per pixel: mbv2 (64, 96 and 128 channels on 28x28 to 7x7) -26%,
+        // dwsep (32 to 128) -26%. Measured and not kept: pixel by pixel with every block of a pixel in
+        // turn and a 4 x 4 transpose of 16-byte lanes (64-byte loads): dwsep -33%, but mbv2 +16%
+        // (stores to four blocks at once).
+        const __m512i flip = _mm512_set1_epi8(static_cast<char>(s8 ? 0x80 : 0));  // xor: s8 shifted by 128
+        const int64_t plane = bh * bw * 16;  // bytes per block
+        for (int64_t h = 0; h < hc.ih; ++h) {
+            uint8_t* d = buf + ((h + hc.ph) * bw + hc.pw) * 16;
+            const uint8_t* s = xn + h * row;
+            int64_t px = 0;
+            if (c % 16 == 0)
+                for (int64_t b = 0; b < hc.nblk; ++b)  // 4 pixels of a block: four loads, one 64-byte store
+                    for (px = 0; px + 4 <= iw; px += 4) {
+                        const uint8_t* sp = s + px * c + 16 * b;
+                        __m512i v = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sp)));
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + c)), 1);
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 2 * c)), 2);
+                        v = _mm512_inserti32x4(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(sp + 3 * c)), 3);
+                        _mm512_storeu_si512(d + b * plane + 16 * px, _mm512_xor_si512(v, flip));
+                    }
+            const int64_t px0 = px;
+            for (int64_t b = 0; b < hc.nblk; ++b) {
+                const int64_t rem = c - 16 * b;
+                const __mmask16 m = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
+                for (px = px0; px < iw; ++px) {
+                    const __m128i v = _mm_maskz_loadu_epi8(m, s + px * c + 16 * b);
+                    _mm_storeu_si128(reinterpret_cast<__m128i*>(d + b * plane + 16 * px),
+                                     _mm_xor_si128(v, _mm512_castsi512_si128(flip)));
                 }
             }
         }

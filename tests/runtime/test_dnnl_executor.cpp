@@ -85,11 +85,14 @@ Int8Case int8_case(const std::string& dir) {
     return c;
 }
 
-/// Relu (act 0: u8 output) or Clip(lo, hi) (s8 output) from `in` to `out`, as node `name`.
+/// Relu (act 0: u8 output), Identity (act 3: s8 output over the type's whole range) or Clip(lo, hi)
+/// (otherwise: s8 output) from `in` to `out`, as node `name`.
 void add_activation(dcs::test::OnnxBuilder& b, int act, const std::string& in, const std::string& out,
                     const std::string& name, float lo, float hi) {
     if (act == 0) {
         b.node("Relu", {in}, {out}, name);
+    } else if (act == 3) {
+        b.node("Identity", {in}, {out}, name);
     } else {
         b.init(name + "_lo", {}, {lo});
         b.init(name + "_hi", {}, {hi});
@@ -877,6 +880,64 @@ TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
                       __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
                       !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_DW_CONV");
     check_two_conv_cases(cases, "host:conv_dw", host);
+}
+
+// The host kernels' output stages where the clamp is the 8-bit type's whole range (u8 after Relu, s8
+// with no activation): the packed stage (HostVnniLayer::packed) leaves the clamp to the saturation of
+// packs, which is exact only while (acc + bias) * scale stays below 2^31 (above, the conversion gives
+// 0x80000000). The first convolution's weight scales are multiplied by 1 (calibrated outputs), 30
+// (outputs saturate) and 1e8 (sums far beyond 2^31: the layer is not packed and the stage must clamp
+// before converting), with the second convolution's output as the graph output (fp32) or 8-bit.
+// VNNI (4 -> 32, 3x3; 32 -> 16, 1x1 stride 3), AMX (16 -> 32 -> 64, 1x1) and depthwise (16 and 32
+// channels, the 32-channel input copied 4 pixels a store): bit-exact against the integer reference.
+TEST(DnnlExecutor, HostOutputStagesSaturateLikeTheIntegerReference) {
+    const std::vector<int64_t> k1 = {1, 1}, k3 = {3, 3}, p0 = {0, 0, 0, 0}, p1 = {1, 1, 1, 1}, s1 = {1, 1};
+    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS");
+    const bool dw = vnni && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_DW_CONV");
+    struct Family {
+        TwoConvs c;
+        std::string kernel;
+        bool expected;
+    };
+    const std::vector<Family> families = {
+        {{4, 32, 16, 30, 30, k3, p1, s1, k1, p0, {3, 3}}, "host:conv_vnni", vnni && !std::getenv("DCS_NO_HOST_VNNI_CONV")},
+        {{16, 32, 64, 14, 14, k1, p0, s1, k1, p0, s1}, "host:conv1x1_amx", host_amx_expected()},
+        {{16, 16, 16, 14, 14, k3, p1, s1, k3, p1, {2, 2}, true}, "host:conv_dw", dw},
+        {{32, 32, 32, 9, 14, k3, p1, s1, k3, p1, s1, true}, "host:conv_dw", dw},
+    };
+    for (const auto& f : families)
+        for (int act1 : {0, 3})
+            for (int act2 : {0, 3, 2}) {
+                const Graph g = two_conv_graph(f.c, act1, act2);
+                Tensor x = Tensor::zeros({5, f.c.ic, f.c.h, f.c.w});
+                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.041f * static_cast<float>(i * i % 1021));
+                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 5);
+                q.calibrate({x});
+                Int8ReferenceExecutor iref(g, q.quantized_model());
+                std::vector<float> first;
+                for (float factor : {1.0f, 30.0f, 1e8f}) {
+                    SCOPED_TRACE(f.kernel + " ic " + std::to_string(f.c.ic) + " act1 " + std::to_string(act1) + " act2 " +
+                                 std::to_string(act2) + " factor " + std::to_string(factor));
+                    std::map<std::string, Int8LayerWeights> cand;
+                    for (const auto& l : list_layers(g)) {
+                        cand[l.name] = quantize_weight_int8(g.initializers.at(l.weight), l.out_axis);
+                        if (l.name == "conv1")
+                            for (float& sc : cand[l.name].scales) sc *= factor;
+                    }
+                    q.set_weights(cand);
+                    const Tensor y = q.run(x);
+                    EXPECT_EQ(y.data, iref.run(x).data);
+                    if (factor == 1.0f) first = y.data;
+                    else EXPECT_NE(y.data, first);  // the scaled weights change the outputs
+                    if (f.expected) {
+                        int served = 0;
+                        for (const auto& step : q.implementations(5)) served += step.find(f.kernel) != std::string::npos;
+                        EXPECT_EQ(served, 2);
+                    }
+                }
+            }
 }
 
 // The one-input-channel kernel's VNNI variant (AVX-512 VNNI + VBMI, up to 8 output channels): a

@@ -1412,6 +1412,16 @@ struct HostDwConv : HostVnniLayer {
 
 #define DCS_AVX512_VBMI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni,avx512vbmi")))
 
+template <class TY, int P>
+DCS_AVX512_VBMI inline __attribute__((always_inline)) void host_dw_out(const HostDwConv& hc, const __m512i (&acc)[P], int64_t r,
+                                                                       int64_t q, int64_t b, TY* __restrict yn);
+
+/// DCS_DW_ONE_ROW=1: the depthwise kernel computes one output row at a time (A/B benchmarks; tests).
+bool host_dw_one_row() {
+    static const bool on = std::getenv("DCS_DW_ONE_ROW") != nullptr;
+    return on;
+}
+
 /// P output pixels from (r, q) of block b: sums, then the output stage into yn (channels-last). The
 /// [channel][j] bytes of each kernel row and group of 4 columns: one 64-byte load of the blocked image
 /// `buf` (4 pixels x 16 channels) and vpermb; G: groups per kernel row.
@@ -1422,7 +1432,7 @@ DCS_AVX512_VBMI void host_dw_pixels(const HostDwConv& hc, const uint8_t* __restr
     const __m512i c0v = _mm512_loadu_si512(hc.comp.data() + 16 * b);
 #pragma GCC unroll 16
     for (int p = 0; p < P; ++p) acc[p] = c0v;
-    const int64_t c = hc.c, rs = hc.bw * 16, ps = hc.sw * 16;
+    const int64_t rs = hc.bw * 16, ps = hc.sw * 16;
     const __m512i idx = _mm512_loadu_si512(hc.idx);
     const uint8_t* xr = buf + ((b * hc.bh + r * hc.sh) * hc.bw + q * hc.sw) * 16;
     const int8_t* wt = hc.w.data() + b * hc.kh * G * 64;
@@ -1434,6 +1444,14 @@ DCS_AVX512_VBMI void host_dw_pixels(const HostDwConv& hc, const uint8_t* __restr
             for (int p = 0; p < P; ++p)
                 host_dpbusd(acc[p], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + p * ps + 64 * k)), wv);
         }
+    host_dw_out<TY, P>(hc, acc, r, q, b, yn);
+}
+
+/// The output stage of P pixels' sums from (r, q) of block b into yn (channels-last).
+template <class TY, int P>
+DCS_AVX512_VBMI inline __attribute__((always_inline)) void host_dw_out(const HostDwConv& hc, const __m512i (&acc)[P], int64_t r,
+                                                                       int64_t q, int64_t b, TY* __restrict yn) {
+    const int64_t c = hc.c;
     const __m512 lo = _mm512_set1_ps(hc.lo), hi = _mm512_set1_ps(hc.hi);
     const int64_t c0 = 16 * b, rem = c - c0;
     const __mmask16 mask = rem >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << rem) - 1u);
@@ -1454,22 +1472,72 @@ DCS_AVX512_VBMI void host_dw_pixels(const HostDwConv& hc, const uint8_t* __restr
     }
 }
 
-template <class TY, int G, int... Ps>
-void host_dw_rows(const HostDwConv& hc, const uint8_t* buf, TY* yn, std::integer_sequence<int, Ps...>) {
-    using F = void (*)(const HostDwConv&, const uint8_t*, int64_t, int64_t, int64_t, TY*);
-    static constexpr F fs[] = {host_dw_pixels<TY, G, Ps + 1>...};
-    // Near-equal chunks of at most sizeof...(Ps) pixels.
-    constexpr int64_t maxp = sizeof...(Ps);
-    const int64_t chunks = (hc.ow + maxp - 1) / maxp;
-    for (int64_t b = 0; b < hc.nblk; ++b)
-        for (int64_t r = 0; r < hc.oh; ++r) {
-            int64_t q = 0;
-            for (int64_t k = 0; k < chunks; ++k) {
-                const int64_t p = (hc.ow - q) / (chunks - k);
-                fs[p - 1](hc, buf, r, q, b, yn);
-                q += p;
+/// host_dw_pixels for output rows r and r + 1 at once (stride sh < kh, so they share input rows):
+/// each of the kh + sh input rows is loaded and permuted once for both rows' sums (stride 1, 3x3:
+/// 4 loads and permutations per pixel pair instead of 6).
+template <class TY, int G, int P>
+DCS_AVX512_VBMI void host_dw_pixels2(const HostDwConv& hc, const uint8_t* __restrict buf, int64_t r, int64_t q,
+                                     int64_t b, TY* __restrict yn) {
+    __m512i a0[P], a1[P];
+    const __m512i c0v = _mm512_loadu_si512(hc.comp.data() + 16 * b);
+#pragma GCC unroll 16
+    for (int p = 0; p < P; ++p) a0[p] = a1[p] = c0v;
+    const int64_t rs = hc.bw * 16, ps = hc.sw * 16, kh = hc.kh, sh = hc.sh;
+    const __m512i idx = _mm512_loadu_si512(hc.idx);
+    const uint8_t* xr = buf + ((b * hc.bh + r * sh) * hc.bw + q * hc.sw) * 16;
+    const int8_t* wb = hc.w.data() + b * kh * G * 64;
+    for (int64_t t = 0; t < kh + sh; ++t, xr += rs) {
+        const bool u0 = t < kh, u1 = t >= sh;  // kernel rows t (row r) and t - sh (row r + 1)
+#pragma GCC unroll 2
+        for (int k = 0; k < G; ++k) {
+            if (u0 && u1) {
+                const __m512i w0 = _mm512_loadu_si512(wb + (t * G + k) * 64), w1 = _mm512_loadu_si512(wb + ((t - sh) * G + k) * 64);
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) {
+                    const __m512i x = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + p * ps + 64 * k));
+                    host_dpbusd(a0[p], x, w0);
+                    host_dpbusd(a1[p], x, w1);
+                }
+            } else if (u0) {
+                const __m512i w0 = _mm512_loadu_si512(wb + (t * G + k) * 64);
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) host_dpbusd(a0[p], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + p * ps + 64 * k)), w0);
+            } else {
+                const __m512i w1 = _mm512_loadu_si512(wb + ((t - sh) * G + k) * 64);
+#pragma GCC unroll 16
+                for (int p = 0; p < P; ++p) host_dpbusd(a1[p], _mm512_permutexvar_epi8(idx, _mm512_loadu_si512(xr + p * ps + 64 * k)), w1);
             }
         }
+    }
+    host_dw_out<TY, P>(hc, a0, r, q, b, yn);
+    host_dw_out<TY, P>(hc, a1, r + 1, q, b, yn);
+}
+
+/// Output pixels per call of host_dw_pixels2 (two rows: 2 P accumulators).
+constexpr int kDwMaxPixels2 = 12;
+
+template <class TY, int G, int... Ps, int... Qs>
+void host_dw_rows(const HostDwConv& hc, const uint8_t* buf, TY* yn, std::integer_sequence<int, Ps...>,
+                  std::integer_sequence<int, Qs...>) {
+    using F = void (*)(const HostDwConv&, const uint8_t*, int64_t, int64_t, int64_t, TY*);
+    static constexpr F fs[] = {host_dw_pixels<TY, G, Ps + 1>...};
+    static constexpr F fs2[] = {host_dw_pixels2<TY, G, Qs + 1>...};
+    // Near-equal chunks of at most sizeof...(Ps) pixels (one row) or sizeof...(Qs) (two rows).
+    auto row = [&](const F* f, int64_t maxp, int64_t r, int64_t b) {
+        const int64_t chunks = (hc.ow + maxp - 1) / maxp;
+        int64_t q = 0;
+        for (int64_t k = 0; k < chunks; ++k) {
+            const int64_t p = (hc.ow - q) / (chunks - k);
+            f[p - 1](hc, buf, r, q, b, yn);
+            q += p;
+        }
+    };
+    const bool pairs = hc.sh < hc.kh && !host_dw_one_row();
+    for (int64_t b = 0; b < hc.nblk; ++b) {
+        int64_t r = 0;
+        for (; pairs && r + 2 <= hc.oh; r += 2) row(fs2, sizeof...(Qs), r, b);
+        for (; r < hc.oh; ++r) row(fs, sizeof...(Ps), r, b);
+    }
 }
 
 /// One image: the padded u8 image in blocks of 16 channels, [nblk][bh][bw][16] (s8 shifted by 128;
@@ -1530,8 +1598,9 @@ DCS_AVX512_VBMI void host_dw_image(const HostDwConv& hc, const TX* __restrict x,
     }
     TY* yn = y + n * hc.oh * hc.ow * c;
     constexpr auto seq = std::make_integer_sequence<int, kDwMaxPixels>{};
-    if (hc.g == 1) host_dw_rows<TY, 1>(hc, buf, yn, seq);
-    else host_dw_rows<TY, 2>(hc, buf, yn, seq);
+    constexpr auto seq2 = std::make_integer_sequence<int, kDwMaxPixels2>{};
+    if (hc.g == 1) host_dw_rows<TY, 1>(hc, buf, yn, seq, seq2);
+    else host_dw_rows<TY, 2>(hc, buf, yn, seq, seq2);
 }
 
 template <class TX, class TY>

@@ -1361,8 +1361,10 @@ void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb) {
 /// (vpermb) give the 64 bytes [channel][j] = buffer[row][column + j][channel], and vpdpbusd adds their
 /// products with the [channel][j] weight codes (zero for taps beyond the kernel: those bytes do not
 /// count) to the block's 16 int32 sums: KH * ceil(KW / 4) permutations and vpdpbusd per pixel and
-/// block, up to 16 pixels per weight load. Integer sums (exact); s8 inputs get -128 * sum(w) per
-/// channel; the output stage is the integer reference's (host_out16).
+/// block, up to 16 pixels per weight load. Where the stride is below the kernel height, two output rows
+/// share each permuted input row (host_dw_pixels2, up to 12 pixels of each). Integer sums (exact); s8
+/// inputs get -128 * sum(w) per channel; the output stage is the integer reference's (host_out16, or
+/// its packed form, host_out_packed).
 /// Where it runs (measured per batch of 256 at one thread against oneDNN's brdgmm_dw, u8 -> u8, ReLU;
 /// channels, input size, kernel, stride):
 ///   16, 14x14, 3x3: 0.16-0.17 vs 0.53 ms; stride 2: 0.068-0.078 vs 0.20; 16, 14x14, 5x5: 0.33 vs 0.95;

@@ -1372,8 +1372,12 @@ void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb) {
 ///   0.68 vs 0.83; 32, 14x14, 5x5: 0.68 vs 1.24;
 ///   64, 14x14: 0.80 vs 1.42, stride 2: 0.39 vs 0.46; 64, 14x14, 5x5: 1.40 vs 2.39-2.50;
 ///   128, 7x7: 0.52 vs 0.71; 128, 14x14: 1.98 vs 2.59; 256, 14x14, 5x5: 7.08 vs 8.53-8.68.
-/// Not at 256 channels with 3x3 (14x14: 5.41 vs 5.07-5.29): oneDNN's cost grows with KH * KW, this
-/// kernel's with KH * ceil(KW / 4). Hence: up to 128 channels, or kernels 5 to 8 wide; up to 8 wide.
+/// At first not at 256 channels with 3x3 (14x14: 5.41 vs 5.07-5.29 ms). Since the packed output stage
+/// and the two-row mode, whole models with a 3x3 depthwise layer of 192 to 960 channels (1 -> 32 stride
+/// 2, pointwise to C, depthwise, pointwise to 64, FC) run 27-37% faster at one thread with it than with
+/// oneDNN's brdgmm_dw (e.g. 256 channels on 14x14 then 7x7: 31.1-31.6k -> 41.6-43.0k images/s; 960 on
+/// 7x7: 33.9-34.3k -> 43.2-45.7k). Hence: kernels 3 to 8 wide at any channel count; narrower kernels
+/// (not measured beyond 128 channels) up to 128.
 /// Measured alternatives: the padded image channels-last, the [channel][j] bytes gathered from one,
 /// two (vpermt2b) or four 16-byte loads depending on the channel count: 32 channels, 14x14: 0.51 ms,
 /// 64: 1.16, 256 (5x5): slower than oneDNN, but at stride 2, where the blocked copy of every input
@@ -1383,7 +1387,7 @@ void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb) {
 /// four output pixels packed into one 64-byte store (vpackssdw / vpackuswb): no change.
 constexpr int64_t kDwMaxChannels = 128;
 constexpr int64_t kDwMaxKernelWidth = 8;
-constexpr int64_t kDwWideKernel = 5;  ///< from this kernel width on, any channel count
+constexpr int64_t kDwWideKernel = 3;  ///< from this kernel width on, any channel count
 /// Output pixels per weight load (16 channels, 14x14, 3x3: 0.16 ms, 0.22 with up to 8).
 constexpr int kDwMaxPixels = 16;
 

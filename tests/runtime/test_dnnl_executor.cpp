@@ -852,8 +852,8 @@ TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
 
 // The host depthwise convolution (group == channels, one channel per group): two in a row, the first
 // on the quantized graph input (s8), the second on its u8 (Relu) or s8 (Clip) output, with u8, s8 and
-// fp32 outputs; channel counts that are not a multiple of 16 (8, 24, 40: masked loads and stores), 128
-// (the most it takes with kernels up to 4 wide) and 256 (5 wide), 3x3, 5x5, 7x7, 1x5 (two groups of 4
+// fp32 outputs; channel counts that are not a multiple of 16 (8, 24, 40: masked loads and stores), 128,
+// 144 (3 wide) and 256 (5 wide), 3x3, 5x5, 7x7, 1x5 (two groups of 4
 // columns), 1x3, 3x1, 4x2, 2x4 and 1x1 kernels, strides 1, 2 and 3, symmetric and asymmetric padding,
 // rows of 1 to 20 pixels (chunks of up to 16). Bit-exact against the integer reference with calibrated and with
 // candidate weights and for a second batch size, and the kernel must serve both convolutions (so a
@@ -870,6 +870,8 @@ TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
         {128, 128, 128, 6, 7, {3, 3}, {1, 1, 1, 1}, {1, 1}, {2, 4}, {0, 1, 1, 2}, {2, 2}, true},
         // 256 channels with 5-wide kernels: 5x5 pad 2; 1x5 stride 2.
         {256, 256, 256, 5, 6, {5, 5}, {2, 2, 2, 2}, {1, 1}, {1, 5}, {0, 2, 0, 2}, {1, 2}, true},
+        // 144 channels (nine blocks) with 3-wide kernels: 3x3 pad 1; 3x3 stride 2.
+        {144, 144, 144, 6, 5, {3, 3}, {1, 1, 1, 1}, {1, 1}, {3, 3}, {1, 1, 1, 1}, {2, 2}, true},
         // 40 channels (three blocks, the last with 8), 3x1 stride (1, 2) on 20-wide rows; 3x3 stride 3.
         {40, 40, 40, 7, 20, {3, 1}, {1, 0, 1, 0}, {1, 2}, {3, 3}, {1, 1, 0, 1}, {3, 3}, true},
         // 7x7 pad 3 on rows of 17 (chunks of 8 + 9 pixels); a 1x1 depthwise convolution.

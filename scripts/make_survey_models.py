@@ -26,6 +26,8 @@ swapped) for (input 1x28x28, 10 classes):
               (11x11), 3x3 32->48 (9x9), 3x3 48->64 (7x7), FC 3136->10
   gap_gemm    3x3 convs 1->32 (28x28), 32->64 s2 (14x14), 64->128 s2 (7x7), 128->256 (7x7), global
               average pool, Gemm 256->10
+  wide_dw     3x3 stride-2 stem 1->32 (14x14), 1x1 32->256, dw + pw 256->256, dw s2 (7x7), 1x1 256->64,
+              FC 3136->10 (depthwise layers with 256 channels)
 
 Weights are random (seed 0), not trained: speed does not depend on them, accuracy is chance level.
 Every model uses only operators of docs/onnx-support.md (checked after export) and is under 5 MB.
@@ -225,6 +227,21 @@ class DwSep(nn.Module):
         return self.f(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
+class WideDw(nn.Module):
+    """MobileNet-style with many channels: the depthwise layers beyond 128 channels."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(32, 256, 1), nn.ReLU())
+        self.b1 = dw_pw(256, 256, 1)
+        self.dw = nn.Sequential(nn.Conv2d(256, 256, 3, stride=2, padding=1, groups=256), nn.ReLU())
+        self.pw = nn.Sequential(nn.Conv2d(256, 64, 1), nn.ReLU())
+        self.f = nn.Linear(64 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.f(self.pw(self.dw(self.b1(self.stem(x)))).flatten(1))
+
+
 class Valid(nn.Module):
     def __init__(self):
         super().__init__()
@@ -258,7 +275,7 @@ class GapGemm(nn.Module):
 
 MODELS = [("wide_lenet", WideLenet), ("stem7", Stem7), ("plain7", Plain7), ("grouped", Grouped),
           ("avgpool", AvgPool), ("bn_every", BnEvery), ("resnet_ds", ResnetDs), ("mbv2", Mbv2),
-          ("dwsep", DwSep), ("valid", Valid), ("gap_gemm", GapGemm)]
+          ("dwsep", DwSep), ("valid", Valid), ("gap_gemm", GapGemm), ("wide_dw", WideDw)]
 
 
 def main():

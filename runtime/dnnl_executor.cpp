@@ -1362,7 +1362,7 @@ void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb) {
 /// products with the [channel][j] weight codes (zero for taps beyond the kernel: those bytes do not
 /// count) to the block's 16 int32 sums: KH * ceil(KW / 4) permutations and vpdpbusd per pixel and
 /// block, up to 16 pixels per weight load. Where the stride is below the kernel height, two output rows
-/// share each permuted input row (host_dw_pixels2, up to 12 pixels of each). Integer sums (exact); s8
+/// share each permuted input row (host_dw_pixels2, up to 14 pixels of each). Integer sums (exact); s8
 /// inputs get -128 * sum(w) per channel; the output stage is the integer reference's (host_out16, or
 /// its packed form, host_out_packed).
 /// Where it runs (measured per batch of 256 at one thread against oneDNN's brdgmm_dw, u8 -> u8, ReLU;
@@ -1519,8 +1519,10 @@ DCS_AVX512_VBMI void host_dw_pixels2(const HostDwConv& hc, const uint8_t* __rest
     host_dw_out<TY, P>(hc, a1, r + 1, q, b, yn);
 }
 
-/// Output pixels per call of host_dw_pixels2 (two rows: 2 P accumulators).
-constexpr int kDwMaxPixels2 = 12;
+/// Output pixels per call of host_dw_pixels2 (two rows: 2 P accumulators; 14 rather than 12, one
+/// thread, 3 interleaved rounds: mobile 339-341k -> 352-357k, the 256-channel ad-hoc model 41.0-41.4k ->
+/// 44.6-44.8k images/s).
+constexpr int kDwMaxPixels2 = 14;
 
 template <class TY, int G, int... Ps, int... Qs>
 void host_dw_rows(const HostDwConv& hc, const uint8_t* buf, TY* yn, std::integer_sequence<int, Ps...>,

@@ -885,6 +885,11 @@ bool host_conv_vnni_available() {
 
 #define DCS_AVX512_VNNI __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")))
 
+/// f rounded half to even, as int32 (no clamp; a value from 2^31 on gives 0x80000000).
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) __m512i host_round(__m512 f) {
+    return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
 /// The output stage of one vector of 16 channels' int32 sums (HostConv's arithmetic: (acc + bias) *
 /// scale, then the clamp [lo, hi] of the activation and, for 8-bit outputs, the type's bounds, round
 /// half to even), stored under `mask`. SAT (u8 output whose upper bound is 255): the lower clamp,
@@ -896,31 +901,34 @@ inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inlin
     __m512 f, __m512 lo, __m512 hi, __mmask16 mask, TY* __restrict y) {
     f = _mm512_max_ps(f, lo);
     if constexpr (SAT) {
-        const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        _mm_mask_storeu_epi8(y, mask, _mm512_cvtusepi32_epi8(k));
+        _mm_mask_storeu_epi8(y, mask, _mm512_cvtusepi32_epi8(host_round(f)));
     } else {
         f = _mm512_min_ps(f, hi);
         if constexpr (std::is_same_v<TY, float>) {
             _mm512_mask_storeu_ps(y, mask, f);
         } else {
-            const __m512i k = _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm_mask_storeu_epi8(y, mask, _mm512_cvtepi32_epi8(k));  // half to even, in range
+            _mm_mask_storeu_epi8(y, mask, _mm512_cvtepi32_epi8(host_round(f)));  // in range
         }
     }
 }
 
-/// The output stage from int32 sums: (acc + bias) * scale, then host_out16_f.
+/// The integer reference's (acc + bias) * scale in fp32, every output stage's first part.
+inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) __m512 host_scaled(__m512i acc, __m512 bv,
+                                                                                                    __m512 sc) {
+    return _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc);
+}
+
+/// The output stage from int32 sums: host_scaled, then host_out16_f.
 template <class TY, bool SAT>
 inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) void host_out16(
     __m512i acc, __m512 bv, __m512 sc, __m512 lo, __m512 hi, __mmask16 mask, TY* __restrict y) {
-    host_out16_f<TY, SAT>(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc), lo, hi, mask, y);
+    host_out16_f<TY, SAT>(host_scaled(acc, bv, sc), lo, hi, mask, y);
 }
 
-/// (acc + bias) * scale rounded half to even, as int32 (host_pack4's inputs: no clamp).
+/// host_scaled rounded half to even, as int32 (host_pack4's inputs: no clamp).
 inline __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq"), always_inline)) __m512i host_code(__m512i acc, __m512 bv,
                                                                                                    __m512 sc) {
-    return _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(acc), bv), sc),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return host_round(host_scaled(acc, bv, sc));
 }
 
 /// Four vectors of 16 int32 codes (host_code) as 64 bytes, vector i at bytes 16 i.., clamped to the
@@ -1190,12 +1198,13 @@ DCS_AMX inline __m512 host_residual16(QType rt, const void* r, __mmask16 mask) {
     return _mm512_cvtepi32_ps(rt == QType::U8 ? _mm512_cvtepu8_epi32(v) : _mm512_cvtepi8_epi32(v));
 }
 
-/// min((acc + bias) * scale, top) rounded half to even, as int32 (MIN; else without the min: host_code).
+/// host_code of 16 stored tile sums; MIN: min(f, top) before rounding (the upper bound, which keeps
+/// values from 2^31 on away from the conversion's 0x80000000).
 template <bool MIN>
 DCS_AMX inline __m512i host_amx_code(const int32_t* acc, __m512 bv, __m512 sv, __m512 top) {
-    __m512 f = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), bv), sv);
+    __m512 f = host_scaled(_mm512_load_si512(acc), bv, sv);
     if constexpr (MIN) f = _mm512_min_ps(f, top);
-    return _mm512_cvt_roundps_epi32(f, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    return host_round(f);
 }
 
 /// The output stage of `rows` pixel rows of two 16 x 16 tiles (`c`: channels 16 b.., then 16 b + 16..)
@@ -1258,7 +1267,7 @@ DCS_AMX void host_amx_out(const HostAmx1x1& hc, const AmxPending<TY>& p) {
             const char* ro = static_cast<const char*>(p.r) + (r0 * hc.oc + c0) * rs;
             const __m512 ss = _mm512_set1_ps(hc.sum_scale);
             for (int64_t r = 0; r < rn; ++r) {
-                const __m512 f = _mm512_mul_ps(_mm512_add_ps(_mm512_cvtepi32_ps(_mm512_load_si512(ct + 16 * r)), bv), sc);
+                const __m512 f = host_scaled(_mm512_load_si512(ct + 16 * r), bv, sc);
                 const __m512 res = _mm512_mul_ps(ss, host_residual16(hc.rt, ro + r * hc.oc * rs, mask));
                 host_out16_f<TY, false>(_mm512_add_ps(f, res), lo, hi, mask, yo + r * hc.oc);
             }

@@ -682,15 +682,25 @@ TEST(DnnlExecutor, HostAvgPoolMatchesTheIntegerReference) {
 
 namespace {
 
-/// Whether the executor's AMX pointwise convolution should run here: AVX-512 VNNI and AMX-INT8, the
+/// Whether the host VNNI kernels can run here: AVX-512 F, BW, VL, DQ and VNNI, and the host kernels on.
+bool host_vnni_expected() {
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS");
+}
+
+/// Whether the executor's depthwise convolution should run here: host_vnni_expected, AVX-512 VBMI, and
+/// no switch turning it off.
+bool host_dw_expected() {
+    return host_vnni_expected() && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_DW_CONV");
+}
+
+/// Whether the executor's AMX pointwise convolution should run here: host_vnni_expected, AMX-INT8, the
 /// kernel's permission to use tile data, and no switch turning it off.
 bool host_amx_expected() {
     constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("amx-int8") &&
-           __builtin_cpu_supports("amx-tile") && syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0 &&
-           !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_AMX_CONV");
+    return host_vnni_expected() && __builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("amx-tile") &&
+           syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0 && !std::getenv("DCS_NO_HOST_AMX_CONV");
 }
 
 /// Two 2-D convolutions in a row: x -> conv1 -> act1 -> conv2 -> act2 -> Flatten -> Gemm -> y, or with
@@ -807,10 +817,7 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
         // 30 bytes: the last group of 4 half used).
         {3, 30, 20, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}},
     };
-    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS") &&
-                      !std::getenv("DCS_NO_HOST_VNNI_CONV");
+    const bool vnni = host_vnni_expected() && !std::getenv("DCS_NO_HOST_VNNI_CONV");
     // The last case's 1x1 convolution goes to the AMX kernel where that runs (CTest
     // host_vnni_conv_without_amx runs this test with it off).
     const std::vector<TwoConvs> first(cases.begin(), cases.end() - 1);
@@ -877,11 +884,7 @@ TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
         // 7x7 pad 3 on rows of 17 (chunks of 8 + 9 pixels); a 1x1 depthwise convolution.
         {16, 16, 16, 6, 17, {7, 7}, {3, 3, 3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, true},
     };
-    const bool host = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
-                      !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_DW_CONV");
-    check_two_conv_cases(cases, "host:conv_dw", host);
+    check_two_conv_cases(cases, "host:conv_dw", host_dw_expected());
 }
 
 // The host kernels' output stages where the clamp is the 8-bit type's whole range (u8 after Relu, s8
@@ -894,50 +897,45 @@ TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
 // channels, the 32-channel input copied 4 pixels a store): bit-exact against the integer reference.
 TEST(DnnlExecutor, HostOutputStagesSaturateLikeTheIntegerReference) {
     const std::vector<int64_t> k1 = {1, 1}, k3 = {3, 3}, p0 = {0, 0, 0, 0}, p1 = {1, 1, 1, 1}, s1 = {1, 1};
-    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS");
-    const bool dw = vnni && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_DW_CONV");
     struct Family {
         TwoConvs c;
         std::string kernel;
         bool expected;
     };
     const std::vector<Family> families = {
-        {{4, 32, 16, 30, 30, k3, p1, s1, k1, p0, {3, 3}}, "host:conv_vnni", vnni && !std::getenv("DCS_NO_HOST_VNNI_CONV")},
+        {{4, 32, 16, 30, 30, k3, p1, s1, k1, p0, {3, 3}}, "host:conv_vnni", host_vnni_expected() && !std::getenv("DCS_NO_HOST_VNNI_CONV")},
         {{16, 32, 64, 14, 14, k1, p0, s1, k1, p0, s1}, "host:conv1x1_amx", host_amx_expected()},
-        {{16, 16, 16, 14, 14, k3, p1, s1, k3, p1, {2, 2}, true}, "host:conv_dw", dw},
-        {{32, 32, 32, 9, 14, k3, p1, s1, k3, p1, s1, true}, "host:conv_dw", dw},
+        {{16, 16, 16, 14, 14, k3, p1, s1, k3, p1, {2, 2}, true}, "host:conv_dw", host_dw_expected()},
+        {{32, 32, 32, 9, 14, k3, p1, s1, k3, p1, s1, true}, "host:conv_dw", host_dw_expected()},
     };
     for (const auto& f : families)
         for (int act1 : {0, 3})
             for (int act2 : {0, 3, 2}) {
                 const Graph g = two_conv_graph(f.c, act1, act2);
-                Tensor x = Tensor::zeros({5, f.c.ic, f.c.h, f.c.w});
-                for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.041f * static_cast<float>(i * i % 1021));
-                DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 5);
-                q.calibrate({x});
-                Int8ReferenceExecutor iref(g, q.quantized_model());
-                std::vector<float> first;
-                for (float factor : {1.0f, 30.0f, 1e8f}) {
-                    SCOPED_TRACE(f.kernel + " ic " + std::to_string(f.c.ic) + " act1 " + std::to_string(act1) + " act2 " +
-                                 std::to_string(act2) + " factor " + std::to_string(factor));
-                    std::map<std::string, Int8LayerWeights> cand;
-                    for (const auto& l : list_layers(g)) {
-                        cand[l.name] = quantize_weight_int8(g.initializers.at(l.weight), l.out_axis);
-                        if (l.name == "conv1")
-                            for (float& sc : cand[l.name].scales) sc *= factor;
+                // After the calibrated and the 4-bit checks: conv1's 8-bit weights with scaled scales.
+                auto scaled = [&](DnnlExecutor& q, Int8ReferenceExecutor& iref, const Tensor& x) {
+                    std::vector<float> first;
+                    for (float factor : {1.0f, 30.0f, 1e8f}) {
+                        SCOPED_TRACE(f.kernel + " ic " + std::to_string(f.c.ic) + " act1 " + std::to_string(act1) +
+                                     " act2 " + std::to_string(act2) + " factor " + std::to_string(factor));
+                        std::map<std::string, Int8LayerWeights> cand;
+                        for (const auto& l : list_layers(g)) {
+                            cand[l.name] = quantize_weight_int8(g.initializers.at(l.weight), l.out_axis);
+                            if (l.name == "conv1")
+                                for (float& sc : cand[l.name].scales) sc *= factor;
+                        }
+                        q.set_weights(cand);
+                        const Tensor y = q.run(x);
+                        EXPECT_EQ(y.data, iref.run(x).data);
+                        if (factor == 1.0f) first = y.data;
+                        else EXPECT_NE(y.data, first);  // the scaled weights change the outputs
                     }
-                    q.set_weights(cand);
-                    const Tensor y = q.run(x);
-                    EXPECT_EQ(y.data, iref.run(x).data);
-                    if (factor == 1.0f) first = y.data;
-                    else EXPECT_NE(y.data, first);  // the scaled weights change the outputs
-                    if (f.expected) {
-                        int served = 0;
-                        for (const auto& step : q.implementations(5)) served += step.find(f.kernel) != std::string::npos;
-                        EXPECT_EQ(served, 2);
-                    }
+                };
+                int served = 0;
+                for (const auto& step : check_int8_with_candidate(g, {5, f.c.ic, f.c.h, f.c.w}, 0.041f, 1021, scaled))
+                    served += step.find(f.kernel) != std::string::npos;
+                if (f.expected) {
+                    EXPECT_EQ(served, 2);
                 }
             }
 }
@@ -957,10 +955,7 @@ TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
         {1, 7, 33, {1, 4}, {0, 0, 0, 3}, {4, 7}, {2, 3, 1, 3}},
         {7, 9, 70, {2, 8}, {0, 3, 1, 4}, {3, 3}, {0, 0, 0, 0}},
     };
-    const bool vnni = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                      __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vbmi") &&
-                      !std::getenv("DCS_NO_HOST_KERNELS") && !std::getenv("DCS_NO_HOST_VNNI_CONV");
+    const bool vnni = host_vnni_expected() && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_VNNI_CONV");
     int case_no = 0;
     for (const auto& c : cases) {
         ++case_no;

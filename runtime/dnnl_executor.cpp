@@ -1,13 +1,16 @@
 #include "runtime/dnnl_executor.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cfloat>
 #include <cstdlib>
 #include <cstring>
 #include <emmintrin.h>
+#include <exception>
 #include <functional>
 #include <immintrin.h>
 #include <limits>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <omp.h>
 #include <set>
@@ -401,10 +404,12 @@ inline __attribute__((target("avx512f,avx512vnni"), always_inline)) void host_dp
     asm("vpdpbusd %[w], %[x], %[acc]" : [acc] "+v"(acc) : [x] "v"(x), [w] "v"(w));
 }
 
-/// A host layer's parameters, refilled whenever a candidate's weights are loaded.
+/// A host layer's parameters, refilled whenever a candidate's weights are loaded. One per layer, shared
+/// by every plan (batch size, image stream): they depend on the layer's per-image shapes only.
 struct HostLayer {
     virtual ~HostLayer() = default;
     virtual void fill(const QLayer& q) = 0;
+    std::shared_ptr<const void> loaded;  ///< the prepared layer it holds
 };
 
 /// A single-input-channel int8 convolution with few output channels (LeNet-5's conv1: 1 -> 6, 5x5) on
@@ -1134,11 +1139,10 @@ struct HostAmx1x1 : HostVnniLayer {
     int64_t ic = 0, oc = 0;
     int64_t kc = 0;   ///< 64-byte chunks of input channels
     int64_t pix = 0;  ///< pixels per image
-    /// A fused Add: the residual's type (8-bit codes times sum_scale, or fp32) and its memory, which
-    /// has the output's channels-last layout.
+    /// A fused Add: the residual's type (8-bit codes times sum_scale, or fp32). The residual (each
+    /// plan's own) has the output's channels-last layout.
     bool sum = false;
     QType rt = QType::U8;
-    dnnl::memory residual;
     /// Weights: [nblk rounded up to even][kc][16 rows: 4 input channels each][16 output channels][4].
     void fill(const QLayer& q) override {
         w.assign(static_cast<size_t>((nblk + 1) / 2 * 2 * kc * 1024), 0);
@@ -1323,10 +1327,10 @@ DCS_AMX void host_amx_block(const HostAmx1x1& hc, const uint8_t* a, int64_t as, 
 }
 
 template <class TX, class TY>
-DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_t nb) {
+DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_t nb, const void* residual) {
     const uint8_t* x = static_cast<const uint8_t*>(xv);
     TY* y = static_cast<TY*>(yv);
-    const char* res = hc.sum ? static_cast<const char*>(hc.residual.get_data_handle()) : nullptr;
+    const char* res = hc.sum ? static_cast<const char*>(residual) : nullptr;
     auto res_at = [res, &hc](int64_t m) -> const void* { return res ? res + m * hc.oc * (hc.rt == QType::F32 ? 4 : 1) : nullptr; };
     const int64_t m_total = nb * hc.pix, k = hc.ic, blocks = (m_total + 31) / 32;
     // a_bytes: input tile width; kb: bytes the tile rows read from a pixel's start (all chunks).
@@ -1357,8 +1361,8 @@ DCS_AMX void host_amx_run(const HostAmx1x1& hc, const void* xv, void* yv, int64_
     }
 }
 
-void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb) {
-    with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_amx_run<decltype(tx), decltype(ty)>(hc, x, y, nb); });
+void host_amx_conv(const HostAmx1x1& hc, const void* x, void* y, int64_t nb, const void* residual) {
+    with_types(hc.xt, hc.yt, [&](auto tx, auto ty) { host_amx_run<decltype(tx), decltype(ty)>(hc, x, y, nb, residual); });
 }
 
 /// Depthwise int8 convolutions (group == input channels == output channels) on the host with AVX-512
@@ -1698,6 +1702,7 @@ struct LayerMem {
 /// Primitives, memories and steps for one batch size.
 struct Plan {
     int64_t batch = 0;
+    dnnl::stream strm;  ///< its own: plans of different image streams run concurrently
     std::map<std::string, memory> vals;  ///< canonical memory of each materialised value
     std::map<std::string, std::vector<memory>> converted;  ///< other layouts / types of a value
     std::vector<Step> steps;
@@ -1743,8 +1748,11 @@ struct DnnlExecutor::Impl {
     std::map<std::string, Prepared> loaded;  ///< per layer, what the plans are to hold
     bool layers_stale = false;               ///< model.layers not yet copied from `loaded`
     std::map<std::string, std::vector<float>> input_means;  ///< per layer: mean input per channel / column
-    std::map<int64_t, std::unique_ptr<Plan>> plans;
+    /// By (batch size, image stream): stream -1 is the plan whose steps use every OMP thread; streams
+    /// 0.. are single-threaded plans that run concurrently (Split).
+    std::map<std::pair<int64_t, int>, std::unique_ptr<Plan>> plans;
     int64_t sub_batch = 0;   ///< int8: larger batches run in sub-batches of this size (choose_sub_batch)
+    int streams = 1;         ///< int8: image streams of run() (choose_streams)
     bool keep_codes = true;  ///< set_keep_codes()
     std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)
     /// Weight memories by (layer, primitive weight layout), shared across plans.
@@ -1755,13 +1763,66 @@ struct DnnlExecutor::Impl {
         for (const auto& l : list_layers(g)) model.layer_info[l.name] = l;
     }
 
-    Plan& plan_for(int64_t batch) {
-        auto it = plans.find(batch);
+    /// The plan for `batch` images of image stream `stream` (-1: the plan of every thread), compiled
+    /// on first use; a stream's primitives are created for one thread, as they run.
+    Plan& plan_for(int64_t batch, int stream = -1) {
+        const auto key = std::make_pair(batch, stream);
+        auto it = plans.find(key);
         if (it != plans.end()) return *it->second;
-        auto p = compile(batch);
+        std::unique_ptr<Plan> p;
+        if (stream >= 0) {
+            const int threads = omp_get_max_threads();
+            omp_set_num_threads(1);
+            try {
+                p = compile(batch);
+            } catch (...) {
+                omp_set_num_threads(threads);
+                throw;
+            }
+            omp_set_num_threads(threads);
+        } else {
+            p = compile(batch);
+        }
         Plan& ref = *p;
-        plans[batch] = std::move(p);
+        plans[key] = std::move(p);
         return ref;
+    }
+
+    /// How run() splits a batch of nb images: chunks of `chunk` images (the last one smaller). With one
+    /// stream the chunks run one after another, every step on every thread; with more, each of
+    /// `streams` threads takes the next chunk through its own single-threaded plan until none is
+    /// left, with no barrier between steps. The chunk count is rounded up to a multiple of the
+    /// streams so that they end together.
+    struct Split {
+        int64_t chunk;
+        int streams;
+    };
+    Split split(int64_t nb) const {
+        if (mode != Mode::Int8) return {nb, 1};
+        if (streams > 1 && nb > 1) {
+            int64_t k = (nb + sub_batch - 1) / sub_batch;
+            k = std::min(nb, (k + streams - 1) / streams * streams);
+            return {(nb + k - 1) / k, streams};
+        }
+        return {std::min(nb, sub_batch), 1};
+    }
+    /// The plans run() uses for a batch of nb images, made (and their weights synced) if needed.
+    std::vector<Plan*> plans_for(int64_t nb) {
+        const Split sp = split(nb);
+        std::vector<Plan*> out;
+        try {
+            const bool many = sp.streams > 1;
+            for (int s = many ? 0 : -1; s < (many ? sp.streams : 0); ++s)
+                for (int64_t n : {sp.chunk, nb % sp.chunk}) {
+                    if (n == 0) continue;
+                    Plan& P = plan_for(n, s);
+                    if (mode == Mode::Int8 && P.weights_version != model.version) sync_weights(P);
+                    out.push_back(&P);
+                }
+        } catch (const dnnl::error& e) {
+            throw UnsupportedError(std::string("oneDNN: ") + e.what());
+        }
+        return out;
     }
 
     memory alloc(Plan& P, const memory::desc& md, bool persistent = false) {
@@ -1787,8 +1848,20 @@ struct DnnlExecutor::Impl {
         return it == model.plan.values.end() ? 1.0f : it->second.scale;
     }
 
+    /// Attributes of every plan primitive: its scratchpad is the plan's (add_prim), not one that
+    /// oneDNN may keep in the primitive object, which its primitive cache hands to every plan of the
+    /// same shape, and plans of different image streams run at the same time.
+    static dnnl::primitive_attr plan_attr() {
+        dnnl::primitive_attr attr;
+        attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+        return attr;
+    }
+
     void add_prim(Plan& P, const std::string& what, const dnnl::primitive& prim, const char* impl,
                   std::unordered_map<int, memory> args) {
+        const dnnl_memory_desc_t* scratch =
+            dnnl_primitive_desc_query_md(prim.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+        if (scratch && dnnl_memory_desc_get_size(scratch) > 0) args[DNNL_ARG_SCRATCHPAD] = alloc(P, memory::desc(*scratch));
         Step s;
         s.what = what + " " + impl;
         s.has_prim = true;
@@ -1798,7 +1871,7 @@ struct DnnlExecutor::Impl {
     }
 
     void add_reorder(Plan& P, const std::string& what, const memory& src, const memory& dst, float scale) {
-        dnnl::primitive_attr attr;
+        dnnl::primitive_attr attr = plan_attr();
         if (scale != 1.0f) attr.set_output_scales(0, {scale});
         dnnl::reorder::primitive_desc pd(eng, src.get_desc(), eng, dst.get_desc(), attr);
         add_prim(P, what + ": reorder", dnnl::reorder(pd), pd.impl_info_str(),
@@ -1850,6 +1923,16 @@ struct DnnlExecutor::Impl {
     void compile_host_conv_vnni(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
                                 const std::vector<int64_t>& ys, const std::vector<int64_t>& ws, const Window& win,
                                 QType x_type, QType y_type);
+    /// Host layers by layer (node) name, shared by every plan: per-image shapes, types and activation
+    /// come from the step, so every plan makes the same one, and a candidate's weights are filled once.
+    std::map<std::string, std::shared_ptr<HostLayer>> host_layers;
+    template <class T>
+    std::shared_ptr<T> shared_host(const QStep& s, std::shared_ptr<T> fresh) {
+        auto& slot = host_layers[s.node->name];
+        if (auto same = std::dynamic_pointer_cast<T>(slot)) return same;
+        slot = fresh;
+        return fresh;
+    }
     void sync_weights(Plan& P);
     Prepared prepare(const QStep& step, Int8LayerWeights w);
     void load(const std::vector<Prepared>& layers);
@@ -1861,6 +1944,7 @@ struct DnnlExecutor::Impl {
 std::unique_ptr<Plan> DnnlExecutor::Impl::compile(int64_t batch) {
     auto P = std::make_unique<Plan>();
     P->batch = batch;
+    P->strm = dnnl::stream(eng);
     const auto shapes = graph.infer_shapes(batch);
     const auto& in_name = graph.inputs.at(0).name;
     P->input = memory(make_md(shapes.at(in_name), dt::f32, false), eng, DNNL_MEMORY_NONE);
@@ -2027,7 +2111,7 @@ void DnnlExecutor::Impl::compile_layer(Plan& P, const QStep& s,
             return compile_host_conv_vnni(P, s, xs, ys, ws, win, x_type, y_type);
     }
 
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = plan_attr();
     dnnl::post_ops po;
     // Per-channel output scales change with every candidate. oneDNN 2.6 convolutions do not take
     // runtime output scales (DNNL_RUNTIME_F32_VAL), so the scales are a binary-multiply post-op with a
@@ -2216,7 +2300,7 @@ void DnnlExecutor::Impl::add_host_conv_step(Plan& P, const QStep& s, const std::
     st.uses = {x, y};
     st.uses.insert(st.uses.end(), extra_inputs.begin(), extra_inputs.end());
     const int64_t nb = xs[0];
-    dnnl::stream* sp = &strm;
+    dnnl::stream* sp = &P.strm;
     st.host = [run, x, y, nb, sp]() {
         sp->wait();
         run(x.get_data_handle(), y.get_data_handle(), nb);
@@ -2252,6 +2336,7 @@ void DnnlExecutor::Impl::compile_host_conv(Plan& P, const QStep& s, const std::v
     hc->vnni = hc->ocp <= kHostConvBlock && host_conv_vnni_available() && __builtin_cpu_supports("avx512vbmi");
     hc->g4 = (hc->kw + 3) / 4;
     hc->transpose_layout();
+    hc = shared_host(s, hc);
     add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, std::string("host:conv_ic1_avx512") + (hc->vnni ? "_vnni" : ""),
                        [hc](const void* x, void* y, int64_t nb) { host_conv(*hc, x, y, nb); });
 }
@@ -2272,6 +2357,7 @@ void DnnlExecutor::Impl::compile_host_conv_vnni(Plan& P, const QStep& s, const s
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
+    hc = shared_host(s, hc);
     add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv_vnni_avx512",
                        [hc](const void* x, void* y, int64_t nb) { host_conv_vnni(*hc, x, y, nb); });
 }
@@ -2287,15 +2373,18 @@ void DnnlExecutor::Impl::compile_host_amx_conv(Plan& P, const QStep& s, const st
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
-    std::vector<memory> extra;
-    if (!s.sum_input.empty()) {  // read in place: no copy into the output first
+    memory residual;  // read in place: no copy into the output first
+    if (!s.sum_input.empty()) {
         hc->sum = true;
         hc->rt = type_of(s.sum_input);
-        hc->residual = get_as(P, s.sum_input, make_md(ys, to_dt(hc->rt), true), hc->rt);
-        extra.push_back(hc->residual);
+        residual = get_as(P, s.sum_input, make_md(ys, to_dt(hc->rt), true), hc->rt);
     }
+    hc = shared_host(s, hc);
     add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, std::string("host:conv1x1_amx") + (hc->sum ? " + sum" : ""),
-                       [hc](const void* x, void* y, int64_t nb) { host_amx_conv(*hc, x, y, nb); }, extra);
+                       [hc, residual](const void* x, void* y, int64_t nb) {
+                           host_amx_conv(*hc, x, y, nb, residual ? residual.get_data_handle() : nullptr);
+                       },
+                       residual ? std::vector<memory>{residual} : std::vector<memory>{});
 }
 
 void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std::vector<int64_t>& xs,
@@ -2312,6 +2401,7 @@ void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std
     hc->xt = x_type;
     hc->yt = y_type;
     hc->act = s.act;
+    hc = shared_host(s, hc);
     add_host_conv_step(P, s, xs, ys, x_type, y_type, hc, "host:conv_dw_avx512",
                        [hc](const void* x, void* y, int64_t nb) { host_dw_conv(*hc, x, y, nb); });
 }
@@ -2334,8 +2424,9 @@ void DnnlExecutor::Impl::compile_fallback(Plan& P, const QStep& s,
     st.what = n.name + ": host fallback (reference " + op_name(n.op) + ")";
     st.uses = ins;
     st.uses.push_back(y);
-    st.host = [ex, ins, in_shapes, y, ys, this]() {
-        strm.wait();
+    dnnl::stream* sp = &P.strm;
+    st.host = [ex, ins, in_shapes, y, ys, sp]() {
+        sp->wait();
         std::vector<Tensor> ts;
         for (size_t i = 0; i < ins.size(); ++i) {
             const float* p = static_cast<const float*>(ins[i].get_data_handle());
@@ -2389,9 +2480,9 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
                 st.what = n.name + ": pooling host:" + (is_max ? "max" : "avg") + "_nhwc_" +
                           (t == QType::U8 ? "u8" : "s8") + " (" + std::to_string(xs[1]) + " channels)";
                 st.uses = {x, y};
-                const dnnl::stream* sp = &strm;
+                dnnl::stream* sp = &P.strm;
                 st.host = [x, y, xs, ys, win, t, sp, is_max, include_pad]() {
-                    const_cast<dnnl::stream*>(sp)->wait();
+                    sp->wait();
                     const void* xp = x.get_data_handle();
                     void* yp = y.get_data_handle();
                     if (t == QType::U8) {
@@ -2412,7 +2503,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
             dnnl::pooling_v2_forward::desc d(dnnl::prop_kind::forward_inference, alg, x.get_desc(), y_md,
                                              dims_of(win.strides), dims_of(win.kernel), minus_one(win.dilations),
                                              dims_of(win.pad_begin), pad_right(win));
-            dnnl::pooling_v2_forward::primitive_desc pd(d, eng);
+            dnnl::pooling_v2_forward::primitive_desc pd(d, plan_attr(), eng);
             memory y = alloc(P, y_md);
             add_prim(P, n.name + ": pooling", dnnl::pooling_v2_forward(pd), pd.impl_info_str(),
                      {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
@@ -2433,7 +2524,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
                 alg = dnnl::algorithm::eltwise_clip;
             }
             dnnl::eltwise_forward::desc d(dnnl::prop_kind::forward_inference, alg, x.get_desc(), lo, hi);
-            dnnl::eltwise_forward::primitive_desc pd(d, eng);
+            dnnl::eltwise_forward::primitive_desc pd(d, plan_attr(), eng);
             memory y = alloc(P, x.get_desc());
             add_prim(P, n.name + ": eltwise", dnnl::eltwise_forward(pd), pd.impl_info_str(),
                      {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
@@ -2501,7 +2592,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
                 memory::desc b_md = retype(a_md, to_dt(type_of(b)));
                 memory mb = get_as(P, b, b_md, type_of(b));
                 memory::desc y_md = retype(a_md, to_dt(y_type));
-                dnnl::primitive_attr attr;
+                dnnl::primitive_attr attr = plan_attr();
                 const float sy = scale_of(s.output);
                 attr.set_scales(DNNL_ARG_SRC_0, 0, {scale_of(a) / sy});
                 attr.set_scales(DNNL_ARG_SRC_1, 0, {scale_of(b) / sy});
@@ -2538,7 +2629,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
             }
             memory::desc y_md = retype(m0.get_desc(), dt::f32);
             dnnl::binary::desc d(dnnl::algorithm::binary_add, m0.get_desc(), m1.get_desc(), y_md);
-            dnnl::binary::primitive_desc pd(d, eng);
+            dnnl::binary::primitive_desc pd(d, plan_attr(), eng);
             memory y = alloc(P, y_md);
             add_prim(P, n.name + ": binary", dnnl::binary(pd), pd.impl_info_str(),
                      {{DNNL_ARG_SRC_0, m0}, {DNNL_ARG_SRC_1, m1}, {DNNL_ARG_DST, y}});
@@ -2561,7 +2652,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
                 sm_axis = 1;
             }
             dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, md, sm_axis);
-            dnnl::softmax_forward::primitive_desc pd(d, eng);
+            dnnl::softmax_forward::primitive_desc pd(d, plan_attr(), eng);
             memory y = alloc(P, md);
             add_prim(P, n.name + ": softmax", dnnl::softmax_forward(pd), pd.impl_info_str(),
                      {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, y}});
@@ -2587,7 +2678,7 @@ void DnnlExecutor::Impl::compile_step(Plan& P, const QStep& s,
                 dnnl::prop_kind::forward_inference, x.get_desc(), eps,
                 dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
                     dnnl::normalization_flags::use_shift);
-            dnnl::batch_normalization_forward::primitive_desc pd(d, eng);
+            dnnl::batch_normalization_forward::primitive_desc pd(d, plan_attr(), eng);
             memory y = alloc(P, x.get_desc());
             args[DNNL_ARG_DST] = y;
             add_prim(P, n.name + ": batch_normalization", dnnl::batch_normalization_forward(pd), pd.impl_info_str(), args);
@@ -2605,8 +2696,10 @@ void DnnlExecutor::Impl::sync_weights(Plan& P) {
         lm.loaded = pl;
         const QLayer& q = pl->q;
         if (lm.host) {
+            if (lm.host->loaded == pl) continue;  // another plan filled it already
             if (pl->codes_dropped) throw_codes_dropped(pl->name, P.batch);
             lm.host->fill(q);
+            lm.host->loaded = pl;
             continue;
         }
         lm.scales.set_data_handle(const_cast<float*>(q.out_scale.data()));
@@ -2657,7 +2750,7 @@ DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, Int8LayerWei
 }
 
 bool DnnlExecutor::Impl::host_served(const std::string& layer) const {
-    for (const auto& [batch, P] : plans)
+    for (const auto& [key, P] : plans)
         for (const auto& lm : P->layers)
             if (lm.name == layer && lm.host) return true;
     return false;
@@ -2703,17 +2796,16 @@ void check_input(const Graph& g, const QuantPlan& plan, const Tensor& input) {
                          std::to_string(input.shape[0]));
 }
 
-void execute(DnnlExecutor::Mode mode, dnnl::stream& strm, Plan& P, const float* input,
-             const std::function<void(Plan&)>& sync, uint64_t version) {
-    if (mode == DnnlExecutor::Mode::Int8 && P.weights_version != version) sync(P);
+/// Runs the plan on `input` (its batch of images); the output is in P.output.
+void execute(Plan& P, const float* input) {
     void* h = const_cast<float*>(input);
     P.input.set_data_handle(h);
     for (auto& a : P.input_aliases) a.set_data_handle(h);
     for (auto& st : P.steps) {
-        if (st.has_prim) st.prim.execute(strm, st.args);
+        if (st.has_prim) st.prim.execute(P.strm, st.args);
         else st.host();
     }
-    strm.wait();
+    P.strm.wait();
 }
 
 /// The sub-batch size of int8 runs: the network runs over sub-batches of this many images (the last
@@ -2725,7 +2817,8 @@ void execute(DnnlExecutor::Mode mode, dnnl::stream& strm, Plan& P, const float* 
 /// mbv2 (100 KB a step at 28x28) 15.2k, 15.3k, 15.2k, 11.2k / 28.7k, 29.3k, 26.6k, 22.3k; dwsep
 /// (19 KB) 98k, 95k, 102k, 90k / 152k, 176k, 194k, 185k; but lenet5 (5.5 KB) 246k, 254k, 272k, 266k
 /// / 376k, 441k, 469k, 530k: whole batches where they fit. DCS_SUB_BATCH=N sets it (0: whole batches).
-int64_t choose_sub_batch(const QuantPlan& plan) {
+/// `threads`: the threads sharing each sub-batch (1 when every thread runs its own image stream).
+int64_t choose_sub_batch(const QuantPlan& plan, int threads) {
     if (const char* e = std::getenv("DCS_SUB_BATCH")) {
         const long long v = std::atoll(e);
         return v > 0 ? static_cast<int64_t>(v) : std::numeric_limits<int64_t>::max();
@@ -2741,11 +2834,25 @@ int64_t choose_sub_batch(const QuantPlan& plan) {
     for (const auto& st : plan.steps) w = std::max(w, bytes(st.input) + bytes(st.sum_input) + bytes(st.output));
     long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
     if (l2 <= 0) l2 = 1L << 20;
-    const int64_t threads = std::max(1, omp_get_max_threads());
-    const int64_t fit = threads * static_cast<int64_t>(l2) / w;
+    const int64_t t = std::max(1, threads);
+    const int64_t fit = t * static_cast<int64_t>(l2) / w;
     int64_t c = 1;
     while (c * 2 <= fit) c *= 2;
-    return std::max(c, 16 * threads);
+    return std::max(c, 16 * t);
+}
+
+/// The image streams of int8 runs: OMP_NUM_THREADS by default, each thread taking whole sub-batches
+/// through the network alone (Impl::split). With every thread in every step instead, each step ends
+/// with a barrier, and on a shared machine one of the threads is often late: two threads gave 1.4-1.6x
+/// one thread's speed on the median batch of mobile's host steps, while two single-threaded processes
+/// each kept their solo speed (docs/performance.md). DCS_STREAMS=N sets the count (1: every thread
+/// in every step).
+int choose_streams() {
+    if (const char* e = std::getenv("DCS_STREAMS")) {
+        const long long v = std::atoll(e);
+        if (v >= 1) return static_cast<int>(std::min<long long>(v, 1024));
+    }
+    return std::max(1, omp_get_max_threads());
 }
 
 }  // namespace
@@ -2804,7 +2911,7 @@ void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress:
     for (const auto& b : batches) {
         check_input(I.graph, fp, b);
         Plan& P = cal.plan_for(b.shape[0]);
-        execute(Mode::Fp32, cal.strm, P, b.data.data(), nullptr, 0);
+        execute(P, b.data.data());
         for (const auto& name : names) {
             const memory& m = P.vals.at(name);
             const int64_t n = static_cast<int64_t>(m.get_desc().get_size() / sizeof(float));
@@ -2851,10 +2958,12 @@ void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress:
     }
     assign_scales(I.model.plan, observed, spec);
     I.calibrated = true;
-    I.sub_batch = choose_sub_batch(I.model.plan);
+    I.streams = choose_streams();
+    I.sub_batch = choose_sub_batch(I.model.plan, I.streams > 1 ? 1 : omp_get_max_threads());
     ++I.generation;
     I.plans.clear();
     I.weight_cache.clear();
+    I.host_layers.clear();
     I.loaded.clear();
     set_weights({});
 }
@@ -2905,6 +3014,8 @@ void DnnlExecutor::set_bias_correction(bool on) {
 
 int64_t DnnlExecutor::sub_batch() const { return impl_->sub_batch; }
 
+int DnnlExecutor::streams() const { return impl_->streams; }
+
 Tensor DnnlExecutor::run(const Tensor& input) {
     Impl& I = *impl_;
     if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::run: calibrate() first");
@@ -2915,20 +3026,36 @@ Tensor DnnlExecutor::run(const Tensor& input) {
     shape[0] = nb;
     Tensor out = Tensor::zeros(shape);
     const size_t in_per = input.data.size() / static_cast<size_t>(nb), out_per = out.data.size() / static_cast<size_t>(nb);
-    const int64_t step = I.mode == Mode::Int8 ? std::min(nb, I.sub_batch) : nb;
-    for (int64_t off = 0; off < nb; off += step) {
-        const int64_t n = std::min(step, nb - off);
-        Plan* P;
-        try {
-            P = &I.plan_for(n);
-        } catch (const dnnl::error& e) {
-            throw UnsupportedError(std::string("oneDNN: ") + e.what());
-        }
-        execute(I.mode, I.strm, *P, input.data.data() + static_cast<size_t>(off) * in_per,
-                [&I](Plan& p) { I.sync_weights(p); }, I.model.version);
-        std::memcpy(out.data.data() + static_cast<size_t>(off) * out_per, P->output.get_data_handle(),
+    I.plans_for(nb);  // made and synced here: the streams below only run them
+    const Impl::Split sp = I.split(nb);
+    const int64_t chunks = (nb + sp.chunk - 1) / sp.chunk;
+    auto run_chunk = [&](int64_t i, int stream) {
+        const int64_t off = i * sp.chunk, n = std::min(sp.chunk, nb - off);
+        Plan& P = *I.plans.at({n, stream});
+        execute(P, input.data.data() + static_cast<size_t>(off) * in_per);
+        std::memcpy(out.data.data() + static_cast<size_t>(off) * out_per, P.output.get_data_handle(),
                     static_cast<size_t>(n) * out_per * sizeof(float));
+    };
+    if (sp.streams == 1) {
+        for (int64_t i = 0; i < chunks; ++i) run_chunk(i, -1);
+        return out;
     }
+    std::atomic<int64_t> next{0};
+    std::exception_ptr error;
+    std::mutex error_mutex;
+#pragma omp parallel num_threads(sp.streams)
+    {
+        const int stream = omp_get_thread_num();
+        omp_set_num_threads(1);  // this thread's steps (and oneDNN's) run on it alone
+        try {
+            for (int64_t i = next++; i < chunks; i = next++) run_chunk(i, stream);
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mutex);
+            if (!error) error = std::current_exception();
+            next = chunks;
+        }
+    }
+    if (error) std::rethrow_exception(error);
     return out;
 }
 
@@ -2936,25 +3063,14 @@ void DnnlExecutor::prepare(int64_t batch_size) {
     Impl& I = *impl_;
     if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::prepare: calibrate() first");
     if (batch_size < 1) throw InputError("batch size must be >= 1, got " + std::to_string(batch_size));
-    // The plans run() uses for this batch size: its sub-batches and their remainder.
-    const int64_t step = I.mode == Mode::Int8 ? std::min(batch_size, I.sub_batch) : batch_size;
-    for (int64_t n : {step, batch_size % step}) {
-        if (n == 0) continue;
-        Plan* P;
-        try {
-            P = &I.plan_for(n);
-        } catch (const dnnl::error& e) {
-            throw UnsupportedError(std::string("oneDNN: ") + e.what());
-        }
-        if (I.mode == Mode::Int8 && P->weights_version != I.model.version) I.sync_weights(*P);
-    }
+    I.plans_for(batch_size);
 }
 
 std::vector<std::string> DnnlExecutor::implementations(int64_t batch_size) {
     Impl& I = *impl_;
     if (I.mode == Mode::Int8 && !I.calibrated) throw std::logic_error("DnnlExecutor::implementations: calibrate() first");
+    const Plan& P = *I.plans_for(batch_size).at(0);
     std::vector<std::string> out;
-    Plan& P = I.plan_for(I.mode == Mode::Int8 ? std::min(batch_size, I.sub_batch) : batch_size);
     for (const auto& st : P.steps) out.push_back(st.what);
     out.insert(out.end(), P.weight_reorders.begin(), P.weight_reorders.end());
     return out;

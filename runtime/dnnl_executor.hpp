@@ -18,8 +18,9 @@
 /// Gemm with transA=1 is not supported (UnsupportedError).
 /// The exact arithmetic is described in runtime/int8_reference.hpp; Int8ReferenceExecutor reproduces it.
 ///
-/// Threads: oneDNN's OpenMP runtime uses OMP_NUM_THREADS threads. With several ranks per node, give each
-/// rank cores / ranks threads (e.g. `OMP_NUM_THREADS=4 mpirun -np 8 --map-by slot:PE=4 ...`).
+/// Threads: OMP_NUM_THREADS threads per executor; in int8 mode each runs its own sub-batches of images
+/// (see run()). With several ranks per node, give each rank cores / ranks threads (e.g.
+/// `OMP_NUM_THREADS=4 mpirun -np 8 --map-by slot:PE=4 ...`).
 ///
 /// oneDNN headers stay inside the .cpp files: this header only needs the graph IR.
 ///
@@ -124,10 +125,16 @@ public:
     /// Int8, after calibrate(): the sub-batch size of run() (see there).
     int64_t sub_batch() const;
 
+    /// Int8, after calibrate(): the image streams of run() (see there).
+    int streams() const;
+
     /// Runs one batch (any batch size >= 1) of graph input 0 and returns graph output 0 as fp32. In
     /// int8 mode, a batch larger than the sub-batch size chosen at calibrate() runs as sub-batches of
-    /// that size (the last one smaller), so that each step's activations stay in the L2 caches; the
-    /// results are the same. DCS_SUB_BATCH=N sets the size (0: whole batches).
+    /// at most that size, so that each step's activations stay in the L2 caches. With one stream the
+    /// sub-batches run one after another, each step on every OMP thread; with several (the default
+    /// when OMP_NUM_THREADS > 1), each thread takes whole sub-batches through the network alone, with
+    /// no barrier between steps. The results are the same. DCS_SUB_BATCH=N sets the size (0: whole
+    /// batches), DCS_STREAMS=N the streams (1: every thread in every step).
     /// @throws InputError when the input's per-sample shape does not match the model;
     ///         std::logic_error in int8 mode before calibrate()
     Tensor run(const Tensor& input);

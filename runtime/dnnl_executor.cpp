@@ -1421,7 +1421,10 @@ constexpr int kDwMaxPixels = 16;
 
 struct HostDwConv : HostVnniLayer {
     int64_t c = 0, kh = 0, kw = 0, sh = 1, sw = 1, ph = 0, pw = 0, ih = 0, iw = 0, oh = 0, ow = 0;
-    int64_t bw = 0, bh = 0;  ///< padded image buffer: pixels per row, rows
+    int64_t bw = 0, bh = 0;  ///< padded image buffer: pixels per row (a multiple of 4), rows
+    /// Zero pixels before each padded row, so that the image's first pixel, and each 4-pixel store of
+    /// the copy, is 64-byte aligned (pw + cs a multiple of 4).
+    int64_t cs = 0;
     int64_t g = 0;           ///< groups of 4 kernel columns per kernel row
     uint8_t idx[64] = {};    ///< byte 4 c + j of a gather: 16 j + c (pixel j's channel c)
     void layout() {
@@ -1468,7 +1471,7 @@ DCS_AVX512_VBMI void host_dw_pixels(const HostDwConv& hc, const uint8_t* __restr
     for (int p = 0; p < P; ++p) acc[p] = c0v;
     const int64_t rs = hc.bw * 16, ps = hc.sw * 16;
     const __m512i idx = _mm512_loadu_si512(hc.idx);
-    const uint8_t* xr = buf + ((b * hc.bh + r * hc.sh) * hc.bw + q * hc.sw) * 16;
+    const uint8_t* xr = buf + ((b * hc.bh + r * hc.sh) * hc.bw + hc.cs + q * hc.sw) * 16;
     const int8_t* wt = hc.w.data() + b * hc.kh * G * 64;
     for (int64_t i = 0; i < hc.kh; ++i, xr += rs)
 #pragma GCC unroll 2
@@ -1518,7 +1521,7 @@ DCS_AVX512_VBMI void host_dw_pixels2(const HostDwConv& hc, const uint8_t* __rest
     for (int p = 0; p < P; ++p) a0[p] = a1[p] = c0v;
     const int64_t rs = hc.bw * 16, ps = hc.sw * 16, kh = hc.kh, sh = hc.sh;
     const __m512i idx = _mm512_loadu_si512(hc.idx);
-    const uint8_t* xr = buf + ((b * hc.bh + r * sh) * hc.bw + q * hc.sw) * 16;
+    const uint8_t* xr = buf + ((b * hc.bh + r * sh) * hc.bw + hc.cs + q * hc.sw) * 16;
     const int8_t* wb = hc.w.data() + b * kh * G * 64;
     for (int64_t t = 0; t < kh + sh; ++t, xr += rs) {
         const bool u0 = t < kh, u1 = t >= sh;  // kernel rows t (row r) and t - sh (row r + 1)
@@ -1588,7 +1591,7 @@ DCS_AVX512_VBMI void host_dw_image(const HostDwConv& hc, const TX* __restrict x,
     if (c == 16) {  // one block: whole rows
         const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
         for (int64_t h = 0; h < hc.ih; ++h) {
-            uint8_t* d = buf + ((h + hc.ph) * bw + hc.pw) * 16;
+            uint8_t* d = buf + ((h + hc.ph) * bw + hc.cs + hc.pw) * 16;
             const uint8_t* s = xn + h * row;
             for (int64_t k = 0; k < row; k += 64) {
                 const int64_t left = row - k;
@@ -1607,7 +1610,7 @@ DCS_AVX512_VBMI void host_dw_image(const HostDwConv& hc, const TX* __restrict x,
         const __m512i flip = _mm512_set1_epi8(static_cast<char>(s8 ? 0x80 : 0));  // xor: s8 shifted by 128
         const int64_t plane = bh * bw * 16;  // bytes per block
         for (int64_t h = 0; h < hc.ih; ++h) {
-            uint8_t* d = buf + ((h + hc.ph) * bw + hc.pw) * 16;
+            uint8_t* d = buf + ((h + hc.ph) * bw + hc.cs + hc.pw) * 16;
             const uint8_t* s = xn + h * row;
             int64_t px = 0;
             if (c % 16 == 0)
@@ -2410,7 +2413,8 @@ void DnnlExecutor::Impl::compile_host_dw_conv(Plan& P, const QStep& s, const std
     hc->nblk = (hc->c + 15) / 16;
     set_conv_geometry(*hc, xs, ys, ws, win);
     hc->g = (hc->kw + 3) / 4;
-    hc->bw = std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw);
+    hc->cs = (4 - hc->pw % 4) % 4;
+    hc->bw = (hc->cs + std::max(hc->iw + hc->pw, (hc->ow - 1) * hc->sw + hc->kw) + 3) / 4 * 4;
     hc->bh = std::max(hc->ih + hc->ph, (hc->oh - 1) * hc->sh + hc->kh);
     hc->layout();
     hc->xt = x_type;

@@ -8,7 +8,7 @@
 /// fused as eltwise post-ops and a residual Add as a sum post-op where the graph allows, pooling, zero
 /// Pad, Concat and Add on int8 data, fp32 only at input quantization, for ops without an int8 form
 /// (Softmax, unfolded BatchNorm, non-zero Pad) and for the final logits. Primitives are created once
-/// (per batch size) after calibration; set_weights() only reorders the codes into each primitive's
+/// (per batch size and image stream) after calibration; set_weights() only reorders the codes into each primitive's
 /// weight layout and swaps the scale and bias buffers; prepare_layer() / load() keep reordered layers
 /// for reuse, so loading a prepared layer again only swaps pointers. Activations with disjoint lifetimes share memory.
 /// Two shapes oneDNN 2.6 serves slowly run in host kernels with the same integer arithmetic (exact

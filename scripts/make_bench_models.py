@@ -102,10 +102,11 @@ class Mobile(nn.Module):
         return self.f(x.flatten(1))
 
 
-def write_models(out, models, script, check=None):
+def write_models(out, models, script, check=None, input_shape=(1, 1, 28, 28), edit_config=None):
     """Exports each (name, model class) to out/<name>.onnx (random weights, seed 0; BatchNorm statistics
-    made non-trivial) and writes out/<name>.yaml, the lenet5 example's config with the model swapped.
-    check(name, path), when given, runs on each exported file and returns a line to print."""
+    made non-trivial; an input of input_shape, the batch dimension dynamic) and writes out/<name>.yaml, the
+    lenet5 example's config with the model swapped. check(name, path), when given, runs on each exported
+    file and returns a line to print; edit_config(text, name), when given, returns the config text to write."""
     os.makedirs(out, exist_ok=True)
     torch.manual_seed(0)
     with open(os.path.join(ROOT, "configs", "lenet5.yaml")) as f:
@@ -118,13 +119,15 @@ def write_models(out, models, script, check=None):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
         path = os.path.join(out, name + ".onnx")
-        torch.onnx.export(model, torch.randn(1, 1, 28, 28), path, input_names=["input"], output_names=["logits"],
+        torch.onnx.export(model, torch.randn(*input_shape), path, input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13)
         line = check(name, path) if check else path
         text = config.replace("path: lenet5.onnx", "path: " + name + ".onnx")
         text = text.replace("path: results/lenet5.h5", "path: " + os.path.join(out, name + ".h5"))
         text = text.replace(text.splitlines()[0],
                             "# Benchmark config for " + name + " (scripts/" + script + ", random weights).")
+        if edit_config:
+            text = edit_config(text, name)
         with open(os.path.join(out, name + ".yaml"), "w") as f:
             f.write(text)
         print(line)

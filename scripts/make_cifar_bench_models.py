@@ -28,15 +28,13 @@ import sys
 
 import h5py
 import numpy as np
-import onnx
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import make_survey_models  # noqa: E402  (SUPPORTED)
+import make_bench_models  # noqa: E402  (write_models)
+import make_survey_models  # noqa: E402  (check_model)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 DATA = "cifar-random.h5"
 SAMPLES = 2512  # calibration 0..511, validation 512..2511
@@ -139,53 +137,25 @@ def swap(text, pattern, replacement):
     return text
 
 
-def config_text(config, name, out):
-    """The lenet5 example's config with the model, the preprocess, the dataset (HDF5) and the output swapped."""
-    text = swap(config, r"\A# .*\n", "# Benchmark config for " + name
-                + " (scripts/make_cifar_bench_models.py, random weights, noise data).\n")
-    text = swap(text, r"^  path: lenet5\.onnx$", "  path: " + name + ".onnx")
+def edit_config(text, name):
+    """The config (make_bench_models.write_models's, for this model) with the preprocess and the dataset
+    (HDF5) swapped."""
     text = swap(text, r"^  preprocess: .*$", PREPROCESS)
     text = swap(text, r"^dataset:\n(?:  .*\n)*", DATASET)
-    text = swap(text, r"^  path: results/lenet5\.h5$", "  path: " + os.path.join(out, name + ".h5"))
     if "format: idx" in text or re.search(r"^  (images|labels):", text, flags=re.M):
         sys.exit("make_cifar_bench_models.py: %s.yaml would mix idx and hdf5 dataset keys" % name)
     return text
 
 
-def check(name, path):
-    ops = {n.op_type for n in onnx.load(path).graph.node}
-    if ops - make_survey_models.SUPPORTED:
-        sys.exit("make_cifar_bench_models.py: %s uses unsupported operators %s"
-                 % (name, sorted(ops - make_survey_models.SUPPORTED)))
-    size = os.path.getsize(path)
-    if size > 5 * 1024 * 1024:
-        sys.exit("make_cifar_bench_models.py: %s is %d bytes (over 5 MB)" % (name, size))
-    return "%s  %d bytes  ops %s" % (path, size, " ".join(sorted(ops)))
-
-
 def write_models(out):
-    """Writes out/cifar-random.h5, then exports each model to out/<name>.onnx (random weights, seed 0;
-    BatchNorm statistics made non-trivial) and writes out/<name>.yaml. As make_bench_models.write_models,
-    but with a 3x32x32 input and the config's preprocess and dataset swapped too."""
+    """Writes out/cifar-random.h5, then each model and its config through make_bench_models.write_models
+    (3x32x32 input, the config edited by edit_config)."""
     os.makedirs(out, exist_ok=True)
     print(write_data(os.path.join(out, DATA)))
-    torch.manual_seed(0)
-    with open(os.path.join(ROOT, "configs", "lenet5.yaml")) as f:
-        config = f.read()
-    for name, cls in MODELS:
-        model = cls()
-        model.eval()
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-        path = os.path.join(out, name + ".onnx")
-        torch.onnx.export(model, torch.randn(1, 3, 32, 32), path, input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, opset_version=13)
-        line = check(name, path)
-        with open(os.path.join(out, name + ".yaml"), "w") as f:
-            f.write(config_text(config, name, out))
-        print(line)
+    make_bench_models.write_models(out, MODELS, "make_cifar_bench_models.py",
+                                   lambda name, path: make_survey_models.check_model(name, path,
+                                                                                     "make_cifar_bench_models.py"),
+                                   input_shape=(1, 3, 32, 32), edit_config=edit_config)
 
 
 def main():

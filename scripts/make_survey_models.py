@@ -325,6 +325,17 @@ WIDE_DEPTHWISE_MODELS = [("dw192", functools.partial(WideDwPair, 192)), ("dw256"
                          ("dw960k3", functools.partial(WideDwKernel, 960, 3))]
 
 
+def check_model(name, path, script="make_survey_models.py"):
+    """Exits unless the exported model uses only SUPPORTED operators and is under 5 MB; returns a line to print."""
+    ops = {n.op_type for n in onnx.load(path).graph.node}
+    if ops - SUPPORTED:
+        sys.exit("%s: %s uses unsupported operators %s" % (script, name, sorted(ops - SUPPORTED)))
+    size = os.path.getsize(path)
+    if size > 5 * 1024 * 1024:
+        sys.exit("%s: %s is %d bytes (over 5 MB)" % (script, name, size))
+    return "%s  %d bytes  ops %s" % (path, size, " ".join(sorted(ops)))
+
+
 def main():
     args = sys.argv[1:]
     wide_depthwise = "--wide-depthwise" in args
@@ -333,17 +344,8 @@ def main():
     if len(args) != 1 or args[0].startswith("-"):
         sys.exit("usage: make_survey_models.py [--wide-depthwise] OUT_DIR")
 
-    def check(name, path):
-        ops = {n.op_type for n in onnx.load(path).graph.node}
-        if ops - SUPPORTED:
-            sys.exit("make_survey_models.py: %s uses unsupported operators %s" % (name, sorted(ops - SUPPORTED)))
-        size = os.path.getsize(path)
-        if size > 5 * 1024 * 1024:
-            sys.exit("make_survey_models.py: %s is %d bytes (over 5 MB)" % (name, size))
-        return "%s  %d bytes  ops %s" % (path, size, " ".join(sorted(ops)))
-
     make_bench_models.write_models(os.path.abspath(args[0]), WIDE_DEPTHWISE_MODELS if wide_depthwise else MODELS,
-                                   "make_survey_models.py", check)
+                                   "make_survey_models.py", check_model)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_bench_models  # noqa: E402  (write_models)
-import make_survey_models  # noqa: E402  (check_model)
+import make_survey_models  # noqa: E402  (check_model, dw_pw)
 
 
 DATA = "cifar-random.h5"
@@ -79,19 +79,14 @@ class CifarRes(nn.Module):
         return self.f(F.adaptive_avg_pool2d(x, 1).flatten(1))
 
 
-def dw_pw(cin, cout, stride):
-    return nn.Sequential(nn.Conv2d(cin, cin, 3, stride=stride, padding=1, groups=cin), nn.ReLU(),
-                         nn.Conv2d(cin, cout, 1), nn.ReLU())
-
-
 class CifarMob(nn.Module):
     def __init__(self):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 32, 3, stride=2, padding=1), nn.ReLU())
-        self.b1 = dw_pw(32, 64, 1)
-        self.b2 = dw_pw(64, 128, 2)
-        self.b3 = dw_pw(128, 128, 1)
-        self.b4 = dw_pw(128, 256, 2)
+        self.b1 = make_survey_models.dw_pw(32, 64, 1)
+        self.b2 = make_survey_models.dw_pw(64, 128, 2)
+        self.b3 = make_survey_models.dw_pw(128, 128, 1)
+        self.b4 = make_survey_models.dw_pw(128, 256, 2)
         self.f = nn.Linear(256, 10)
 
     def forward(self, x):

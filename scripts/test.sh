@@ -5,7 +5,7 @@
 # Environment: DCS_SANITIZE=0 skips the sanitizer pass (it adds about 10 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh -DDCS_BUILD_TESTS=ON -DDCS_BUILD_BENCH=ON   # builds every target (the demo builds only dcsearch)
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 jobs="$(getconf _NPROCESSORS_ONLN)"
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j"$jobs" --timeout 900 "$@")

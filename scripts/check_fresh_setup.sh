@@ -67,8 +67,8 @@ apt_uri_for_suite() {
         }' "$f"
     done
     cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      sed -E 's/\[[^]]*\]//' | awk -v want="$suite" '$1 == "deb" && $3 == want { print $2 }'
-  } | head -n1
+      sed -E 's/\[[^]]*\]//' | awk -v want="$suite" '$1 == "deb" && $3 == want { print $2 }' || true
+  } | awk 'NR == 1'   # not head: it would end the writers early, a failure under pipefail
 }
 mirror="${FRESH_MIRROR:-$(apt_uri_for_suite bookworm)}"
 security="$(apt_uri_for_suite bookworm-security)"

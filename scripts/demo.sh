@@ -67,8 +67,7 @@ Next:
   open $OUT/report.html in a browser (or: scripts/render_report.sh $OUT/report.html report.png)
   $BIN export $OUT/lenet5.h5 --id $other_id -o my-deploy        # any id from the report's table
   $BIN eval $CONFIG --layers my-deploy/layers.yaml
-  mpirun -np 8 $BIN search $CONFIG --output $OUT/lenet5.h5 --force   # more ranks (as root add
-        --allow-run-as-root; on fewer cores add --oversubscribe; OMP_NUM_THREADS=1 per rank)
+  mpirun -np 8 $BIN search $CONFIG --output $OUT/lenet5.h5 --force    # more ranks (docs/mpi.md)
   $BIN search configs/resnet_bn.yaml --output $OUT/resnet_bn.h5   # another shipped model
   your own model: copy $CONFIG, set model.path and dataset (docs/config.md)
 EOF

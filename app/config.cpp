@@ -34,7 +34,7 @@ const std::vector<std::string> kCompressionKeys{"weight_bits",     "prune_ratios
                                                 "pruning",         "method",       "weight_clip", "activation_bits",
                                                 "calibration",     "bias_correction", "layers"};
 const std::vector<std::string> kLayerKeys{"match", "weight_bits", "prune_ratios"};
-const std::vector<std::string> kSearchKeys{"algorithm",         "population", "generations",
+const std::vector<std::string> kSearchKeys{"algorithm",         "population", "offspring", "generations",
                                            "seed",              "max_accuracy_drop", "objectives",
                                            "max_evaluations",   "stagnation_generations"};
 const std::vector<std::string> kOutputKeys{"path"};
@@ -488,6 +488,10 @@ void parse_search(const Reader& r, const Fields& top, SearchConfig& s) {
         const int64_t v = r.to_int(*f, 4, int_max, what);
         if (v % 2 != 0) r.expected(*f, what);
         s.population = static_cast<int>(v);
+    }
+    if (const Field* f = m.get("offspring")) {
+        s.offspring = static_cast<int>(r.to_int(*f, 0, 1 << 20, "an integer >= 0 (0: as many as the population)"));
+        if (s.offspring == 1) r.expected(*f, "an integer >= 2, or 0 for as many as the population");
     }
     if (const Field* f = m.get("generations")) {
         s.generations = static_cast<int>(r.to_int(*f, 1, int_max, "an integer >= 1"));

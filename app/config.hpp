@@ -35,6 +35,7 @@ using search::Objective;
 struct SearchConfig {
     std::string algorithm = "nsga2";
     int population = 32;
+    int offspring = 0;               ///< candidates per generation; 0: as many as the population
     int generations = 20;
     uint64_t seed = 1;
     double max_accuracy_drop = 2.0;  ///< percentage points

@@ -23,6 +23,7 @@
 #include "search/problem.hpp"
 #include "search/mpi_transport.hpp"
 #include "search/results_store.hpp"
+#include "search/run_stats.hpp"
 
 namespace fs = std::filesystem;
 
@@ -194,8 +195,9 @@ void exit_if_orphaned(pid_t launcher) {
     }
 }
 
-/// The output path, and the evaluations of an interrupted run when resuming. Throws InputError.
-std::vector<search::Evaluation> check_output(const ParsedArgs& args, const Prepared& p, const std::string& out_path,
+/// Checks the output path; when resuming, returns the interrupted run's results (else empty results).
+/// Throws InputError.
+search::ResultsData check_output(const ParsedArgs& args, const Prepared& p, const std::string& out_path,
                                              const std::string& model_hash) {
     const bool resume = args.flag("--resume");
     std::error_code ec;
@@ -204,24 +206,25 @@ std::vector<search::Evaluation> check_output(const ParsedArgs& args, const Prepa
     if (!resume && fs::exists(out_path, ec) && !args.flag("--force"))
         throw InputError(out_path + ": results file exists; use --resume to continue that search or --force to overwrite it");
     check_output_writable(out_path);
-    if (!resume) return {};
+    if (!resume) return search::ResultsData{};
     search::ResultsData old = search::read_results(out_path);
     if (old.config_text != p.cfg.text)
         throw InputError("--resume: " + out_path + " was written by a different config (" + old.config_path +
                          "); resume with that config or start a new search with another output path");
     if (old.model_hash != model_hash)
         throw InputError("--resume: " + out_path + " was written for a different model file than " + p.cfg.model.path);
-    return old.evaluations;
+    return old;
 }
 
 /// The search on rank 0 (or in the only process) over `evaluator`; prints the summary.
 int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path, const std::string& model_hash,
-               const std::vector<search::Evaluation>& previous, search::Evaluator& evaluator,
+               const search::ResultsData& previous, const std::vector<int>& worker_ranks, search::Evaluator& evaluator,
                std::function<void(const search::Evaluation&)>* on_result, search::ProblemSettings* settings_out,
                pid_t launcher = 0) {
     const Config& cfg = p.cfg;
-    if (!previous.empty())
-        std::cerr << "dcsearch: resuming from " << out_path << " with " << previous.size() << " finished evaluations\n";
+    if (!previous.evaluations.empty())
+        std::cerr << "dcsearch: resuming from " << out_path << " with " << previous.evaluations.size()
+                  << " finished evaluations\n";
     search::ResultsData base;
     base.config_text = cfg.text;
     base.config_path = fs::absolute(cfg.file).string();
@@ -242,6 +245,7 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     }
     search::SearchSettings settings;
     settings.nsga.population = cfg.search.population;
+    settings.nsga.offspring = cfg.search.offspring;
     settings.nsga.generations = cfg.search.generations;
     settings.nsga.seed = cfg.search.seed;
     settings.nsga.max_evaluations = cfg.search.max_evaluations;
@@ -258,18 +262,19 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     if (settings_out) *settings_out = settings.problem;
 
     search::SearchDriver driver(*p.space, settings, base);
-    driver.resume_from(previous);
+    driver.resume_from(previous.evaluations);
     if (on_result)
         *on_result = [&driver, launcher](const search::Evaluation& e) {
             exit_if_orphaned(launcher);
             driver.note_result(e);
         };
     ProgressPrinter printer;
+    const search::RunAccounting accounting(previous, worker_ranks);
     driver.run(
         evaluator,
         [&](const search::ResultsData& d) {
             exit_if_orphaned(launcher);
-            search::write_results(out_path, d);
+            search::write_results(out_path, accounting.with_runs(d));
         },
         [&](const search::Progress& pr) { printer(pr); });
     printer.finish();
@@ -280,6 +285,8 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     for (const auto& e : res.evaluations) failed += !e.ok;
     std::cerr << "dcsearch: " << res.evaluations.size() << " evaluations (" << failed << " failed), front of "
               << front.size() << " written to " << out_path << "\n";
+    const auto runs = search::run_summary(accounting.with_runs(res));
+    if (!runs.empty()) std::cerr << "dcsearch: " << runs.back() << "\n";
     if (args.flag("--json")) {
         Json fr = Json::array();
         for (size_t i : front) {
@@ -347,7 +354,7 @@ int run_single(const ParsedArgs& args) {
             return out;
         }
     } local(p, settings, rate);
-    return coordinate(args, p, out_path, model_hash, previous, local, &local.on_result, &settings);
+    return coordinate(args, p, out_path, model_hash, previous, {0}, local, &local.on_result, &settings);
 }
 
 int run_mpi(const ParsedArgs& args) {
@@ -384,7 +391,7 @@ int run_mpi(const ParsedArgs& args) {
     std::unique_ptr<Prepared> p;
     std::unique_ptr<ResultsLock> lock;
     std::string out_path, model_hash;
-    std::vector<search::Evaluation> previous;
+    search::ResultsData previous;
     try {
         p = std::make_unique<Prepared>(prepare(args.positionals.at(0)));
         for (const auto& w : p->warnings) std::cerr << "dcsearch: warning: " << w << "\n";
@@ -403,7 +410,14 @@ int run_mpi(const ParsedArgs& args) {
         return 1;
     }
     search::broadcast_status(0);
-    std::cerr << "dcsearch: coordinating " << mpi.size() - 1 << " worker ranks\n";
+    const int workers = mpi.size() - 1;
+    std::cerr << "dcsearch: coordinating " << workers << " worker ranks\n";
+    const int batch = p->cfg.search.offspring > 0 ? p->cfg.search.offspring : p->cfg.search.population;
+    if (workers > batch)
+        std::cerr << "dcsearch: warning: " << workers - batch << " of " << workers
+                  << " workers will sit idle in every generation (" << batch
+                  << " candidates per generation): set search.offspring to " << workers
+                  << " (or a multiple of it) to keep every worker busy\n";
     try {
         search::ProblemSettings settings;
         search::MpiEvaluator evaluator(mpi.size(), settings);
@@ -424,8 +438,10 @@ int run_mpi(const ParsedArgs& args) {
                 return inner.evaluate(batch);
             }
         } scoring(evaluator, settings);
-        const int rc =
-            coordinate(args, *p, out_path, model_hash, previous, scoring, &evaluator.on_result, &settings, launcher);
+        std::vector<int> ranks;
+        for (int r = 1; r < mpi.size(); ++r) ranks.push_back(r);
+        const int rc = coordinate(args, *p, out_path, model_hash, previous, ranks, scoring, &evaluator.on_result,
+                                  &settings, launcher);
         evaluator.stop_workers();
         return rc;
     } catch (const std::exception& e) {

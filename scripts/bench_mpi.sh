@@ -1,30 +1,68 @@
 #!/usr/bin/env bash
-# MPI scaling benchmark (docs/performance.md, "MPI scaling"):
-#  1. coordinator round trip per candidate with workers that do nothing (upper bound of the
-#     coordinator's cost per dispatched candidate);
-#  2. parallel efficiency at 2..65 ranks (oversubscribed) with workers that sleep 100 ms per candidate,
-#     4 candidates per worker in batches of one per worker (a generation of NSGA-II);
-#  3. real speedup of 2 worker ranks over 1 on the LeNet-5 quick search (2 cores, OMP_NUM_THREADS=1).
+# MPI benchmark (docs/performance.md, "MPI scaling"); prints JSON lines, one per run:
+#  1. a real search (configs/lenet5.yaml, 816 evaluations) in one process with 2 threads against
+#     `mpirun -np 2` (one worker with 2 threads) and `mpirun -np 3` (two workers with 1 thread) on the
+#     same cores, ROUNDS times interleaved: wall time, its ratio to the one-process run of the same round,
+#     the workers' busy share and rank 0's CPU time, read from the results file's run table;
+#  2. simulated evaluations (workers sleep SLEEP_MS x [0.5, 1.5), bench/bench_mpi.cpp) through the real
+#     NSGA-II and MPI evaluator at 8 to 64 workers, with populations smaller and larger than the worker
+#     count and `offspring` from the population to 4x the workers: the efficiency busy / (workers x wall).
+#
+#   scripts/bench_mpi.sh [ROUNDS]      (default 3; SLEEP_MS=100, CONFIG=configs/lenet5.yaml)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
-[[ -x "$BUILD_DIR/bench/bench_mpi" ]] || scripts/setup.sh
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
+[[ -x "$BUILD_DIR/bench/bench_mpi" && -x "$BUILD_DIR/dcsearch" ]] ||
+  DCS_TARGETS="dcsearch bench_mpi" scripts/setup.sh -DDCS_BUILD_BENCH=ON
+ROUNDS="${1:-3}"
+SLEEP_MS="${SLEEP_MS:-100}"
+CONFIG="${CONFIG:-configs/lenet5.yaml}"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 MPIRUN=(mpirun --oversubscribe)
-echo "# cores: $(getconf _NPROCESSORS_ONLN)"
-echo "# 1. round trip, no work"
-for np in 2 3 5; do "${MPIRUN[@]}" -np $np "$BUILD_DIR/bench/bench_mpi" 0 20000; done
-echo "# 2. efficiency, 100 ms per candidate"
-for np in 2 3 5 9 17 33 65; do
-  w=$((np - 1))
-  "${MPIRUN[@]}" -np $np "$BUILD_DIR/bench/bench_mpi" 100 $((4 * w)) $w
-done
-echo "# 3. real search, configs/lenet5-quick.yaml"
+cores="$(getconf _NPROCESSORS_ONLN)"
+echo "# $cores cores ($(lscpu | sed -n 's/^Model name: *//p')), $CONFIG, $(date -u +%FT%TZ)" >&2
 tmp=$(mktemp -d)
-for np in 2 3; do
-  start=$(date +%s.%N)
-  "${MPIRUN[@]}" -np $np "$BUILD_DIR/dcsearch" search configs/lenet5-quick.yaml --output "$tmp/r$np.h5" 2>/dev/null >/dev/null
-  end=$(date +%s.%N)
-  echo "{\"ranks\":$np,\"workers\":$((np - 1)),\"search_seconds\":$(awk "BEGIN{print $end - $start}")}"
+trap 'rm -rf "$tmp"' EXIT
+
+# The run table of a results file as JSON fields (docs/results-format.md, /runs).
+run_fields() {
+  /usr/bin/python3 - "$1" <<'PY'
+import h5py, sys
+f = h5py.File(sys.argv[1], 'r'); g = f['runs']
+wall = float(g['wall_seconds'][0]); cpu = float(g['coordinator_cpu_seconds'][0]); w = int(g['workers'][0])
+busy = float(sum(g['worker_busy_seconds'][:]))
+print(f'"evaluations":{len(f["evaluations/id"])},"search_wall_s":{wall:.3f},"busy_share":{busy / (w * wall):.3f},'
+      f'"rank0_cpu_s":{cpu:.3f},"rank0_cpu_share":{cpu / wall:.4f}')
+PY
+}
+
+echo "# 1. real search: one process (OMP_NUM_THREADS=$cores) against -np 2 and -np 3 on the same cores"
+for round in $(seq "$ROUNDS"); do
+  base=""
+  for mode in single np2 np3; do
+    out="$tmp/$mode.h5"
+    start=$(date +%s.%N)
+    case $mode in
+      single) OMP_NUM_THREADS=$cores "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
+      np2) OMP_NUM_THREADS=$cores "${MPIRUN[@]}" -np 2 "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
+      np3) OMP_NUM_THREADS=1 "${MPIRUN[@]}" -np 3 "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
+    esac
+    end=$(date +%s.%N)
+    wall=$(awk "BEGIN{printf \"%.3f\", $end - $start}")
+    [[ -n "$base" ]] || base=$wall
+    echo "{\"round\":$round,\"mode\":\"$mode\",\"wall_s\":$wall,\"vs_single\":$(awk "BEGIN{printf \"%.3f\", $wall / $base}"),$(run_fields "$out")}"
+  done
 done
-rm -rf "$tmp"
+
+echo "# 2. simulated evaluations of ${SLEEP_MS} ms x [0.5, 1.5): efficiency = busy / (workers x wall)"
+export OMP_NUM_THREADS=1
+for workers in 8 16 32 64; do
+  np=$((workers + 1))
+  for pop in 16 32 128; do
+    for offspring in 0 $workers $((2 * workers)) $((4 * workers)); do
+      # Each run takes about 6 generations of the batch; skip the duplicate rows (offspring = population).
+      [[ $offspring -ne $pop ]] || continue
+      "${MPIRUN[@]}" -np $np "$BUILD_DIR/bench/bench_mpi" "$SLEEP_MS" $pop $offspring 5
+    done
+  done
+done

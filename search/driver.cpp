@@ -143,10 +143,9 @@ void SearchDriver::report(bool batch_end) {
     if (!progress_) return;
     Progress p;
     p.batch_end = batch_end;
-    std::set<Genome> done;
-    for (const auto& e : nsga_.archive()) done.insert(e.genome);
-    for (const auto& e : pending_) done.insert(e.genome);
-    p.done = static_cast<int64_t>(done.size());
+    // Pending results are new genomes (the algorithm never sends one from its archive), so the two add
+    // up; a set of every genome here cost the coordinator more than the MPI transport per result.
+    p.done = static_cast<int64_t>(nsga_.archive().size() + pending_.size());
     p.planned = std::max(planned_, p.done);
     p.generation = generation_;
     p.generations = settings_.nsga.generations;
@@ -178,7 +177,8 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
     const int64_t pop = settings_.nsga.population, gens = settings_.nsga.generations;
     std::vector<Genome> scan;
     if (settings_.sensitivity_scan) scan = scan_genomes();
-    planned_ = static_cast<int64_t>(scan.size()) + pop * (gens + 1);
+    const int64_t kids = settings_.nsga.offspring > 0 ? settings_.nsga.offspring : pop;
+    planned_ = static_cast<int64_t>(scan.size()) + std::max(pop, kids) + kids * gens;
     if (settings_.nsga.max_evaluations > 0) planned_ = std::min<int64_t>(planned_, settings_.nsga.max_evaluations);
     auto batch_done = [&] {
         pending_.clear();

@@ -2,9 +2,11 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <deque>
-#include <map>
+#include <thread>
 
 #include "search/protocol.hpp"
 
@@ -25,9 +27,40 @@ void send(const std::vector<char>& bytes, int dest, Tag tag) {
           "MPI_Send");
 }
 
+using Micros = std::chrono::microseconds;
+
+/// Sleeps between polls that start short (10 us by default) and double up to a cap: a wait costs a few
+/// wake-ups per millisecond instead of a core. OpenMPI's blocking calls (MPI_Probe, MPI_Recv, MPI_Bcast) busy-poll,
+/// so a rank waiting in one takes a core from the ranks that compute (docs/mpi.md, "Waiting").
+class Backoff {
+public:
+    explicit Backoff(Micros cap, Micros first = Micros(10)) : cap_(std::max(cap, Micros(10))), next_(std::min(first, cap_)) {}
+    void wait() {
+        std::this_thread::sleep_for(next_);
+        next_ = std::min(cap_, next_ * 2);
+    }
+
+private:
+    Micros cap_, next_;
+};
+
+/// The longest sleep of a worker waiting for work or of any rank at start-up.
+constexpr Micros kIdleCap{2000};
+
+/// Waits until a message from `source` (or MPI_ANY_SOURCE) is there, without busy-polling.
+void wait_message(int source, MPI_Status* status, Micros cap, Micros first) {
+    Backoff backoff(cap, first);
+    for (;;) {
+        int flag = 0;
+        check(MPI_Iprobe(source, MPI_ANY_TAG, MPI_COMM_WORLD, &flag, status), "MPI_Iprobe");
+        if (flag) return;
+        backoff.wait();
+    }
+}
+
 /// Receives one message from `source` (or any) and returns its bytes; status tells who and which tag.
-std::vector<char> receive(int source, MPI_Status* status) {
-    check(MPI_Probe(source, MPI_ANY_TAG, MPI_COMM_WORLD, status), "MPI_Probe");
+std::vector<char> receive(int source, MPI_Status* status, Micros cap = kIdleCap, Micros first = Micros(10)) {
+    wait_message(source, status, cap, first);
     int count = 0;
     check(MPI_Get_count(status, MPI_CHAR, &count), "MPI_Get_count");
     std::vector<char> buf(static_cast<size_t>(count));
@@ -62,8 +95,17 @@ void MpiSession::abort(int status) {
 }
 
 int broadcast_status(int status) {
-    check(MPI_Bcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
-    return status;
+    // Workers wait here while rank 0 loads and checks everything: a non-blocking broadcast polled with
+    // backoff leaves rank 0 the cores (MPI_Bcast would busy-poll on every worker).
+    MPI_Request req;
+    check(MPI_Ibcast(&status, 1, MPI_INT, 0, MPI_COMM_WORLD, &req), "MPI_Ibcast");
+    Backoff backoff(kIdleCap);
+    for (;;) {
+        int done = 0;
+        check(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "MPI_Test");
+        if (done) return status;
+        backoff.wait();
+    }
 }
 
 MpiEvaluator::MpiEvaluator(int size, ProblemSettings settings) : size_(size), settings_(std::move(settings)) {}
@@ -86,25 +128,39 @@ std::vector<Evaluation> MpiEvaluator::evaluate(const std::vector<Genome>& batch)
     std::vector<Evaluation> out(batch.size());
     std::deque<int64_t> todo;
     for (int64_t j = 0; j < static_cast<int64_t>(batch.size()); ++j) todo.push_back(j);
+    const size_t workers = static_cast<size_t>(size_ - 1);
+    std::vector<int> outstanding(static_cast<size_t>(size_), 0);
     int busy = 0;
     auto dispatch = [&](int worker) {
         const int64_t j = todo.front();
         todo.pop_front();
         send(encode_work({j, batch[static_cast<size_t>(j)]}), worker, Tag::Work);
+        ++outstanding[static_cast<size_t>(worker)];
         ++busy;
     };
+    // Each worker holds a second job in its queue while more than one job per worker remains: it starts
+    // that one the moment it sends a result, so the coordinator may poll slowly without idling anyone.
+    // Near the end of a batch, jobs go one at a time to whoever is free, as without the queue.
+    auto queue_more = [&](int worker) { return !todo.empty() && todo.size() > workers && outstanding[static_cast<size_t>(worker)] < 2; };
     for (int w = 1; w < size_ && !todo.empty(); ++w) dispatch(w);
+    for (int w = 1; w < size_; ++w)
+        if (queue_more(w)) dispatch(w);
     while (busy > 0) {
         MPI_Status st;
-        auto bytes = receive(MPI_ANY_SOURCE, &st);
+        const Micros cap = poll_cap();
+        auto bytes = receive(MPI_ANY_SOURCE, &st, cap, cap / 4);
         if (st.MPI_TAG != static_cast<int>(Tag::Result))
             throw MpiError("unexpected message tag " + std::to_string(st.MPI_TAG) + " from rank " +
                            std::to_string(st.MPI_SOURCE));
         --busy;
+        --outstanding[static_cast<size_t>(st.MPI_SOURCE)];
         ResultMessage r = decode_result(bytes);
         if (r.job < 0 || r.job >= static_cast<int64_t>(batch.size()) || r.evaluation.genome != batch[static_cast<size_t>(r.job)])
             throw MpiError("rank " + std::to_string(st.MPI_SOURCE) + " answered a job it was not given");
-        if (!todo.empty()) dispatch(st.MPI_SOURCE);  // keep the worker busy before doing our own bookkeeping
+        // Keep the worker busy before doing our own bookkeeping.
+        if (outstanding[static_cast<size_t>(st.MPI_SOURCE)] == 0 && !todo.empty()) dispatch(st.MPI_SOURCE);
+        if (queue_more(st.MPI_SOURCE)) dispatch(st.MPI_SOURCE);
+        note_evaluation_time(r.evaluation.seconds);
         Evaluation& e = out[static_cast<size_t>(r.job)];
         e = std::move(r.evaluation);
         score(e, settings_);
@@ -113,6 +169,21 @@ std::vector<Evaluation> MpiEvaluator::evaluate(const std::vector<Genome>& batch)
             throw std::runtime_error("injected coordinator failure (DCS_FAULT_COORDINATOR_AFTER)");
     }
     return out;
+}
+
+void MpiEvaluator::note_evaluation_time(double seconds) {
+    // A running mean over about the last 32 results: evaluation times drift (pruned vs dense, caches).
+    if (!(seconds > 0)) return;
+    mean_seconds_ = mean_seconds_ <= 0 ? seconds : mean_seconds_ + (seconds - mean_seconds_) / 32.0;
+}
+
+std::chrono::microseconds MpiEvaluator::poll_cap() const {
+    // With a job queued on every worker, a result that waits for the coordinator's next poll costs no
+    // worker time, except for the last jobs of a batch (about workers / (8 x batch) of the run): a
+    // quarter of an evaluation keeps rank 0 to a few wake-ups per result. Each wake-up costs 10-20 us
+    // of CPU here (docs/performance.md, "MPI scaling").
+    if (mean_seconds_ <= 0) return Micros(200);
+    return Micros(std::clamp(static_cast<int64_t>(mean_seconds_ * 1e6 / 4.0), int64_t{20}, int64_t{10000}));
 }
 
 void MpiEvaluator::stop_workers() {
@@ -124,15 +195,22 @@ int run_worker(const std::string& load_error, const std::function<Evaluation(con
     check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
     if (!load_error.empty()) send(encode_text(load_error), 0, Tag::Failed);
     else send({}, 0, Tag::Ready);
+    double mean_seconds = 0.0;
     for (;;) {
         MPI_Status st;
-        auto bytes = receive(0, &st);
+        // Between generations a worker waits for the coordinator's bookkeeping: a sixteenth of its own
+        // evaluation time between polls keeps that wait short without spinning.
+        const Micros cap = mean_seconds > 0
+                               ? Micros(std::clamp(static_cast<int64_t>(mean_seconds * 1e6 / 16.0), int64_t{10}, kIdleCap.count()))
+                               : kIdleCap;
+        auto bytes = receive(0, &st, cap);
         if (st.MPI_TAG == static_cast<int>(Tag::Stop)) return load_error.empty() ? 0 : 1;
         if (st.MPI_TAG != static_cast<int>(Tag::Work)) throw MpiError("unexpected message tag " + std::to_string(st.MPI_TAG));
         WorkMessage w = decode_work(bytes);
         Evaluation e = evaluate(w.genome);
         e.genome = w.genome;
         e.rank = rank;
+        if (e.seconds > 0) mean_seconds = mean_seconds <= 0 ? e.seconds : mean_seconds + (e.seconds - mean_seconds) / 32.0;
         send(encode_result({w.job, e}), 0, Tag::Result);
     }
 }

@@ -1,7 +1,11 @@
 #pragma once
 /// MPI transport of the search: the only file of search/ that calls MPI. Roles: the coordinator
-/// (rank 0) dispatches genomes to workers (ranks 1..N-1) dynamically, one at a time, so a worker gets
-/// its next genome as soon as it returns a result. Messages: search/protocol.hpp.
+/// (rank 0) dispatches genomes to workers (ranks 1..N-1) dynamically, with a second one queued on each
+/// worker while the batch has plenty left, so a worker starts its next genome as soon as it returns a
+/// result. Messages: search/protocol.hpp. Every wait polls with
+/// backoff (MPI_Iprobe / MPI_Test and short sleeps) instead of blocking in MPI, which in OpenMPI
+/// busy-polls: a waiting rank uses close to no CPU.
+#include <chrono>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -36,7 +40,7 @@ struct MpiError : std::runtime_error {
 };
 
 /// Rank 0 tells every rank whether start-up validation passed: status 0 = go on, else the exit status
-/// every rank should leave with. Collective.
+/// every rank should leave with. Collective; the waiting ranks sleep rather than spin.
 int broadcast_status(int status);
 
 /// Coordinator side (rank 0).
@@ -56,9 +60,14 @@ public:
     int64_t fail_after_results = 0;
 
 private:
+    void note_evaluation_time(double seconds);
+    /// The longest sleep between polls while workers evaluate: a share of the mean evaluation time.
+    std::chrono::microseconds poll_cap() const;
+
     int size_;
     ProblemSettings settings_;
     int64_t results_ = 0;
+    double mean_seconds_ = 0.0;  ///< the workers' evaluation time, running mean
 };
 
 /// Worker side: reports Ready (or Failed with `load_error` when it is not empty), then evaluates

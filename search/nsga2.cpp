@@ -17,6 +17,9 @@ Nsga2::Nsga2(std::vector<int> choices, Nsga2Params params)
     if (params_.population < 4 || params_.population % 2 != 0)
         throw std::invalid_argument("nsga2: population must be an even number >= 4, got " +
                                     std::to_string(params_.population));
+    if (params_.offspring < 0 || params_.offspring == 1)
+        throw std::invalid_argument("nsga2: offspring must be 0 (as many as the population) or >= 2, got " +
+                                    std::to_string(params_.offspring));
     if (params_.generations < 0)
         throw std::invalid_argument("nsga2: generations must be >= 0, got " + std::to_string(params_.generations));
     if (params_.crossover_rate < 0 || params_.crossover_rate > 1)
@@ -168,6 +171,7 @@ double Nsga2::archive_hypervolume() const {
 void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
                 const std::function<void(const GenerationRecord&)>& on_generation) {
     const size_t n = static_cast<size_t>(params_.population);
+    const size_t lambda = params_.offspring > 0 ? static_cast<size_t>(params_.offspring) : n;
     check_genomes(seeds);
     std::set<Genome> seen;
     for (const auto& kv : memo_) seen.insert(kv.first);  // e.g. the sensitivity scan's genomes
@@ -177,7 +181,8 @@ void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
         if (in_initial.insert(s).second) initial.push_back(s);
     for (const auto& s : seeds) seen.insert(s);
     const int64_t space = space_size();
-    for (int tries = 0; initial.size() < n && static_cast<int64_t>(seen.size()) < space && tries < 100000; ++tries) {
+    for (int tries = 0; initial.size() < std::max(n, lambda) && static_cast<int64_t>(seen.size()) < space && tries < 100000;
+         ++tries) {
         Genome g = random_genome();
         if (seen.insert(g).second) initial.push_back(g);
     }
@@ -224,10 +229,10 @@ void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
         }
         std::uniform_real_distribution<double> u(0.0, 1.0);
         std::vector<Genome> children;
-        size_t want = n;
+        size_t want = lambda;
         if (params_.max_evaluations > 0)
             want = std::min<size_t>(want, static_cast<size_t>(params_.max_evaluations) - archive_.size());
-        for (int guard = 0; children.size() < want && guard < 100 * static_cast<int>(n); ++guard) {
+        for (int guard = 0; children.size() < want && guard < 100 * static_cast<int>(want); ++guard) {
             Genome a = archive_[pop[tournament(pop, rank, crowd)]].genome;
             Genome b = archive_[pop[tournament(pop, rank, crowd)]].genome;
             if (u(rng_) < params_.crossover_rate)

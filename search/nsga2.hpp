@@ -14,6 +14,10 @@ namespace dcs::search {
 
 struct Nsga2Params {
     int population = 32;          ///< even, >= 4
+    /// Children per generation (0: as many as the population), also the size of the initial batch when
+    /// larger than the population. The best `population` of parents and children survive ((mu + lambda)
+    /// selection), so more children than parents keep more workers busy without changing the algorithm.
+    int offspring = 0;
     int generations = 20;         ///< offspring generations after the initial population, >= 0
     uint64_t seed = 1;
     double crossover_rate = 0.9;  ///< probability that two parents are crossed (uniform crossover)

@@ -452,6 +452,30 @@ void write_results(const std::string& path, const ResultsData& d) {
                 write_ragged(g, "front_ids", "front_offsets", fronts);
                 write_ragged(g, "population_ids", "population_offsets", pops);
             }
+            {
+                Handle g = group(f, "runs");
+                std::vector<double> wall, cpu, busy;
+                std::vector<int32_t> workers, wrun, wrank;
+                std::vector<int64_t> wevals;
+                for (const auto& r : d.runs) {
+                    wall.push_back(r.wall_seconds);
+                    cpu.push_back(r.coordinator_cpu_seconds);
+                    workers.push_back(r.workers);
+                }
+                for (const auto& w : d.workers) {
+                    wrun.push_back(w.run);
+                    wrank.push_back(w.rank);
+                    wevals.push_back(w.evaluations);
+                    busy.push_back(w.busy_seconds);
+                }
+                write_array(g, "wall_seconds", wall);
+                write_array(g, "coordinator_cpu_seconds", cpu);
+                write_array(g, "workers", workers);
+                write_array(g, "worker_run", wrun);
+                write_array(g, "worker_rank", wrank);
+                write_array(g, "worker_evaluations", wevals);
+                write_array(g, "worker_busy_seconds", busy);
+            }
             check_status(H5Fflush(f, H5F_SCOPE_GLOBAL), "H5Fflush");
         }
         seal(tmp);
@@ -579,6 +603,22 @@ ResultsData read_results(const std::string& path) {
             rec.front = fronts[i];
             rec.population = pops[i];
             d.generations.push_back(std::move(rec));
+        }
+    }
+    if (H5Lexists(f, "runs", H5P_DEFAULT) > 0) {  // optional: older files have no run table
+        Handle g = r.open_group(f, "runs");
+        auto wall = r.array<double>(g, "wall_seconds"), cpu = r.array<double>(g, "coordinator_cpu_seconds");
+        auto workers = r.array<int32_t>(g, "workers");
+        if (cpu.size() != wall.size() || workers.size() != wall.size()) r.fail("run columns differ in length");
+        for (size_t i = 0; i < wall.size(); ++i) d.runs.push_back({wall[i], cpu[i], workers[i]});
+        auto wrun = r.array<int32_t>(g, "worker_run"), wrank = r.array<int32_t>(g, "worker_rank");
+        auto wevals = r.array<int64_t>(g, "worker_evaluations");
+        auto busy = r.array<double>(g, "worker_busy_seconds");
+        if (wrank.size() != wrun.size() || wevals.size() != wrun.size() || busy.size() != wrun.size())
+            r.fail("worker columns differ in length");
+        for (size_t i = 0; i < wrun.size(); ++i) {
+            if (wrun[i] < 0 || static_cast<size_t>(wrun[i]) >= d.runs.size()) r.fail("bad worker_run");
+            d.workers.push_back({wrun[i], wrank[i], wevals[i], busy[i]});
         }
     }
     return d;

@@ -26,6 +26,21 @@ struct LayerRow {
     std::vector<double> prunes;   ///< the layer's prune-ratio choices
 };
 
+/// One run of the search: the first, and each `--resume` of it.
+struct RunRow {
+    double wall_seconds = 0.0;             ///< the search loop's wall time (after loading and the baseline)
+    double coordinator_cpu_seconds = 0.0;  ///< rank 0's CPU time over the same span (in one process: the evaluations too)
+    int workers = 1;                       ///< processes that evaluated: MPI ranks 1..N-1, or 1 (rank 0 alone)
+};
+
+/// What one evaluating process did in one run.
+struct WorkerRow {
+    int run = 0;                ///< index into ResultsData::runs
+    int rank = 0;
+    int64_t evaluations = 0;    ///< evaluations it finished in that run
+    double busy_seconds = 0.0;  ///< the sum of their evaluation times
+};
+
 struct ResultsData {
     static constexpr int kFormatVersion = 1;
     std::string config_text;
@@ -44,6 +59,8 @@ struct ResultsData {
     bool complete = false;                ///< the search finished
     std::vector<Evaluation> evaluations;  ///< archive order; id = index
     std::vector<GenerationRecord> generations;
+    std::vector<RunRow> runs;        ///< absent from files written before it existed: empty
+    std::vector<WorkerRow> workers;
 };
 
 /// Writes `data` to `path` atomically (temporary file + rename).

@@ -65,6 +65,99 @@ TEST(MpiSearch, SameResultsAtEveryRankCount) {
     }
 }
 
+/// `config_text` with `search.offspring` (and another population) set.
+std::string with_offspring(const std::string& text, int population, int offspring) {
+    const std::string key = "search: {population: ";
+    const size_t at = text.find(key);
+    EXPECT_NE(at, std::string::npos);
+    const size_t end = text.find(',', at);
+    return text.substr(0, at) + key + std::to_string(population) + ", offspring: " + std::to_string(offspring) +
+           text.substr(end);
+}
+
+TEST(MpiSearch, OffspringGiveTheSameResultsAtEveryRankCount) {
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", with_offspring(config_text("single.h5", 2), 8, 12));
+    auto single = run_process({DCS_BINARY, "search", cfg}, 300, kEnv);
+    ASSERT_EQ(single.status, 0) << single.err;
+    const std::string want = dump(dir.file("single.h5"));
+    auto per_gen = run_process({"/usr/bin/python3", "-c",
+                                "import h5py, sys, collections\n"
+                                "g = h5py.File(sys.argv[1], 'r')['evaluations/generation'][:]\n"
+                                "c = collections.Counter(int(x) for x in g)\n"
+                                "print(c[0], c[1], c[2])\n",
+                                dir.file("single.h5")},
+                               60);
+    ASSERT_EQ(per_gen.status, 0) << per_gen.err;
+    // The initial batch is 12 (the greedy seeds among them, some already evaluated by the sensitivity
+    // scan, which are not counted again), then 12 children per generation.
+    int gen0 = 0, gen1 = 0, gen2 = 0;
+    ASSERT_EQ(std::sscanf(per_gen.out.c_str(), "%d %d %d", &gen0, &gen1, &gen2), 3) << per_gen.out;
+    EXPECT_GT(gen0, 8);
+    EXPECT_LE(gen0, 12);
+    EXPECT_EQ(gen1, 12);
+    EXPECT_EQ(gen2, 12);
+    std::vector<int> counts{np()};
+    if (np() == 4) counts = {3, 4};
+    for (int n : counts) {
+        std::string out = "np" + std::to_string(n) + ".h5";
+        auto r = run_process(mpirun(n, {"search", cfg, "--output", dir.file(out)}), 300, kEnv);
+        ASSERT_EQ(r.status, 0) << n << " ranks: " << r.err;
+        EXPECT_EQ(dump(dir.file(out)), want) << n << " ranks";
+        EXPECT_EQ(r.err.find("sit idle"), std::string::npos) << r.err;
+    }
+}
+
+TEST(MpiSearch, WarnsWhenWorkersWouldSitIdle) {
+    if (np() < 4) GTEST_SKIP() << "runs 6 ranks once, in the widest entry";
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", with_offspring(config_text("r.h5", 1), 4, 0));
+    auto r = run_process(mpirun(6, {"search", cfg}), 300, kEnv);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find("warning: 1 of 5 workers will sit idle in every generation (4 candidates per generation): "
+                         "set search.offspring to 5"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST(MpiSearch, CoordinatorSleepsWhileWorkersEvaluate) {
+    // 2 ranks, so that a busy-polling coordinator would have a core of its own to burn (with more ranks
+    // than cores it gets only its share, which a threshold cannot tell from polling with backoff).
+    if (np() != 2) GTEST_SKIP() << "runs in the 2-rank entry";
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", config_text("r.h5", 4));
+    auto r = run_process(mpirun(np(), {"search", cfg}), 300, kEnv);
+    ASSERT_EQ(r.status, 0) << r.err;
+    // The run table: wall time, rank 0's CPU time, and one row per worker rank.
+    auto t = run_process({"/usr/bin/python3", "-c",
+                          "import h5py, sys\n"
+                          "f = h5py.File(sys.argv[1], 'r')\n"
+                          "g = f['runs']\n"
+                          "print(len(g['wall_seconds']), g['wall_seconds'][0], g['coordinator_cpu_seconds'][0], g['workers'][0])\n"
+                          "print(sorted(int(x) for x in g['worker_rank'][:]), int(sum(g['worker_evaluations'][:])),"
+                          " len(f['evaluations/id']))\n",
+                          dir.file("r.h5")},
+                         60);
+    ASSERT_EQ(t.status, 0) << t.err;
+    int runs = 0, workers = 0;
+    double wall = 0, cpu = 0;
+    ASSERT_EQ(std::sscanf(t.out.c_str(), "%d %lf %lf %d", &runs, &wall, &cpu, &workers), 4) << t.out;
+    EXPECT_EQ(runs, 1);
+    EXPECT_EQ(workers, np() - 1);
+    std::string ranks = "[";
+    for (int k = 1; k < np(); ++k) ranks += (k > 1 ? ", " : "") + std::to_string(k);
+    const std::string second = t.out.substr(t.out.find('\n') + 1);
+    EXPECT_EQ(second.substr(0, second.find(']') + 1), ranks + "]") << t.out;
+    int evals = 0, rows = 0;
+    ASSERT_EQ(std::sscanf(second.substr(second.find(']') + 1).c_str(), "%d %d", &evals, &rows), 2) << t.out;
+    EXPECT_EQ(evals, rows) << "every evaluation counted once";
+    // A coordinator blocked in MPI busy-polls: on 2 cores with one worker it takes about a whole core
+    // (48-100% measured with the sleeps removed). Polling with backoff takes a few percent.
+    EXPECT_GT(wall, 0.0);
+    EXPECT_LT(cpu, 0.3 * wall) << "rank 0 used " << cpu << " s of CPU in " << wall << " s";
+    EXPECT_NE(r.err.find("coordinator CPU"), std::string::npos) << r.err;
+}
+
 TEST(MpiSearch, FailedEvaluationsAreRecordedAndTheSearchGoesOn) {
     TempDir dir;
     std::string cfg = dir.write("c.yaml", config_text("r.h5", 2));

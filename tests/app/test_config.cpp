@@ -143,6 +143,7 @@ TEST(Config, MinimalConfigTakesTheDocumentedDefaults) {
     EXPECT_EQ(c.search.objectives, (std::vector<Objective>{Objective::Accuracy, Objective::Size}));
     EXPECT_EQ(c.search.max_evaluations, 0);
     EXPECT_EQ(c.search.stagnation_generations, 0);
+    EXPECT_EQ(c.search.offspring, 0);
     EXPECT_EQ(c.output.path, "/work/cfgs/results.h5");
     EXPECT_TRUE(c.warnings.empty());
 }
@@ -198,6 +199,7 @@ search:
   objectives: [size, latency, accuracy, bops]
   max_evaluations: 500
   stagnation_generations: 3
+  offspring: 64
 output:
   path: out/run1.h5
 )";
@@ -238,6 +240,7 @@ output:
               (std::vector<Objective>{Objective::Size, Objective::Latency, Objective::Accuracy, Objective::Bops}));
     EXPECT_EQ(c.search.max_evaluations, 500);
     EXPECT_EQ(c.search.stagnation_generations, 3);
+    EXPECT_EQ(c.search.offspring, 64);
     EXPECT_EQ(c.output.path, "/home/u/exp/out/run1.h5");
     EXPECT_TRUE(c.warnings.empty());
 }
@@ -442,6 +445,9 @@ TEST(Config, SearchRanges) {
                         {"search.max_accuracy_drop: must be a number of percentage points in [0, 100], got -0.5"});
     expect_config_error(kMinimal + "search: {max_accuracy_drop: 150}\n", {"search.max_accuracy_drop", "got 150"});
     expect_config_error(kMinimal + "search: {max_evaluations: -1}\n", {"search.max_evaluations", ">= 0", "got -1"});
+    expect_config_error(kMinimal + "search: {offspring: 1}\n", {"search.offspring", ">= 2", "got 1"});
+    expect_config_error(kMinimal + "search: {offspring: -4}\n", {"search.offspring", ">= 0", "got -4"});
+    expect_config_error(kMinimal + "search: {ofspring: 8}\n", {"search.ofspring", "did you mean 'offspring'"});
     expect_config_error(kMinimal + "search: {stagnation_generations: -2}\n",
                         {"search.stagnation_generations", ">= 0", "got -2"});
     expect_config_error(kMinimal + "search: {algorithm: nsga3}\n",

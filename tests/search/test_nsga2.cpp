@@ -181,8 +181,49 @@ TEST(Nsga2, BudgetAndSmallSpaces) {
     EXPECT_EQ(z2.calls, 4);
 }
 
+/// Counts the genomes of each evaluate() call: one call per generation.
+class BatchSizes : public Zdt {
+public:
+    BatchSizes() : Zdt(1) {}
+    std::vector<Evaluation> evaluate(const std::vector<Genome>& batch) override {
+        sizes.push_back(batch.size());
+        return Zdt::evaluate(batch);
+    }
+    std::vector<size_t> sizes;
+};
+
+TEST(Nsga2, OffspringSetsTheBatchAndThePopulationStays) {
+    Nsga2Params p;
+    p.population = 8;
+    p.generations = 6;
+    p.offspring = 14;  // neither a multiple of the population nor even
+    p.hv_reference = kRef;
+    Nsga2 a(std::vector<int>(6, 16), p);
+    BatchSizes b;
+    a.run(b);
+    ASSERT_EQ(b.sizes.size(), 7u);
+    for (size_t s : b.sizes) EXPECT_EQ(s, 14u) << "the initial batch and every generation take `offspring` genomes";
+    ASSERT_EQ(a.history().size(), 7u);
+    for (const auto& g : a.history()) EXPECT_EQ(g.population.size(), 8u);
+    EXPECT_EQ(b.seen.size(), static_cast<size_t>(b.calls)) << "a genome was evaluated twice";
+    // More offspring per generation reach at least as good a front as the default on ZDT1 after as
+    // many generations (more of the space is seen): a check that the children are used.
+    Nsga2Params q = p;
+    q.offspring = 0;
+    Nsga2 c(std::vector<int>(6, 16), q);
+    BatchSizes d;
+    c.run(d);
+    for (size_t s : d.sizes) EXPECT_EQ(s, 8u);
+    EXPECT_GE(a.history().back().hypervolume, c.history().back().hypervolume);
+}
+
 TEST(Nsga2, BadParametersThrow) {
     Nsga2Params p;
+    p.offspring = 1;
+    EXPECT_THROW(Nsga2({3}, p), std::invalid_argument);
+    p.offspring = -2;
+    EXPECT_THROW(Nsga2({3}, p), std::invalid_argument);
+    p.offspring = 0;
     p.population = 7;
     EXPECT_THROW(Nsga2({3}, p), std::invalid_argument);
     p.population = 2;

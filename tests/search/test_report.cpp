@@ -197,6 +197,17 @@ TEST(Report, EscapesNamesAndIsDeterministic) {
     EXPECT_NE(a.find("conv&lt;1&gt;"), std::string::npos);
 }
 
+TEST(Report, FooterShowsHowBusyTheRunKeptItsWorkers) {
+    ResultsData r = sample(false);
+    EXPECT_EQ(report_html(r).find("busy"), std::string::npos) << "no run table, no line";
+    r.runs = {{10.0, 0.2, 2}};
+    r.workers = {{0, 1, 5, 9.0}, {0, 2, 4, 7.0}};
+    const std::string html = report_html(r);
+    EXPECT_NE(html.find("<p class=\"meta\">run 1: 9 evaluations by 2 workers in 10.0 s, busy 80% of the time (least busy "
+                        "rank 2: 7.0 s, busiest rank 1: 9.0 s); coordinator CPU 0.20 s (2.0%).</p>"),
+              std::string::npos);
+}
+
 TEST(Report, EmptyResultsStillRender) {
     ResultsData r;
     r.baseline_accuracy = 0.5;

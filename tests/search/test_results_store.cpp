@@ -44,6 +44,8 @@ ResultsData sample() {
         d.evaluations.push_back(e);
     }
     d.generations = {{0, {0, 1, 3}, {0, 1}, 0.5}, {1, {1, 3, 4}, {3}, 0.75}};
+    d.runs = {{12.5, 0.25, 2}, {3.0, 0.125, 1}};
+    d.workers = {{0, 1, 3, 1.5}, {0, 2, 1, 0.5}, {1, 1, 1, 0.5}};
     return d;
 }
 
@@ -72,6 +74,23 @@ TEST(ResultsStore, RoundTrip) {
     EXPECT_EQ(r.generations[0].population, d.generations[0].population);
     EXPECT_DOUBLE_EQ(r.generations[1].hypervolume, 0.75);
     EXPECT_EQ(r.hv_reference, d.hv_reference);
+    ASSERT_EQ(r.runs.size(), 2u);
+    EXPECT_DOUBLE_EQ(r.runs[0].wall_seconds, 12.5);
+    EXPECT_DOUBLE_EQ(r.runs[1].coordinator_cpu_seconds, 0.125);
+    EXPECT_EQ(r.runs[0].workers, 2);
+    ASSERT_EQ(r.workers.size(), 3u);
+    EXPECT_EQ(r.workers[1].rank, 2);
+    EXPECT_EQ(r.workers[2].run, 1);
+    EXPECT_EQ(r.workers[0].evaluations, 3);
+    EXPECT_DOUBLE_EQ(r.workers[0].busy_seconds, 1.5);
+}
+
+TEST(ResultsStore, FilesWithoutARunTableStillRead) {
+    // Written by dcsearch before the run table existed (the fuzz corpus keeps such files).
+    ResultsData r = read_results(std::string(DCS_SOURCE_DIR) + "/fuzz/corpus/results/size.h5");
+    EXPECT_FALSE(r.evaluations.empty());
+    EXPECT_TRUE(r.runs.empty());
+    EXPECT_TRUE(r.workers.empty());
 }
 
 TEST(ResultsStore, ReadableByH5pyAndH5dump) {
@@ -87,6 +106,7 @@ TEST(ResultsStore, ReadableByH5pyAndH5dump) {
                                    "assert f['evaluations/error'][2].decode() == 'injected failure \"quoted\"'\n"
                                    "assert f['layers/name'][1].decode() == 'fc1'\n"
                                    "assert abs(f['baseline'].attrs['accuracy'] - 0.91) < 1e-12\n"
+                                   "assert list(f['runs/worker_busy_seconds'][:]) == [1.5, 0.5, 0.5]\n"
                                    "print('ok')\n");
     auto r = dcs::test::run_process({"/usr/bin/python3", script, path}, 60);
     EXPECT_EQ(r.status, 0) << r.err;

@@ -103,6 +103,17 @@ TEST(SearchCli, KilledRunResumesToTheSameFront) {
     EXPECT_NE(resumed.err.find("resuming"), std::string::npos);
     EXPECT_EQ(front_of(resumed.out), front_of(full.out));
     EXPECT_EQ(evaluations_of(resumed.out), evaluations_of(full.out));
+    // The run table: the killed run as of its last checkpoint, then the resumed one; every evaluation
+    // counted once, by the run that made it.
+    auto runs = run_process({"/usr/bin/python3", "-c",
+                             "import h5py,sys; f=h5py.File(sys.argv[1],'r'); g=f['runs']; "
+                             "print(len(g['wall_seconds']), list(g['worker_run'][:]), list(g['worker_rank'][:]), "
+                             "int(sum(g['worker_evaluations'][:])) == len(f['evaluations/id']), "
+                             "int(g['worker_evaluations'][1]) > 0)",
+                             dir.file("k.h5")},
+                            60);
+    ASSERT_EQ(runs.status, 0) << runs.err;
+    EXPECT_EQ(runs.out, "2 [0, 1] [0, 0] True True\n");
 }
 
 TEST(SearchCli, ASecondSearchOnTheSameResultsFileIsRefused) {

@@ -1,5 +1,6 @@
 // `dcsearch search config.yaml [--resume] [--json] [--output PATH] [--force]`, in one process.
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -193,6 +194,22 @@ void exit_if_orphaned(pid_t launcher) {
         std::fwrite(line.data(), 1, line.size(), stderr);
         std::_Exit(1);
     }
+}
+
+/// mpirun binds each rank to one core by default when there are no more ranks than cores (OpenMPI 4:
+/// `--bind-to core` for 2 ranks or fewer); a rank then runs all its OMP_NUM_THREADS threads on that
+/// core. Returns a warning saying what to pass to mpirun, or "" when the rank may use enough CPUs.
+std::string binding_warning() {
+    const char* v = std::getenv("OMP_NUM_THREADS");
+    const int threads = v ? std::atoi(v) : 0;
+    cpu_set_t set;
+    if (threads <= 1 || sched_getaffinity(0, sizeof set, &set) != 0) return "";
+    const int cpus = CPU_COUNT(&set);
+    if (cpus >= threads) return "";
+    return "mpirun bound rank 0 (and the other ranks alike) to " + std::to_string(cpus) + " CPU" +
+           (cpus == 1 ? "" : "s") + " but OMP_NUM_THREADS=" + std::to_string(threads) +
+           ", so each rank's threads share them: pass --bind-to none, or --map-by slot:PE=" + std::to_string(threads) +
+           ", to mpirun (docs/mpi.md)";
 }
 
 /// Checks the output path; when resuming, returns the interrupted run's results (else empty results).
@@ -412,6 +429,8 @@ int run_mpi(const ParsedArgs& args) {
     search::broadcast_status(0);
     const int workers = mpi.size() - 1;
     std::cerr << "dcsearch: coordinating " << workers << " worker ranks\n";
+    // Ranks are bound alike, so rank 0's binding tells about the workers'.
+    if (const std::string w = binding_warning(); !w.empty()) std::cerr << "dcsearch: warning: " << w << "\n";
     const int batch = p->cfg.search.offspring > 0 ? p->cfg.search.offspring : p->cfg.search.population;
     if (workers > batch)
         std::cerr << "dcsearch: warning: " << workers - batch << " of " << workers
@@ -437,6 +456,7 @@ int run_mpi(const ParsedArgs& args) {
                 inner.set_settings(settings);
                 return inner.evaluate(batch);
             }
+            void defer(std::function<void()> work) override { inner.defer(std::move(work)); }
         } scoring(evaluator, settings);
         std::vector<int> ranks;
         for (int r = 1; r < mpi.size(); ++r) ranks.push_back(r);

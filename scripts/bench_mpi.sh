@@ -2,7 +2,8 @@
 # MPI benchmark (docs/performance.md, "MPI scaling"); prints JSON lines, one per run:
 #  1. a real search (configs/lenet5.yaml, 816 evaluations) in one process with 2 threads against
 #     `mpirun -np 2` (one worker with 2 threads) and `mpirun -np 3` (two workers with 1 thread) on the
-#     same cores, ROUNDS times interleaved: wall time, its ratio to the one-process run of the same round,
+#     same cores (-np 2 with --bind-to none: mpirun would bind the worker's threads to one core), ROUNDS
+#     times interleaved: wall time, its ratio to the one-process run of the same round,
 #     the workers' busy share and rank 0's CPU time, read from the results file's run table;
 #  2. simulated evaluations (workers sleep SLEEP_MS x [0.5, 1.5), bench/bench_mpi.cpp) through the real
 #     NSGA-II and MPI evaluator at 8 to 64 workers, with populations smaller and larger than the worker
@@ -44,7 +45,7 @@ for round in $(seq "$ROUNDS"); do
     start=$(date +%s.%N)
     case $mode in
       single) OMP_NUM_THREADS=$cores "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
-      np2) OMP_NUM_THREADS=$cores "${MPIRUN[@]}" -np 2 "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
+      np2) OMP_NUM_THREADS=$cores "${MPIRUN[@]}" --bind-to none -np 2 "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
       np3) OMP_NUM_THREADS=1 "${MPIRUN[@]}" -np 3 "$BUILD_DIR/dcsearch" search "$CONFIG" --output "$out" --force > /dev/null 2>&1 ;;
     esac
     end=$(date +%s.%N)

@@ -182,9 +182,14 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
     if (settings_.nsga.max_evaluations > 0) planned_ = std::min<int64_t>(planned_, settings_.nsga.max_evaluations);
     auto batch_done = [&] {
         pending_.clear();
-        sync(false);
-        if (checkpoint_) checkpoint_(data_);
+        // Copying the archive and writing the file can wait until the next batch is handed out (an MPI
+        // evaluator runs deferred work then, before it waits for results): nothing the checkpoint
+        // reads (the archive, the history, pending results) changes before the next batch's first result.
         last_checkpoint_ = now_seconds();
+        if (checkpoint_) ev.defer([this] {
+                sync(false);
+                checkpoint_(data_);
+            });
         report(true);
     };
     std::vector<Genome> seeds{space_.reference_genome()};

@@ -1,6 +1,7 @@
 #pragma once
 /// The seam between the search and whatever evaluates candidates (in process, over MPI, or a test
 /// problem). The search never sees MPI.
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ public:
     virtual ~Evaluator() = default;
     /// One result per genome, same order. Failed evaluations are results too (ok = false).
     virtual std::vector<Evaluation> evaluate(const std::vector<Genome>& batch) = 0;
+    /// Bookkeeping between batches (a checkpoint): an evaluator whose work runs elsewhere (MPI) keeps
+    /// it until the next batch is handed out, so that workers do not wait for it, and drops it if no
+    /// batch follows (a newer one replaces it); one that evaluates in this process runs it now.
+    virtual void defer(std::function<void()> work) { work(); }
 };
 
 }  // namespace dcs::search

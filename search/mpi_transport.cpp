@@ -138,16 +138,25 @@ std::vector<Evaluation> MpiEvaluator::evaluate(const std::vector<Genome>& batch)
         ++outstanding[static_cast<size_t>(worker)];
         ++busy;
     };
-    // Each worker holds a second job in its queue while more than one job per worker remains: it starts
+    // Each worker holds a second job in its queue while at least one job per worker remains: it starts
     // that one the moment it sends a result, so the coordinator may poll slowly without idling anyone.
-    // Near the end of a batch, jobs go one at a time to whoever is free, as without the queue.
-    auto queue_more = [&](int worker) { return !todo.empty() && todo.size() > workers && outstanding[static_cast<size_t>(worker)] < 2; };
+    // The last jobs of a batch go one at a time to whoever is free, as without the queue.
+    auto queue_more = [&](int worker) {
+        return !todo.empty() && todo.size() >= workers && outstanding[static_cast<size_t>(worker)] < 2;
+    };
     for (int w = 1; w < size_ && !todo.empty(); ++w) dispatch(w);
     for (int w = 1; w < size_; ++w)
         if (queue_more(w)) dispatch(w);
+    if (deferred_) {  // e.g. the previous batch's checkpoint, while the workers start on this one
+        auto work = std::move(deferred_);
+        deferred_ = nullptr;
+        work();
+    }
     while (busy > 0) {
         MPI_Status st;
-        const Micros cap = poll_cap();
+        // Once every job is out, each result that waits for a poll may idle its worker until the next
+        // batch: poll four times as often.
+        const Micros cap = todo.empty() ? poll_cap() / 4 : poll_cap();
         auto bytes = receive(MPI_ANY_SOURCE, &st, cap, cap / 4);
         if (st.MPI_TAG != static_cast<int>(Tag::Result))
             throw MpiError("unexpected message tag " + std::to_string(st.MPI_TAG) + " from rank " +
@@ -172,21 +181,24 @@ std::vector<Evaluation> MpiEvaluator::evaluate(const std::vector<Genome>& batch)
 }
 
 void MpiEvaluator::note_evaluation_time(double seconds) {
-    // A running mean over about the last 32 results: evaluation times drift (pruned vs dense, caches).
     if (!(seconds > 0)) return;
-    mean_seconds_ = mean_seconds_ <= 0 ? seconds : mean_seconds_ + (seconds - mean_seconds_) / 32.0;
+    recent_seconds_.push_back(seconds);
+    if (recent_seconds_.size() > 16) recent_seconds_.pop_front();
 }
 
 std::chrono::microseconds MpiEvaluator::poll_cap() const {
-    // With a job queued on every worker, a result that waits for the coordinator's next poll costs no
-    // worker time, except for the last jobs of a batch (about workers / (8 x batch) of the run): a
-    // quarter of an evaluation keeps rank 0 to a few wake-ups per result. Each wake-up costs 10-20 us
-    // of CPU here (docs/performance.md, "MPI scaling").
-    if (mean_seconds_ <= 0) return Micros(200);
-    return Micros(std::clamp(static_cast<int64_t>(mean_seconds_ * 1e6 / 4.0), int64_t{20}, int64_t{10000}));
+    // A worker holds one job in its queue while it evaluates another, so it waits for the coordinator
+    // only if a poll comes later than one evaluation: half the shortest of the last 16 evaluations keeps
+    // every queue filled in time (a running mean would not: the first, cold evaluations take several
+    // times longer) at a few wake-ups per result. Each wake-up costs 10-20 us of CPU here
+    // (docs/performance.md, "MPI scaling").
+    if (recent_seconds_.empty()) return Micros(200);
+    const double shortest = *std::min_element(recent_seconds_.begin(), recent_seconds_.end());
+    return Micros(std::clamp(static_cast<int64_t>(shortest * 1e6 / 2.0), int64_t{20}, int64_t{10000}));
 }
 
 void MpiEvaluator::stop_workers() {
+    deferred_ = nullptr;
     for (int w = 1; w < size_; ++w) send({}, w, Tag::Stop);
 }
 

@@ -6,6 +6,7 @@
 /// backoff (MPI_Iprobe / MPI_Test and short sleeps) instead of blocking in MPI, which in OpenMPI
 /// busy-polls: a waiting rank uses close to no CPU.
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -51,7 +52,9 @@ public:
     /// first failure (the others are still waited for, so that stop_workers() reaches everyone).
     std::string wait_ready();
     std::vector<Evaluation> evaluate(const std::vector<Genome>& batch) override;
-    /// Sends Stop to every worker.
+    /// Runs `work` once the next batch's first genomes are sent (replacing work deferred before).
+    void defer(std::function<void()> work) override { deferred_ = std::move(work); }
+    /// Sends Stop to every worker; drops deferred work.
     void stop_workers();
     /// How results are scored (objectives, violation); set before evaluate().
     void set_settings(const ProblemSettings& settings) { settings_ = settings; }
@@ -61,13 +64,14 @@ public:
 
 private:
     void note_evaluation_time(double seconds);
-    /// The longest sleep between polls while workers evaluate: a share of the mean evaluation time.
+    /// The longest sleep between polls while workers evaluate: a share of the recent evaluation times.
     std::chrono::microseconds poll_cap() const;
 
     int size_;
     ProblemSettings settings_;
     int64_t results_ = 0;
-    double mean_seconds_ = 0.0;  ///< the workers' evaluation time, running mean
+    std::deque<double> recent_seconds_;  ///< the last evaluation times the workers reported
+    std::function<void()> deferred_;
 };
 
 /// Worker side: reports Ready (or Failed with `load_error` when it is not empty), then evaluates

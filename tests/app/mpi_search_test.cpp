@@ -120,6 +120,25 @@ TEST(MpiSearch, WarnsWhenWorkersWouldSitIdle) {
         << r.err;
 }
 
+TEST(MpiSearch, WarnsWhenMpirunBindsRanksToFewerCpusThanThreads) {
+    // OpenMPI 4 binds each of 2 ranks to a core by default; bound to one hardware thread (one CPU, with
+    // or without SMT), OMP_NUM_THREADS=2 shares it.
+    if (np() != 2) GTEST_SKIP() << "runs in the 2-rank entry";
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", config_text("r.h5", 1));
+    std::vector<std::string> env{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "OMP_NUM_THREADS=2"};
+    const std::string warning = "to 1 CPU but OMP_NUM_THREADS=2, so each rank's threads share them: pass --bind-to none";
+    std::vector<std::string> bound{"mpirun", "--allow-run-as-root", "--bind-to", "hwthread", "-np", "2", DCS_BINARY,
+                                   "search", cfg, "--force"};
+    auto r = run_process(bound, 300, env);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_NE(r.err.find(warning), std::string::npos) << r.err;
+    bound[3] = "none";
+    r = run_process(bound, 300, env);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(r.err.find("OMP_NUM_THREADS"), std::string::npos) << r.err;
+}
+
 TEST(MpiSearch, CoordinatorSleepsWhileWorkersEvaluate) {
     // 2 ranks, so that a busy-polling coordinator would have a core of its own to burn (with more ranks
     // than cores it gets only its share, which a threshold cannot tell from polling with backoff).

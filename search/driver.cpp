@@ -180,8 +180,15 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
     const int64_t kids = settings_.nsga.offspring > 0 ? settings_.nsga.offspring : pop;
     planned_ = static_cast<int64_t>(scan.size()) + std::max(pop, kids) + kids * gens;
     if (settings_.nsga.max_evaluations > 0) planned_ = std::min<int64_t>(planned_, settings_.nsga.max_evaluations);
+    bool first_batch = true;
     auto batch_done = [&] {
         pending_.clear();
+        const bool due = first_batch || now_seconds() - last_checkpoint_ >= checkpoint_min_seconds;
+        first_batch = false;
+        if (!due) {
+            report(true);
+            return;
+        }
         // Copying the archive and writing the file can wait until the next batch is handed out (an MPI
         // evaluator runs deferred work then, before it waits for results): nothing the checkpoint
         // reads (the archive, the history, pending results) changes before the next batch's first result.

@@ -47,7 +47,9 @@ public:
     void resume_from(const std::vector<Evaluation>& done);
 
     /// Runs the search. `checkpoint` receives the results so far after every batch and at least every
-    /// `checkpoint_seconds` while a batch runs (through note_result); `progress` after each result.
+    /// `checkpoint_seconds` while a batch runs (through note_result), but not twice within
+    /// `checkpoint_min_seconds` (the first batch always checkpoints, the end of the search too);
+    /// `progress` after each result.
     void run(Evaluator& evaluator, const std::function<void(const ResultsData&)>& checkpoint,
              const std::function<void(const Progress&)>& progress = {});
 
@@ -60,6 +62,9 @@ public:
     std::vector<size_t> front() const;
     const Nsga2& algorithm() const { return nsga_; }
     double checkpoint_seconds = 10.0;
+    /// Short generations (small models) would otherwise rewrite the file many times a second, which
+    /// was a third of the coordinator's CPU time (docs/performance.md, "MPI scaling").
+    double checkpoint_min_seconds = 1.0;
 
 private:
     std::vector<Genome> scan_genomes() const;

@@ -155,8 +155,8 @@ std::vector<Evaluation> MpiEvaluator::evaluate(const std::vector<Genome>& batch)
     while (busy > 0) {
         MPI_Status st;
         // Once every job is out, each result that waits for a poll may idle its worker until the next
-        // batch: poll four times as often.
-        const Micros cap = todo.empty() ? poll_cap() / 4 : poll_cap();
+        // batch: poll eight times as often.
+        const Micros cap = todo.empty() ? poll_cap() / 8 : poll_cap();
         auto bytes = receive(MPI_ANY_SOURCE, &st, cap, cap / 4);
         if (st.MPI_TAG != static_cast<int>(Tag::Result))
             throw MpiError("unexpected message tag " + std::to_string(st.MPI_TAG) + " from rank " +
@@ -210,10 +210,11 @@ int run_worker(const std::string& load_error, const std::function<Evaluation(con
     double mean_seconds = 0.0;
     for (;;) {
         MPI_Status st;
-        // Between generations a worker waits for the coordinator's bookkeeping: a sixteenth of its own
-        // evaluation time between polls keeps that wait short without spinning.
+        // Between generations a worker waits for the others and for the coordinator's bookkeeping: a
+        // 64th of its own evaluation time between polls (at most 1 ms) keeps the start of the next batch
+        // prompt without spinning.
         const Micros cap = mean_seconds > 0
-                               ? Micros(std::clamp(static_cast<int64_t>(mean_seconds * 1e6 / 16.0), int64_t{10}, kIdleCap.count()))
+                               ? Micros(std::clamp(static_cast<int64_t>(mean_seconds * 1e6 / 64.0), int64_t{10}, int64_t{1000}))
                                : kIdleCap;
         auto bytes = receive(0, &st, cap);
         if (st.MPI_TAG == static_cast<int>(Tag::Stop)) return load_error.empty() ? 0 : 1;

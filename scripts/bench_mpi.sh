@@ -5,11 +5,14 @@
 #     same cores (-np 2 with --bind-to none: mpirun would bind the worker's threads to one core), ROUNDS
 #     times interleaved: wall time, its ratio to the one-process run of the same round,
 #     the workers' busy share and rank 0's CPU time, read from the results file's run table;
-#  2. simulated evaluations (workers sleep SLEEP_MS x [0.5, 1.5), bench/bench_mpi.cpp) through the real
+#  2. simulated evaluations (workers sleep SLEEP_MS x [1 - SPREAD, 1 + SPREAD), bench/bench_mpi.cpp) through the real
 #     NSGA-II and MPI evaluator at 8 to 64 workers, with populations smaller and larger than the worker
 #     count and `offspring` from the population to 4x the workers: the efficiency busy / (workers x wall).
 #
-#   scripts/bench_mpi.sh [ROUNDS]      (default 3; SLEEP_MS=100, CONFIG=configs/lenet5.yaml)
+#   scripts/bench_mpi.sh [ROUNDS]   (default 3; SLEEP_MS=100, SPREAD=0.5, CONFIG=configs/lenet5.yaml, PARTS="1 2")
+#
+# Part 1 also times an MPI job that does nothing (MPI_Init to MPI_Finalize, 3 ranks): OpenMPI's launch
+# cost, which every -np run pays and no change to dcsearch removes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
@@ -37,8 +40,14 @@ print(f'"evaluations":{len(f["evaluations/id"])},"search_wall_s":{wall:.3f},"bus
 PY
 }
 
+PARTS="${PARTS:-1 2}"
+if [[ " $PARTS " == *" 1 "* ]]; then
 echo "# 1. real search: one process (OMP_NUM_THREADS=$cores) against -np 2 and -np 3 on the same cores"
 for round in $(seq "$ROUNDS"); do
+  start=$(date +%s.%N)
+  OMP_NUM_THREADS=1 "${MPIRUN[@]}" -np 3 "$BUILD_DIR/bench/bench_mpi" 0 4 0 0 > /dev/null
+  end=$(date +%s.%N)
+  echo "{\"round\":$round,\"mode\":\"empty MPI job, 3 ranks\",\"wall_s\":$(awk "BEGIN{printf \"%.3f\", $end - $start}")}"
   base=""
   for mode in single np2 np3; do
     out="$tmp/$mode.h5"
@@ -54,8 +63,11 @@ for round in $(seq "$ROUNDS"); do
     echo "{\"round\":$round,\"mode\":\"$mode\",\"wall_s\":$wall,\"vs_single\":$(awk "BEGIN{printf \"%.3f\", $wall / $base}"),$(run_fields "$out")}"
   done
 done
+fi
+[[ " $PARTS " == *" 2 "* ]] || exit 0
 
-echo "# 2. simulated evaluations of ${SLEEP_MS} ms x [0.5, 1.5): efficiency = busy / (workers x wall)"
+SPREAD="${SPREAD:-0.5}"
+echo "# 2. simulated evaluations of ${SLEEP_MS} ms x [1 - $SPREAD, 1 + $SPREAD): efficiency = busy / (workers x wall)"
 export OMP_NUM_THREADS=1
 for workers in 8 16 32 64; do
   np=$((workers + 1))
@@ -63,7 +75,7 @@ for workers in 8 16 32 64; do
     for offspring in 0 $workers $((2 * workers)) $((4 * workers)); do
       # Each run takes about 6 generations of the batch; skip the duplicate rows (offspring = population).
       [[ $offspring -ne $pop ]] || continue
-      "${MPIRUN[@]}" -np $np "$BUILD_DIR/bench/bench_mpi" "$SLEEP_MS" $pop $offspring 5
+      "${MPIRUN[@]}" -np $np "$BUILD_DIR/bench/bench_mpi" "$SLEEP_MS" $pop $offspring 5 "$SPREAD"
     done
   done
 done

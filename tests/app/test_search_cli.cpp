@@ -118,7 +118,8 @@ TEST(SearchCli, KilledRunResumesToTheSameFront) {
 
 TEST(SearchCli, ASecondSearchOnTheSameResultsFileIsRefused) {
     TempDir dir;
-    std::string cfg = dir.write("c.yaml", config_text("r.h5", 400, true));
+    // Long enough (tens of seconds) to outlast the second one's 10 s wait for the lock.
+    std::string cfg = dir.write("c.yaml", config_text("r.h5", 3000, true));
     Child first = spawn_process({DCS_BINARY, "search", cfg});
     for (int i = 0; i < 6000 && !fs::exists(dir.file("r.h5")) && process_running(first); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(10));

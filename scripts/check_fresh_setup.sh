@@ -134,8 +134,9 @@ for c in "${commands[@]}"; do
   echo "# $c: scripts/$c.sh in a fresh Debian 12 root ($root, HEAD $head_commit); log: $log" >&2
   t0=$SECONDS
   rc=0
-  # A private mount and PID namespace: the mounts and any process left behind go with it.
-  unshare --mount --pid --fork --propagation private -- /bin/bash -c '
+  # A private mount and PID namespace: the mounts and any process left behind go with it (--kill-child:
+  # also when this script is interrupted).
+  unshare --mount --pid --fork --kill-child --propagation private -- /bin/bash -c '
     set -e
     root="$1"; cmd="$2"
     mount -t proc proc "$root/proc"

@@ -37,9 +37,12 @@ CACHE_DAYS="${FRESH_CACHE_DAYS:-7}"
 mkdir -p "$FRESH_DIR/logs"
 base_tar="$FRESH_DIR/base.tar"
 roots=()
+child=""
 
 cleanup() {
   local r
+  # The command's namespace: killing unshare kills everything in it (--kill-child).
+  if [[ -n "$child" ]]; then kill -KILL "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
   for r in "${roots[@]}"; do
     # Nothing should be mounted here (the mounts were made in a private namespace); unmount anyway.
     grep -F " $r/" /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
@@ -145,7 +148,12 @@ for c in "${commands[@]}"; do
     exec chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb \
       PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
       /bin/bash -c "cd /root/dcsearch && scripts/$cmd.sh" < /dev/null
-  ' check "$root" "$c" > "$log" 2>&1 || rc=$?
+  ' check "$root" "$c" > "$log" 2>&1 &
+  # Waited for in the background so that INT or TERM end the check at once (the trap runs during
+  # `wait`, not only after a foreground command ends).
+  child=$!
+  wait "$child" || rc=$?
+  child=""
   secs=$((SECONDS - t0))
   if [[ $rc -eq 0 ]]; then
     summary+=("$c: passed in ${secs} s")

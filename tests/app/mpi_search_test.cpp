@@ -144,10 +144,14 @@ TEST(MpiSearch, CoordinatorSleepsWhileWorkersEvaluate) {
     // than cores it gets only its share, which a threshold cannot tell from polling with backoff).
     if (np() != 2) GTEST_SKIP() << "runs in the 2-rank entry";
     TempDir dir;
-    // Long enough (seconds, 264 evaluations of 1,000 images) that rank 0's fixed costs (the first and
-    // last checkpoints, slower under the sanitizers) do not count: in a 0.3 s search under ASan they
-    // alone were a third of the wall time.
-    std::string cfg = dir.write("c.yaml", config_text("r.h5", 10, true));
+    // Evaluations of 5,000 images, so that rank 0's own work per result (instrumented and several times
+    // slower under the sanitizers) stays small beside them: with 300 images it was a third of the wall
+    // time under ASan, 19-20% with 1,000.
+    std::string text = config_text("r.h5", 10, true);
+    const std::string count = "count: 1000}";
+    ASSERT_NE(text.find(count), std::string::npos);
+    text.replace(text.find(count), count.size(), "count: 5000}");
+    std::string cfg = dir.write("c.yaml", text);
     auto r = run_process(mpirun(np(), {"search", cfg}), 300, kEnv);
     ASSERT_EQ(r.status, 0) << r.err;
     // The run table: wall time, rank 0's CPU time, and one row per worker rank.

@@ -14,7 +14,7 @@
 #include "compress/bitpack.hpp"
 #include "compress/crc32.hpp"
 #include "compress/huffman.hpp"
-#include "compress/isa.hpp"
+#include "common/cpu_features.hpp"
 #include "compress/method.hpp"
 
 namespace dcs::compress {

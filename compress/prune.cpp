@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #endif
 
-#include "compress/isa.hpp"
+#include "common/cpu_features.hpp"
 
 namespace dcs::compress {
 
@@ -150,7 +150,7 @@ std::pair<uint32_t, int64_t> bracket_select(const float* w, int64_t n, int64_t k
     uint32_t* idx = keys + cap + 16;
     int64_t below = 0, count = 0;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    const bool use_avx512 = avx512_enabled();
+    const bool use_avx512 = cpu::has(cpu::Isa::Avx512);
     if (use_avx512) count = gather_avx512(w, n, lo, hi, keys, idx, cap, &below);
     else count = gather_portable(w, 0, n, lo, hi, keys, idx, cap, &below);
 #else

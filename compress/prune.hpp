@@ -38,7 +38,7 @@ namespace detail {
 /// beyond, from a bracket of a sample's keys, gathered with AVX-512 or portable code; Radix when the
 /// bracket missed.
 enum class SelectPath { None, Sort, BracketAvx512, Bracket, Radix };
-/// magnitude_prune_mask, reporting its path (for tests; see set_avx512_allowed).
+/// magnitude_prune_mask, reporting its path (for tests; cpu::set_max_isa() turns the AVX-512 gather off).
 std::vector<uint8_t> magnitude_prune_mask(const float* w, int64_t n, double ratio, SelectPath* path);
 }  // namespace detail
 

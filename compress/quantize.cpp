@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #endif
 
-#include "compress/isa.hpp"
+#include "common/cpu_features.hpp"
 #include "compress/method.hpp"
 
 namespace dcs::compress {
@@ -65,7 +65,7 @@ constexpr float kRoundMagic = 12582912.0f;  // 1.5 * 2^23, see quantize_uniform
 /// channel; every channel's arithmetic is the same on any thread count, so the result is too.
 constexpr int64_t kParallelMin = 8192;
 
-// The MSE search's kernels are compiled for AVX2 and the baseline (DCS_VECTOR_CLONES, isa.hpp).
+// The MSE search's kernels are compiled for AVX2 and the baseline (DCS_VECTOR_CLONES, common/cpu_features.hpp).
 
 constexpr int kLanes = 8;  ///< flat_sse's float accumulators: element i of the body adds into lane i % kLanes
 
@@ -240,7 +240,7 @@ DCS_AVX512_TARGET void rows_sse_avx512(const float* x, int64_t outer, size_t cha
 void flat_sse(const float* body, int64_t body_n, const float* tail, int64_t tail_n, int count, const float* s,
               const float* lo, const float* hi, double* out) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (avx512_enabled()) return flat_sse_avx512(body, body_n, tail, tail_n, count, s, lo, hi, out);
+    if (cpu::has(cpu::Isa::Avx512)) return flat_sse_avx512(body, body_n, tail, tail_n, count, s, lo, hi, out);
 #endif
     flat_sse_portable(body, body_n, tail, tail_n, count, s, lo, hi, out);
 }
@@ -415,7 +415,7 @@ public:
         }
         // Each thread a contiguous range of 16-channel blocks; a channel's sum does not depend on the split.
         const auto blocks = static_cast<int64_t>((channels + 15) / 16);
-        const bool avx512 = avx512_enabled();
+        const bool avx512 = cpu::has(cpu::Isa::Avx512);
 #pragma omp parallel for schedule(static) if (blocks > 1 && l_.numel() >= kParallelMin)
         for (int64_t b = 0; b < blocks; ++b) {
             const auto c0 = static_cast<size_t>(16 * b), end = std::min(channels, c0 + 16);
@@ -726,7 +726,7 @@ void quantize_row(const float* in, int64_t n, UniformParams p, int qmin, int qma
         return;
     }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    const bool near = avx512_enabled() ? quantize_row_avx512(in, n, inv, lo, hi, p.zero_point, out)
+    const bool near = cpu::has(cpu::Isa::Avx512) ? quantize_row_avx512(in, n, inv, lo, hi, p.zero_point, out)
                                        : quantize_row_fast(in, n, inv, lo, hi, p.zero_point, out);
 #else
     const bool near = quantize_row_fast(in, n, inv, lo, hi, p.zero_point, out);

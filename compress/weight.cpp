@@ -6,7 +6,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "compress/isa.hpp"
+#include "common/cpu_features.hpp"
 #include "compress/method.hpp"
 #include "compress/prune.hpp"
 

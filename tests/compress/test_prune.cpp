@@ -8,10 +8,11 @@
 #include <numeric>
 #include <set>
 
-#include "compress/isa.hpp"
+#include "common/cpu_features.hpp"
 #include "random_tensor.hpp"
 
 using namespace dcs::compress;
+namespace cpu = dcs::cpu;
 using dcs::compress::testing::normal_tensor;
 
 namespace {
@@ -107,9 +108,11 @@ TEST(MagnitudePrune, EveryLargeTensorPathMatchesTheReference) {
                         for (size_t i = 0; i < w.size(); ++i)
                             if (i % 10) w[i] = w[i] < 0 ? -0.5f : 0.5f;
                     SelectPath path;
-                    set_avx512_allowed(avx512);
-                    const std::vector<uint8_t> mask = detail::magnitude_prune_mask(w.data(), n, ratio, &path);
-                    set_avx512_allowed(true);
+                    std::vector<uint8_t> mask;
+                    {
+                        cpu::ScopedMaxIsa cap(avx512 ? cpu::max_isa() : cpu::Isa::Avx2);
+                        mask = detail::magnitude_prune_mask(w.data(), n, ratio, &path);
+                    }
                     seen.insert(path);
                     const int64_t k = prune_count(n, ratio);
                     ASSERT_EQ(static_cast<int64_t>(mask.size()), n);
@@ -132,8 +135,7 @@ TEST(MagnitudePrune, EveryLargeTensorPathMatchesTheReference) {
                 }
     EXPECT_TRUE(seen.count(SelectPath::Bracket));
     EXPECT_TRUE(seen.count(SelectPath::Radix));
-    set_avx512_allowed(true);
-    if (avx512_enabled()) {
+    if (cpu::has(cpu::Isa::Avx512)) {
         EXPECT_TRUE(seen.count(SelectPath::BracketAvx512));
     }
 }

@@ -1,6 +1,6 @@
 #include "compress/weight.hpp"
 
-#include "compress/isa.hpp"
+#include "common/cpu_features.hpp"
 
 #include <gtest/gtest.h>
 #include <omp.h>
@@ -15,6 +15,7 @@
 #include "random_tensor.hpp"
 
 using namespace dcs::compress;
+namespace cpu = dcs::cpu;
 using dcs::compress::testing::normal_tensor;
 
 TEST(CompressWeight, RejectsBadArguments) {
@@ -224,10 +225,9 @@ uint64_t compress_fingerprint() {
 // them) and without.
 TEST(CompressWeight, OutputsPinnedOnRandomTensors) {
     for (bool avx512 : {true, false}) {
-        set_avx512_allowed(avx512);
+        cpu::ScopedMaxIsa cap(avx512 ? cpu::max_isa() : cpu::Isa::Avx2);
         EXPECT_EQ(compress_fingerprint(), 0x3d39cdb4715ecfa7ull) << "AVX-512 allowed: " << avx512;
     }
-    set_avx512_allowed(true);
 }
 
 // One PrunedWeight serves every bit width, scheme, granularity, clip rule and method of its (weight,

@@ -21,7 +21,7 @@
 #include "runtime/candidate.hpp"
 #include "runtime/onnx_import.hpp"
 #include "search/driver.hpp"
-#include "search/problem.hpp"
+#include "search/local_evaluator.hpp"
 #include "search/mpi_transport.hpp"
 #include "search/results_store.hpp"
 #include "search/run_stats.hpp"
@@ -119,8 +119,10 @@ Prepared prepare(const std::string& config_path) {
     p.layers = list_layers(*p.graph);
     if (p.layers.empty())
         throw InputError(p.cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
+    std::vector<std::string> layer_names;
+    for (const auto& l : p.layers) layer_names.push_back(l.name);
     p.space = std::make_unique<search::SearchSpace>(search::SearchSpace::build(
-        p.layers, p.cfg.compression.weight_bits, p.cfg.compression.prune_ratios, p.cfg.compression.layers, &p.warnings));
+        layer_names, p.cfg.compression.weight_bits, p.cfg.compression.prune_ratios, p.cfg.compression.layers, &p.warnings));
     EvaluatorOptions eo;  // int8 evaluation calibrated as `eval --layers` and `export` calibrate
     eo.calibration = p.cfg.dataset.calibration;
     eo.bias_correction = p.cfg.compression.bias_correction;

@@ -81,7 +81,9 @@ int main(int argc, char** argv) {
     Dataset data = Dataset::load(cfg.dataset);
     ModelIo io = check_model_io(g, data, cfg.model.path);
     CandidateEvaluator ce(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight);
-    SearchSpace space = SearchSpace::build(ce.layers(), cfg.compression.weight_bits, cfg.compression.prune_ratios,
+    std::vector<std::string> layer_names;
+    for (const auto& l : ce.layers()) layer_names.push_back(l.name);
+    SearchSpace space = SearchSpace::build(layer_names, cfg.compression.weight_bits, cfg.compression.prune_ratios,
                                            cfg.compression.layers);
     CandidateMetrics base = ce.baseline();
     ProblemSettings ps;

@@ -8,7 +8,7 @@
 
 #include "search/evaluator.hpp"
 #include "search/nsga2.hpp"
-#include "search/problem.hpp"
+#include "search/scoring.hpp"
 #include "search/results_store.hpp"
 #include "search/search_space.hpp"
 

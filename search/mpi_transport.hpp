@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "search/evaluator.hpp"
-#include "search/problem.hpp"
+#include "search/scoring.hpp"
 
 namespace dcs::search {
 

@@ -16,15 +16,15 @@ std::vector<T> sorted_unique(std::vector<T> v) {
 }
 }  // namespace
 
-SearchSpace SearchSpace::build(const std::vector<LayerInfo>& layers, const std::vector<int>& bits,
+SearchSpace SearchSpace::build(const std::vector<std::string>& layer_names, const std::vector<int>& bits,
                                const std::vector<double>& prunes, const std::vector<LayerOverride>& overrides,
                                std::vector<std::string>* warnings) {
     SearchSpace s;
     std::vector<bool> used(overrides.size(), false);
-    for (const auto& l : layers) {
-        LayerSpace ls{l.name, bits, prunes};
+    for (const auto& name : layer_names) {
+        LayerSpace ls{name, bits, prunes};
         for (size_t i = 0; i < overrides.size(); ++i) {
-            if (fnmatch(overrides[i].match.c_str(), l.name.c_str(), 0) != 0) continue;
+            if (fnmatch(overrides[i].match.c_str(), name.c_str(), 0) != 0) continue;
             used[i] = true;
             if (!overrides[i].weight_bits.empty()) ls.bits = overrides[i].weight_bits;
             if (!overrides[i].prune_ratios.empty()) ls.prunes = overrides[i].prune_ratios;
@@ -32,7 +32,7 @@ SearchSpace SearchSpace::build(const std::vector<LayerInfo>& layers, const std::
         ls.bits = sorted_unique(ls.bits);
         ls.prunes = sorted_unique(ls.prunes);
         if (ls.bits.empty() || ls.prunes.empty())
-            throw std::invalid_argument("layer '" + l.name + "' has no bit-width or prune-ratio choices");
+            throw std::invalid_argument("layer '" + name + "' has no bit-width or prune-ratio choices");
         s.layers_.push_back(std::move(ls));
     }
     if (warnings)

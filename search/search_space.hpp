@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "compress/types.hpp"
-#include "runtime/graph.hpp"
 #include "search/evaluator.hpp"
 
 namespace dcs::search {
@@ -29,9 +28,10 @@ struct LayerSpace {
 
 class SearchSpace {
 public:
-    /// Builds the space: every layer gets the global lists; each matching override (later entries win)
-    /// replaces a list. Overrides that match no layer add a warning.
-    static SearchSpace build(const std::vector<LayerInfo>& layers, const std::vector<int>& bits,
+    /// Builds the space over the compressible layers named `layer_names` (list_layers order): every
+    /// layer gets the global lists; each matching override (later entries win) replaces a list.
+    /// Overrides that match no layer add a warning.
+    static SearchSpace build(const std::vector<std::string>& layer_names, const std::vector<int>& bits,
                              const std::vector<double>& prunes, const std::vector<LayerOverride>& overrides,
                              std::vector<std::string>* warnings = nullptr);
 

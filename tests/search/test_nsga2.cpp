@@ -234,7 +234,7 @@ TEST(Nsga2, BadParametersThrow) {
 
 }  // namespace
 
-#include "search/problem.hpp"
+#include "search/scoring.hpp"
 
 TEST(Problem, DropOfExactlyTheBudgetIsFeasible) {
     dcs::search::ProblemSettings s;

@@ -1,24 +1,15 @@
 #pragma once
-/// The compression problem as the search sees it: a genome's measured metrics become objectives
-/// (minimised) and a constraint violation (accuracy drop beyond the budget).
+/// Evaluation of genomes in this process with the runtime's CandidateEvaluator (oneDNN, the dataset),
+/// scored by search/scoring.hpp. The search core (nsga2, pareto, driver) does not need it.
 #include <functional>
 #include <vector>
 
 #include "runtime/candidate.hpp"
 #include "search/evaluator.hpp"
+#include "search/scoring.hpp"
 #include "search/search_space.hpp"
 
 namespace dcs::search {
-
-struct ProblemSettings {
-    double baseline_accuracy = 0.0;       ///< fraction
-    double max_accuracy_drop = 2.0;       ///< percentage points
-    std::vector<Objective> objectives{Objective::Accuracy, Objective::Size};
-};
-
-/// Fills objectives and violation of `e` from its measured metrics: accuracy -> 1 - accuracy (error),
-/// size -> bytes, bops -> BOPs, latency -> seconds; violation = max(0, drop_pt - max_drop) / 100.
-void score(Evaluation& e, const ProblemSettings& settings);
 
 /// Evaluates one genome with `evaluator` and scores it. Never throws: a failure is an Evaluation with
 /// ok = false and the message.

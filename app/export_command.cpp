@@ -13,6 +13,7 @@
 #include "runtime/evaluate.hpp"
 #include "runtime/onnx_import.hpp"
 #include "search/export.hpp"
+#include "search/queries.hpp"
 #include "search/results_store.hpp"
 
 namespace dcs {

@@ -5,6 +5,7 @@
 
 #include "app/commands.hpp"
 #include "common/error.hpp"
+#include "search/queries.hpp"
 #include "search/report.hpp"
 #include "search/results_store.hpp"
 

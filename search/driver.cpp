@@ -6,6 +6,8 @@
 #include <functional>
 #include <set>
 
+#include "search/queries.hpp"
+
 namespace dcs::search {
 namespace {
 
@@ -218,10 +220,7 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
 }
 
 std::vector<size_t> SearchDriver::front() const {
-    auto f = nsga_.feasible_front();
-    const auto& a = nsga_.archive();
-    std::stable_sort(f.begin(), f.end(), [&](size_t x, size_t y) { return a[x].size_bytes < a[y].size_bytes; });
-    return f;
+    return sorted_by_size(nsga_.feasible_front(), nsga_.archive());
 }
 
 }  // namespace dcs::search

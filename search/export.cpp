@@ -2,10 +2,8 @@
 #include "search/export.hpp"
 
 #include <algorithm>
-#include <cmath>
 #include <filesystem>
 #include <map>
-#include <sstream>
 
 #include "common/error.hpp"
 #include "compress/dcz.hpp"
@@ -14,66 +12,6 @@
 #include "runtime/onnx_export.hpp"
 
 namespace dcs::search {
-
-std::vector<compress::LayerChoice> choices_of(const ResultsData& results, size_t id) {
-    const Evaluation& e = results.evaluations.at(id);
-    const size_t nl = results.layers.size();
-    if (e.genome.size() != 2 * nl)
-        throw InputError("evaluation " + std::to_string(id) + " has " + std::to_string(e.genome.size()) +
-                         " genes, the layer table " + std::to_string(nl) + " layers");
-    std::vector<compress::LayerChoice> out(nl);
-    for (size_t l = 0; l < nl; ++l) {
-        const LayerRow& row = results.layers[l];
-        const int b = e.genome[2 * l], p = e.genome[2 * l + 1];
-        if (b < 0 || b >= static_cast<int>(row.bits.size()) || p < 0 || p >= static_cast<int>(row.prunes.size()))
-            throw InputError("evaluation " + std::to_string(id) + ": layer '" + row.name +
-                             "' has a gene outside its choices");
-        out[l].weight_bits = row.bits[b];
-        out[l].prune_ratio = row.prunes[p];
-    }
-    return out;
-}
-
-size_t select_by_id(const ResultsData& results, int64_t id) {
-    const int64_t n = static_cast<int64_t>(results.evaluations.size());
-    if (id < 0 || id >= n)
-        throw InputError("--id " + std::to_string(id) + ": no such evaluation (the results file has ids 0.." +
-                         std::to_string(n - 1) + ")");
-    const Evaluation& e = results.evaluations[static_cast<size_t>(id)];
-    if (!e.ok) throw InputError("--id " + std::to_string(id) + ": that evaluation failed (" + e.error + ")");
-    return static_cast<size_t>(id);
-}
-
-size_t select_by_max_drop(const ResultsData& results, double max_drop) {
-    if (!std::isfinite(max_drop) || max_drop < 0.0)
-        throw InputError("--max-drop: expected a number of percentage points >= 0, got " + std::to_string(max_drop));
-    size_t best = results.evaluations.size();
-    double smallest_drop = INFINITY;
-    for (size_t i = 0; i < results.evaluations.size(); ++i) {
-        const Evaluation& e = results.evaluations[i];
-        if (!e.ok || e.violation > 0.0) continue;
-        const double drop = (results.baseline_accuracy - e.accuracy) * 100.0;
-        smallest_drop = std::min(smallest_drop, drop);
-        if (drop > max_drop + 1e-9) continue;
-        if (best == results.evaluations.size()) {
-            best = i;
-            continue;
-        }
-        const Evaluation& b = results.evaluations[best];
-        if (e.size_bytes < b.size_bytes || (e.size_bytes == b.size_bytes && e.accuracy > b.accuracy)) best = i;
-    }
-    if (best == results.evaluations.size()) {
-        std::ostringstream ss;
-        ss << "--max-drop " << max_drop << ": no feasible candidate loses at most " << max_drop
-           << " points of accuracy";
-        if (std::isfinite(smallest_drop))
-            ss << " (the smallest drop recorded is " << smallest_drop << " points)";
-        else
-            ss << " (the results file has no feasible candidate)";
-        throw InputError(ss.str());
-    }
-    return best;
-}
 
 ExportedModel export_model(const Graph& graph, const Dataset& data, const ModelIo& io,
                            const std::vector<compress::LayerChoice>& choices, const ExportSettings& settings,

@@ -1,7 +1,7 @@
 #pragma once
-/// Export of one candidate for deployment: choosing it from a results file, and writing its packed
-/// model (`model.dcz`) and its QDQ ONNX model (`model.onnx`). `layers.yaml` is written by the command
-/// (app/layers_file.hpp). See docs/export.md.
+/// Export of one candidate for deployment: writing its packed model (`model.dcz`) and its QDQ ONNX
+/// model (`model.onnx`). `layers.yaml` is written by the command (app/layers_file.hpp); choosing the
+/// candidate from a results file is search/queries.hpp. See docs/export.md.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -10,23 +10,8 @@
 #include "runtime/dataset.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/graph.hpp"
-#include "search/results_store.hpp"
 
 namespace dcs::search {
-
-/// The per-layer choices of evaluation `id`, decoded with the results file's layer table.
-/// @throws InputError when the genome does not fit the layer table
-std::vector<compress::LayerChoice> choices_of(const ResultsData& results, size_t id);
-
-/// Checks that `id` names a successful evaluation and returns it as an index.
-/// @throws InputError on an id outside 0..N-1 or a failed evaluation (with its error)
-size_t select_by_id(const ResultsData& results, int64_t id);
-
-/// The smallest feasible evaluation (ties: the more accurate, then the lower id) whose accuracy drop
-/// from the baseline is at most `max_drop` percentage points.
-/// @throws InputError when `max_drop` is negative or not finite, or no feasible candidate is within it
-///         (the message gives the smallest drop available)
-size_t select_by_max_drop(const ResultsData& results, double max_drop);
 
 /// How the candidate is calibrated and quantized: the config's settings (what the search used).
 struct ExportSettings {

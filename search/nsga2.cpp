@@ -153,12 +153,7 @@ std::vector<size_t> Nsga2::feasible_front() const {
 void Nsga2::update_front(size_t i) {
     const Evaluation& e = archive_[i];
     if (!e.ok || e.violation > 0.0) return;
-    for (size_t j : front_)
-        if (dominates(archive_[j].objectives, e.objectives)) return;
-    front_.erase(std::remove_if(front_.begin(), front_.end(),
-                                [&](size_t j) { return dominates(e.objectives, archive_[j].objectives); }),
-                 front_.end());
-    front_.push_back(i);
+    add_to_front(front_, i, [&](size_t j) -> const std::vector<double>& { return archive_[j].objectives; });
 }
 
 double Nsga2::archive_hypervolume() const {

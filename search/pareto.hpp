@@ -1,6 +1,6 @@
 #pragma once
 /// Pareto machinery for minimisation with constraints: fast non-dominated sorting, crowding distance,
-/// exact 2-D hypervolume.
+/// the incremental non-dominated set, exact 2-D hypervolume.
 #include <cstddef>
 #include <vector>
 
@@ -27,6 +27,21 @@ std::vector<std::vector<size_t>> non_dominated_sort(const std::vector<Point>& po
 /// Crowding distance of each member of `front` (same order). Boundary points get +inf; objectives
 /// with zero range contribute nothing.
 std::vector<double> crowding_distance(const std::vector<Point>& points, const std::vector<size_t>& front);
+
+/// Adds candidate `i` to `front`, a set of mutually non-dominated indices kept as candidates arrive
+/// (in arrival order): `i` joins unless a member dominates it, and the members it dominates leave.
+/// `objectives(j)` gives candidate j's objectives (to minimise). The search's archive front
+/// (Nsga2) and the results file's front (search/queries.hpp) are kept this way.
+template <class Objectives>
+void add_to_front(std::vector<size_t>& front, size_t i, const Objectives& objectives) {
+    for (size_t j : front)
+        if (dominates(objectives(j), objectives(i))) return;
+    size_t kept = 0;
+    for (size_t j : front)
+        if (!dominates(objectives(i), objectives(j))) front[kept++] = j;
+    front.resize(kept);
+    front.push_back(i);
+}
 
 /// Exact hypervolume dominated by 2-D points (minimisation) up to the reference point `ref`. Points
 /// not strictly better than ref in both coordinates contribute nothing.

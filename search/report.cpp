@@ -9,8 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "search/export.hpp"
-#include "search/pareto.hpp"
+#include "search/queries.hpp"
 #include "search/run_stats.hpp"
 
 namespace dcs::search {
@@ -69,14 +68,8 @@ std::string prune_str(double p) {
     return fmt("%.0f%%", p * 100.0);
 }
 
-double drop_of(const ResultsData& r, const Evaluation& e) {
-    return (r.baseline_accuracy - e.accuracy) * 100.0;
-}
 double ratio_of(const ResultsData& r, double size) {
     return size > 0 ? r.baseline_size_bytes / size : 0.0;
-}
-bool feasible(const Evaluation& e) {
-    return e.ok && e.violation <= 0.0;
 }
 
 /// Per-layer settings, one line per layer ("fc1: 4 bits, 50% pruned").
@@ -97,8 +90,8 @@ std::string tooltip(const ResultsData& r, size_t id, const std::string& what = "
     const Evaluation& e = r.evaluations[id];
     std::string t = "id " + std::to_string(id) + (what.empty() ? "" : " (" + what + ")") +
                     (e.generation < 0 ? ", sensitivity scan" : ", generation " + std::to_string(e.generation)) +
-                    (feasible(e) ? "" : ", infeasible");
-    t += "\naccuracy " + fmt("%.2f%%", e.accuracy * 100.0) + " (drop " + num(drop_of(r, e)) + " pt)";
+                    (is_feasible(e) ? "" : ", infeasible");
+    t += "\naccuracy " + fmt("%.2f%%", e.accuracy * 100.0) + " (drop " + num(accuracy_drop_pt(r, e)) + " pt)";
     t += "\nsize " + bytes_str(e.size_bytes) + " (" + fmt("%.0f", e.size_bytes) + " bytes), " +
          num(ratio_of(r, e.size_bytes)) + "x smaller than fp32";
     t += "\nBOPs " + bops_str(e.bops);
@@ -263,7 +256,7 @@ std::string tradeoff_chart(const ResultsData& r, const std::vector<size_t>& fron
         if (!e.ok || !(e.size_bytes > 0)) continue;
         const double x = p.px(e.size_bytes), acc = e.accuracy * 100.0;
         const std::string col = gen_colour(e.generation, gmax);
-        const std::string fill = feasible(e) ? col : "white";
+        const std::string fill = is_feasible(e) ? col : "white";
         if (acc < p.y0) {  // below the plotted range: a triangle on the bottom edge
             s << "<path class=\"pt clamped\" data-id=\"" << i << "\" d=\"M" << num(x - 4) << "," << num(ybottom - 6)
               << " L" << num(x + 4) << "," << num(ybottom - 6) << " L" << num(x) << "," << num(ybottom)
@@ -596,7 +589,7 @@ std::string front_table(const ResultsData& r, const std::vector<size_t>& front) 
         } catch (const std::exception&) {
         }
         s << "<tr><td>" << i << "</td><td>" << e.generation << "</td><td>" << fmt("%.2f%%", e.accuracy * 100.0)
-          << "</td><td>" << num(drop_of(r, e)) << "</td><td>" << fmt("%.0f", e.size_bytes) << "</td><td>"
+          << "</td><td>" << num(accuracy_drop_pt(r, e)) << "</td><td>" << fmt("%.0f", e.size_bytes) << "</td><td>"
           << fmt("%.2fx", ratio_of(r, e.size_bytes)) << "</td><td>" << esc(bops_str(e.bops))
           << "</td><td class=\"layers\">" << esc(layers) << "</td></tr>\n";
     }
@@ -620,72 +613,6 @@ const char* kStyle =
 
 }  // namespace
 
-/// The objectives (to minimise) of an evaluation, rebuilt from its recorded fields in the results
-/// file's objective order.
-std::vector<double> objectives_of(const ResultsData& r, const Evaluation& e) {
-    std::vector<double> o;
-    for (const auto& name : r.objectives) {
-        if (name == "accuracy")
-            o.push_back(1.0 - e.accuracy);
-        else if (name == "size")
-            o.push_back(e.size_bytes);
-        else if (name == "bops")
-            o.push_back(e.bops);
-        else if (name == "latency")
-            o.push_back(e.latency);
-    }
-    if (o.empty()) o = {1.0 - e.accuracy, e.size_bytes};
-    return o;
-}
-
-std::vector<size_t> feasible_front(const ResultsData& r) {
-    // The same incremental archive front as Nsga2::update_front, so it matches `search --json`.
-    std::vector<std::vector<double>> obj;
-    for (const auto& e : r.evaluations) obj.push_back(objectives_of(r, e));
-    std::vector<size_t> f;
-    for (size_t i = 0; i < r.evaluations.size(); ++i) {
-        const Evaluation& e = r.evaluations[i];
-        if (!feasible(e)) continue;
-        bool dominated = false;
-        for (size_t j : f)
-            if (dominates(obj[j], obj[i])) dominated = true;
-        if (dominated) continue;
-        f.erase(std::remove_if(f.begin(), f.end(), [&](size_t j) { return dominates(obj[i], obj[j]); }), f.end());
-        f.push_back(i);
-    }
-    std::sort(f.begin(), f.end());
-    std::stable_sort(f.begin(), f.end(),
-                     [&](size_t a, size_t b) { return r.evaluations[a].size_bytes < r.evaluations[b].size_bytes; });
-    return f;
-}
-
-size_t smallest_within(const ResultsData& r, double max_drop) {
-    size_t best = r.evaluations.size();
-    for (size_t i = 0; i < r.evaluations.size(); ++i) {
-        const Evaluation& e = r.evaluations[i];
-        if (!e.ok || drop_of(r, e) > max_drop + 1e-9) continue;
-        if (best == r.evaluations.size() || e.size_bytes < r.evaluations[best].size_bytes ||
-            (e.size_bytes == r.evaluations[best].size_bytes && e.accuracy > r.evaluations[best].accuracy))
-            best = i;
-    }
-    return best;
-}
-
-size_t uniform_evaluation(const ResultsData& r, int bits) {
-    for (size_t i = 0; i < r.evaluations.size(); ++i) {
-        if (!r.evaluations[i].ok) continue;
-        try {
-            const auto ch = choices_of(r, i);
-            if (!ch.empty() && std::all_of(ch.begin(), ch.end(), [&](const compress::LayerChoice& c) {
-                    return c.weight_bits == bits && c.prune_ratio == 0.0;
-                }))
-                return i;
-        } catch (const std::exception&) {
-        }
-    }
-    return r.evaluations.size();
-}
-
 std::string report_html(const ResultsData& r) {
     const auto front = feasible_front(r);
     const size_t n = r.evaluations.size();
@@ -693,7 +620,7 @@ std::string report_html(const ResultsData& r) {
     size_t failed = 0, feasible_count = 0, scan = 0;
     for (const auto& e : r.evaluations) {
         failed += !e.ok;
-        feasible_count += feasible(e);
+        feasible_count += is_feasible(e);
         scan += e.generation == -1;
     }
     std::string model = r.model_path;
@@ -719,7 +646,7 @@ std::string report_html(const ResultsData& r) {
         else
             s << "<b>" << fmt("%.1fx", ratio_of(r, r.evaluations[b].size_bytes)) << "</b> (id " << b << ", "
               << bytes_str(r.evaluations[b].size_bytes) << ", " << fmt("%.2f%%", r.evaluations[b].accuracy * 100.0)
-              << (feasible(r.evaluations[b]) ? "" : ", outside the search's budget") << ")";
+              << (is_feasible(r.evaluations[b]) ? "" : ", outside the search's budget") << ")";
         sep = "; ";
     }
     s << ". Uniform 8 bits: ";
@@ -769,7 +696,7 @@ std::string front_csv(const ResultsData& r) {
     s << "\n";
     for (size_t i : feasible_front(r)) {
         const Evaluation& e = r.evaluations[i];
-        s << i << "," << e.generation << "," << fmt("%.6f", e.accuracy) << "," << fmt("%.4f", drop_of(r, e)) << ","
+        s << i << "," << e.generation << "," << fmt("%.6f", e.accuracy) << "," << fmt("%.4f", accuracy_drop_pt(r, e)) << ","
           << fmt("%.0f", e.size_bytes) << "," << fmt("%.4f", ratio_of(r, e.size_bytes)) << "," << fmt("%.6g", e.bops);
         const auto ch = choices_of(r, i);
         for (const auto& c : ch) s << "," << c.weight_bits << "," << fmt("%g", c.prune_ratio);

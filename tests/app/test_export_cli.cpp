@@ -8,6 +8,7 @@
 #include <regex>
 
 #include "search/export.hpp"
+#include "search/queries.hpp"
 #include "search/report.hpp"
 #include "search/results_store.hpp"
 #include "support/process.hpp"

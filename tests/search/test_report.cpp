@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "search/queries.hpp"
 #include "search/report.hpp"
 #include "support/process.hpp"
 

@@ -269,6 +269,7 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     settings.nsga.seed = cfg.search.seed;
     settings.nsga.max_evaluations = cfg.search.max_evaluations;
     settings.nsga.stagnation_generations = cfg.search.stagnation_generations;
+    settings.nsga.random_search = cfg.search.algorithm == "random";
     settings.problem.baseline_accuracy = baseline.accuracy;
     settings.problem.max_accuracy_drop = cfg.search.max_accuracy_drop;
     // Accuracy and size first: the hypervolume is taken over these two.

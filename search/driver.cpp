@@ -208,6 +208,8 @@ void SearchDriver::run(Evaluator& evaluator, const std::function<void(const Resu
         batch_done();
         seeds = greedy_seeds(idx);
     }
+    // Random search draws its whole initial population: no seeds from the scan, not even the reference.
+    if (settings_.nsga.random_search) seeds.clear();
     generation_ = 0;
     nsga_.run(ev, seeds, [&](const GenerationRecord& r) {
         generation_ = r.generation;  // progress names the generation just finished

@@ -1,6 +1,6 @@
 #pragma once
-/// The whole search over an abstract evaluator: sensitivity scan, seeding, NSGA-II, checkpoints into
-/// the results data. It never sees MPI or HDF5: the caller supplies the evaluator and what a
+/// The whole search over an abstract evaluator: sensitivity scan, seeding, NSGA-II (or random search,
+/// Nsga2Params::random_search, which takes no seeds), checkpoints into the results data. It never sees MPI or HDF5: the caller supplies the evaluator and what a
 /// checkpoint does.
 #include <functional>
 #include <string>

@@ -46,6 +46,57 @@ Genome Nsga2::random_genome() {
     return g;
 }
 
+std::vector<Genome> Nsga2::evolve_children(const std::vector<size_t>& pop, size_t want, std::set<Genome>& seen,
+                                           int64_t space) {
+    std::vector<Genome> children;
+    // Rank and crowding of the current population, for the tournaments.
+    std::vector<Point> pts;
+    for (size_t i : pop) pts.push_back(point_of(i));
+    auto fronts = non_dominated_sort(pts);
+    std::vector<int> rank(pop.size());
+    std::vector<double> crowd(pop.size());
+    for (size_t r = 0; r < fronts.size(); ++r) {
+        auto cd = crowding_distance(pts, fronts[r]);
+        for (size_t j = 0; j < fronts[r].size(); ++j) {
+            rank[fronts[r][j]] = static_cast<int>(r);
+            crowd[fronts[r][j]] = cd[j];
+        }
+    }
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    for (int guard = 0; children.size() < want && guard < 100 * static_cast<int>(want); ++guard) {
+        Genome a = archive_[pop[tournament(pop, rank, crowd)]].genome;
+        Genome b = archive_[pop[tournament(pop, rank, crowd)]].genome;
+        if (u(rng_) < params_.crossover_rate)
+            for (size_t i = 0; i < a.size(); ++i)
+                if (u(rng_) < 0.5) std::swap(a[i], b[i]);
+        for (Genome* c : {&a, &b}) {
+            for (size_t i = 0; i < c->size(); ++i)
+                if (choices_[i] > 1 && u(rng_) < params_.mutation_rate) mutate_gene(*c, i);
+            // Never evaluate a genome twice: nudge duplicates, then fall back to a random unseen one.
+            for (int tries = 0; seen.count(*c) && tries < 32; ++tries) {
+                size_t i = std::uniform_int_distribution<size_t>(0, c->size() - 1)(rng_);
+                if (choices_[i] >= 2) mutate_gene(*c, i);
+            }
+            for (int tries = 0; seen.count(*c) && tries < 1000; ++tries) *c = random_genome();
+            if (seen.count(*c) || children.size() >= want) continue;
+            seen.insert(*c);
+            children.push_back(*c);
+        }
+        if (static_cast<int64_t>(seen.size()) >= space) break;
+    }
+    return children;
+}
+
+std::vector<Genome> Nsga2::random_children(size_t want, std::set<Genome>& seen, int64_t space) {
+    std::vector<Genome> out;
+    for (size_t tries = 0; out.size() < want && static_cast<int64_t>(seen.size()) < space && tries < 1000 * want;
+         ++tries) {
+        Genome g = random_genome();
+        if (seen.insert(g).second) out.push_back(std::move(g));
+    }
+    return out;
+}
+
 void Nsga2::mutate_gene(Genome& g, size_t i) {
     // Genes are ordinal (bit-widths, prune ratios in ascending order): half the mutations step to a
     // neighbour, the others reset to any other value.
@@ -209,45 +260,14 @@ void Nsga2::run(Evaluator& evaluator, const std::vector<Genome>& seeds,
 
     for (int gen = 1; gen <= params_.generations; ++gen) {
         if (pop.size() < 2 || !budget_left(1) || static_cast<int64_t>(seen.size()) >= space) break;
-        // Rank and crowding of the current population, for the tournaments.
-        std::vector<Point> pts;
-        for (size_t i : pop) pts.push_back(point_of(i));
-        auto fronts = non_dominated_sort(pts);
-        std::vector<int> rank(pop.size());
-        std::vector<double> crowd(pop.size());
-        for (size_t r = 0; r < fronts.size(); ++r) {
-            auto cd = crowding_distance(pts, fronts[r]);
-            for (size_t j = 0; j < fronts[r].size(); ++j) {
-                rank[fronts[r][j]] = static_cast<int>(r);
-                crowd[fronts[r][j]] = cd[j];
-            }
-        }
-        std::uniform_real_distribution<double> u(0.0, 1.0);
-        std::vector<Genome> children;
         size_t want = lambda;
         if (params_.max_evaluations > 0)
             want = std::min<size_t>(want, static_cast<size_t>(params_.max_evaluations) - archive_.size());
-        for (int guard = 0; children.size() < want && guard < 100 * static_cast<int>(want); ++guard) {
-            Genome a = archive_[pop[tournament(pop, rank, crowd)]].genome;
-            Genome b = archive_[pop[tournament(pop, rank, crowd)]].genome;
-            if (u(rng_) < params_.crossover_rate)
-                for (size_t i = 0; i < a.size(); ++i)
-                    if (u(rng_) < 0.5) std::swap(a[i], b[i]);
-            for (Genome* c : {&a, &b}) {
-                for (size_t i = 0; i < c->size(); ++i)
-                    if (choices_[i] > 1 && u(rng_) < params_.mutation_rate) mutate_gene(*c, i);
-                // Never evaluate a genome twice: nudge duplicates, then fall back to a random unseen one.
-                for (int tries = 0; seen.count(*c) && tries < 32; ++tries) {
-                    size_t i = std::uniform_int_distribution<size_t>(0, c->size() - 1)(rng_);
-                    if (choices_[i] >= 2) mutate_gene(*c, i);
-                }
-                for (int tries = 0; seen.count(*c) && tries < 1000; ++tries) *c = random_genome();
-                if (seen.count(*c) || children.size() >= want) continue;
-                seen.insert(*c);
-                children.push_back(*c);
-            }
-            if (static_cast<int64_t>(seen.size()) >= space) break;
-        }
+        std::vector<Genome> children;
+        if (params_.random_search)
+            children = random_children(want, seen, space);
+        else
+            children = evolve_children(pop, want, seen, space);
         if (children.empty()) break;
         std::vector<size_t> kids = evaluate_new(evaluator, children, gen);
         std::vector<size_t> merged = pop;

@@ -1,10 +1,12 @@
 #pragma once
 /// NSGA-II (Deb et al. 2002) over integer genomes with constraint domination, binary tournament,
-/// uniform crossover, per-gene mutation and duplicate elimination (no genome is evaluated twice).
+/// uniform crossover, per-gene mutation and duplicate elimination (no genome is evaluated twice); or,
+/// with Nsga2Params::random_search, random search with the same budget and records.
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "search/evaluator.hpp"
@@ -26,6 +28,11 @@ struct Nsga2Params {
     int stagnation_generations = 0;  ///< 0: off; stop after this many generations without hypervolume gain
     /// Reference point of the hypervolume (objectives 0 and 1, minimised); empty: no tracking.
     std::vector<double> hv_reference;
+    /// Random search (`search.algorithm: random`), a baseline for NSGA-II: each generation's candidates
+    /// are uniformly random genomes not evaluated before instead of children of the population. The
+    /// budget, the batches, the survivors' selection and what each generation records stay NSGA-II's,
+    /// so the two runs compare generation by generation; selection never steers which genomes are drawn.
+    bool random_search = false;
 };
 
 /// What one generation left behind.
@@ -66,6 +73,11 @@ public:
 
 private:
     Genome random_genome();
+    /// `want` children of `pop` by tournament, crossover and mutation; none in `seen`, each added to it.
+    std::vector<Genome> evolve_children(const std::vector<size_t>& pop, size_t want, std::set<Genome>& seen,
+                                        int64_t space);
+    /// `want` uniformly random genomes (fewer when the space runs out); none in `seen`, each added to it.
+    std::vector<Genome> random_children(size_t want, std::set<Genome>& seen, int64_t space);
     void mutate_gene(Genome& g, size_t i);
     void update_front(size_t i);
     size_t tournament(const std::vector<size_t>& pop, const std::vector<int>& rank, const std::vector<double>& crowd);

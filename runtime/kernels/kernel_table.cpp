@@ -76,13 +76,17 @@ void parse_disabled(Disabled& d, const std::string& list) {
     d.read = true;
 }
 
+/// Reads DCS_DISABLE_KERNELS on the first query (the caller holds d.mu).
+void read_environment(Disabled& d) {
+    if (d.read) return;
+    const char* v = std::getenv("DCS_DISABLE_KERNELS");
+    parse_disabled(d, v ? v : "");
+}
+
 bool is_disabled(const KernelRow& row) {
     Disabled& d = disabled();
     std::lock_guard<std::mutex> lock(d.mu);
-    if (!d.read) {
-        const char* v = std::getenv("DCS_DISABLE_KERNELS");
-        parse_disabled(d, v ? v : "");
-    }
+    read_environment(d);
     return d.names.count(row.name) > 0;
 }
 
@@ -131,10 +135,7 @@ void set_disabled_kernels(const std::string& list) {
 std::string disabled_kernels() {
     Disabled& d = disabled();
     std::lock_guard<std::mutex> lock(d.mu);
-    if (!d.read) {
-        const char* v = std::getenv("DCS_DISABLE_KERNELS");
-        parse_disabled(d, v ? v : "");
-    }
+    read_environment(d);
     return d.list;
 }
 

@@ -464,7 +464,7 @@ TEST(DnnlExecutor, FoldedFlattenWithPermutedWeights) {
     }
 }
 
-// The host kernels (runtime/dnnl_executor.cpp): a one-input-channel convolution with few output
+// The host kernels (runtime/kernels/): a one-input-channel convolution with few output
 // channels and 8-bit max pooling with few channels must give exactly the integer reference's results,
 // for every output type (u8 after Relu, s8 after Clip, fp32 as the graph output), with padding, rows
 // wider than one 32-column block, and a padded, ceil-mode pool.

@@ -27,7 +27,7 @@ const char* kUsage =
     "  dcsearch config.yaml                 same as `dcsearch search config.yaml`\n"
     "  search config.yaml [--resume]        run the compression search\n"
     "  inspect model.onnx [--json]          list the compressible layers\n"
-    "  eval config.yaml [--layers F] [--json]\n"
+    "  eval config.yaml [--layers F] [--json] [--explain]\n"
     "                                       evaluate the fp32 baseline or a per-layer configuration\n"
     "  report results.h5 -o report.html [--csv F]\n"
     "                                       write the trade-off report\n"
@@ -62,13 +62,15 @@ const std::vector<CommandSpec>& commands() {
          "  --json   print one JSON object {\"model\", \"opset\", \"layers\": [...], \"total_params\", \"total_macs\"}\n",
          1, {"--json"}, {}, run_inspect},
         {"eval",
-         "usage: dcsearch eval config.yaml [--layers layers.yaml] [--json]\n"
+         "usage: dcsearch eval config.yaml [--layers layers.yaml] [--json] [--explain]\n"
          "\n"
          "Evaluates the model of config.yaml on its validation subset: the fp32 baseline, or with\n"
          "--layers a per-layer configuration (weight bits, prune ratio per layer).\n"
          "  --layers F   per-layer configuration (see DESIGN: layers.yaml)\n"
-         "  --json       print one JSON object {\"accuracy\", \"size_bytes\", \"samples\", \"images_per_second\", ...}\n",
-         1, {"--json"}, {"--layers"}, run_eval},
+         "  --json       print one JSON object {\"accuracy\", \"size_bytes\", \"samples\", \"images_per_second\", ...}\n"
+         "  --explain    evaluate nothing; print the CPU features and, after calibration, the int8 executor's\n"
+         "               kernel for each step and why the host kernels tried before it declined\n",
+         1, {"--json", "--explain"}, {"--layers"}, run_eval},
         {"search",
          "usage: dcsearch search config.yaml [--resume] [--json] [--output PATH] [--force]\n"
          "\n"

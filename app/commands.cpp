@@ -1,5 +1,6 @@
 #include "app/commands.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <iostream>
 
@@ -7,6 +8,7 @@
 #include "app/layers_file.hpp"
 #include "runtime/candidate.hpp"
 #include "app/json.hpp"
+#include "common/cpu_features.hpp"
 #include "common/error.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/onnx_import.hpp"
@@ -59,6 +61,24 @@ int run_inspect(const ParsedArgs& args) {
     return 0;
 }
 
+namespace {
+
+/// `eval --explain`: the CPU features, then the int8 executor's implementation lines after calibration
+/// at the evaluator's batch size (which kernel serves each layer, why the kernel table's rows before
+/// it declined).
+void explain(const Config& cfg, const Graph& g, const Dataset& data, const ModelIo& io, const EvaluatorOptions& opts) {
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, opts.batch_size);
+    SubsetEvaluator cal(g, data, opts.calibration, cfg.model.preprocess, io, opts.batch_size);
+    compress::CalibrationSpec cs;
+    cs.method = opts.calibration_method;
+    cs.bits = std::min(std::max(cfg.compression.activation_bits, 2), 8);
+    q.calibrate(cal.batches(), cs);
+    std::cout << "cpu: " << cpu::summary() << "\n";
+    for (const std::string& line : q.implementations(opts.batch_size)) std::cout << line << "\n";
+}
+
+}  // namespace
+
 int run_eval(const ParsedArgs& args) {
     Config cfg = load_config(args.positionals.at(0));
     for (const auto& w : cfg.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
@@ -79,6 +99,10 @@ int run_eval(const ParsedArgs& args) {
     opts.calibration_method = cfg.compression.calibration;
     CandidateEvaluator ev(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight,
                           cfg.compression.activation_bits, opts);
+    if (args.flag("--explain")) {
+        explain(cfg, g, data, io, opts);
+        return 0;
+    }
     const int64_t fp32_size = fp32_size_bytes(g);
     CandidateMetrics m;
     if (per_layer) {

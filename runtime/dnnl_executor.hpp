@@ -11,10 +11,12 @@
 /// (per batch size and image stream) after calibration; set_weights() only reorders the codes into each primitive's
 /// weight layout and swaps the scale and bias buffers; prepare_layer() / load() keep reordered layers
 /// for reuse, so loading a prepared layer again only swaps pointers. Activations with disjoint lifetimes share memory.
-/// Two shapes oneDNN 2.6 serves slowly run in host kernels with the same integer arithmetic (exact
-/// against the integer reference): 8-bit max pooling with fewer than 64 channels, and one-input-channel
-/// int8 convolutions with up to 16 outputs (AVX-512 CPUs); implementations() names them "host:...",
-/// and DCS_NO_HOST_KERNELS=1 turns them off. Figures in docs/performance.md.
+/// Shapes oneDNN 2.6 serves slowly run in host kernels with the same integer arithmetic (exact against
+/// the integer reference): 8-bit pooling and several int8 convolution families (one input channel,
+/// few input bytes per kernel row with VNNI, depthwise, 1x1 with AMX). The kernel table
+/// (runtime/kernels/kernel_table.hpp) picks them per layer when a plan is compiled; implementations()
+/// names them "host:..." and says why the table's rows tried before declined; DCS_DISABLE_KERNELS
+/// turns rows off (docs/environment.md). Figures in docs/performance.md.
 /// Gemm with transA=1 is not supported (UnsupportedError).
 /// The exact arithmetic is described in runtime/int8_reference.hpp; Int8ReferenceExecutor reproduces it.
 ///
@@ -86,7 +88,7 @@ public:
 
     /// A layer's weights made ready for this executor: its integer parameters (make_qlayer, with bias
     /// correction when on) and its codes reordered into the weight layout of every primitive made so far.
-    /// Immutable; loading it again costs pointer swaps only. Defined in the .cpp.
+    /// Immutable; loading it again costs pointer swaps only. Defined in runtime/dnnl/plan.hpp.
     struct PreparedLayer;
     using Prepared = std::shared_ptr<const PreparedLayer>;
 
@@ -152,8 +154,11 @@ public:
 
     /// The primitive implementations chosen for the batch size (int8: for its sub-batches), one line per step ("<node>: convolution
     /// brgconv:..."), in execution order, then the per-candidate weight reorders ("<node>: weights:
-    /// reorder ..."); host fallbacks read "host fallback". Creates the primitives when needed. For
-    /// checks that no hot layer uses a `ref:` kernel.
+    /// reorder ..."); host fallbacks read "host fallback". Lines of int8 convolutions and pooling end
+    /// with the reasons of the kernel table's rows that declined the layer before the chosen kernel
+    /// ("conv2: convolution host:conv_vnni_avx512 (u8 -> u8) (declined: conv_ic1: input channels 6 > 1;
+    /// ...)"). Creates the primitives when needed. For checks that no hot layer uses a `ref:` kernel, and
+    /// `dcsearch eval --explain`.
     /// @throws std::logic_error in int8 mode before calibrate()
     std::vector<std::string> implementations(int64_t batch_size);
 

@@ -12,8 +12,6 @@
 #include <omp.h>
 #include <optional>
 #include <random>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "common/error.hpp"
 #include "compress/weight.hpp"
@@ -21,12 +19,25 @@
 #include "runtime/dnnl_executor.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/int8_reference.hpp"
+#include "runtime/kernels/kernel_table.hpp"
 #include "runtime/onnx_import.hpp"
 #include "runtime/reference_executor.hpp"
 #include "support/onnx_builder.hpp"
 
 using namespace dcs;
 namespace fs = std::filesystem;
+
+namespace {
+
+/// Whether the kernel table's row `name` can run in this process (the CPU's features under the cap, and
+/// not turned off by DCS_DISABLE_KERNELS): then the layers it serves must run on it.
+bool kernel_usable(const std::string& name) {
+    const kernels::KernelRow* row = kernels::find_kernel(name);
+    EXPECT_NE(row, nullptr) << name;
+    return row && kernels::unavailable(*row).empty();
+}
+
+}  // namespace
 
 namespace {
 
@@ -453,7 +464,7 @@ TEST(DnnlExecutor, FoldedFlattenWithPermutedWeights) {
     }
 }
 
-// The host kernels (runtime/dnnl_executor.cpp): a one-input-channel convolution with few output
+// The host kernels (runtime/kernels/): a one-input-channel convolution with few output
 // channels and 8-bit max pooling with few channels must give exactly the integer reference's results,
 // for every output type (u8 after Relu, s8 after Clip, fp32 as the graph output), with padding, rows
 // wider than one 32-column block, and a padded, ceil-mode pool.
@@ -527,18 +538,16 @@ TEST(DnnlExecutor, HostKernelsMatchTheIntegerReference) {
             if (std::getenv("DCS_TEST_VERBOSE")) std::printf("%s\n", s.c_str());
         }
         // Up to 8 outputs the one-input-channel kernel; 9-16 the VNNI convolution where it runs (CTest
-        // also runs this test with DCS_NO_HOST_VNNI_CONV=1: then the one-input-channel kernel again).
-        const bool host = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                          !std::getenv("DCS_NO_HOST_KERNELS");
-        const bool vnni_conv = host && __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_VNNI_CONV");
+        // also runs this test with DCS_DISABLE_KERNELS=conv_vnni: then the one-input-channel kernel again).
+        const bool host = kernel_usable("conv_ic1");
+        const bool vnni_conv = host && kernel_usable("conv_vnni");
         if (host && oc <= 8) {
             EXPECT_TRUE(ic1);
         }
         if (host && oc > 8 && oc <= 16) {
             EXPECT_TRUE(vnni_conv ? vnni : ic1);
         }
-        if (variant != 2 && !std::getenv("DCS_NO_HOST_KERNELS")) {
+        if (variant != 2 && kernel_usable("max_nhwc")) {
             EXPECT_TRUE(host_pool);
         }
     }
@@ -614,7 +623,7 @@ TEST(DnnlExecutor, HostPool2x2MatchesTheIntegerReference) {
             int host_pools = 0;
             for (const auto& s : check_int8_with_candidate(g, {5, 1, c.h, c.w}, 0.043f, 1009))
                 host_pools += s.find("host:max_nhwc") != std::string::npos;
-            if (!std::getenv("DCS_NO_HOST_KERNELS")) {
+            if (kernel_usable("max_nhwc")) {
                 EXPECT_EQ(host_pools, 2);
             }
         }
@@ -644,7 +653,7 @@ void check_host_pools(int64_t ch, int act, int64_t h, int64_t w, int64_t feature
     int host_pools = 0;
     for (const auto& line : check_int8_with_candidate(g, {4, 1, h, w}, 0.061f, 997))
         host_pools += line.find(kernel) != std::string::npos;
-    if (!std::getenv("DCS_NO_HOST_KERNELS")) {
+    if (kernel_usable(kernel.substr(std::string("host:").size()))) {
         EXPECT_EQ(host_pools, expected);
     }
 }
@@ -696,27 +705,6 @@ TEST(DnnlExecutor, HostAvgPoolMatchesTheIntegerReference) {
 }
 
 namespace {
-
-/// Whether the host VNNI kernels can run here: AVX-512 F, BW, VL, DQ and VNNI, and the host kernels on.
-bool host_vnni_expected() {
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vnni") && !std::getenv("DCS_NO_HOST_KERNELS");
-}
-
-/// Whether the executor's depthwise convolution should run here: host_vnni_expected, AVX-512 VBMI, and
-/// no switch turning it off.
-bool host_dw_expected() {
-    return host_vnni_expected() && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_DW_CONV");
-}
-
-/// Whether the executor's AMX pointwise convolution should run here: host_vnni_expected, AMX-INT8, the
-/// kernel's permission to use tile data, and no switch turning it off.
-bool host_amx_expected() {
-    constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    return host_vnni_expected() && __builtin_cpu_supports("amx-int8") && __builtin_cpu_supports("amx-tile") &&
-           syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0 && !std::getenv("DCS_NO_HOST_AMX_CONV");
-}
 
 /// Two 2-D convolutions in a row: x -> conv1 -> act1 -> conv2 -> act2 -> Flatten -> Gemm -> y, or with
 /// conv2's fp32 output as y when act2 is 2. act: 0 Relu (u8 output), 1 Clip (s8). Depthwise: every
@@ -832,12 +820,12 @@ TEST(DnnlExecutor, HostVnniConvMatchesTheIntegerReference) {
         // 30 bytes: the last group of 4 half used).
         {3, 30, 20, 14, 14, {3, 3}, {1, 1, 1, 1}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}},
     };
-    const bool vnni = host_vnni_expected() && !std::getenv("DCS_NO_HOST_VNNI_CONV");
+    const bool vnni = kernel_usable("conv_vnni");
     // The last case's 1x1 convolution goes to the AMX kernel where that runs (CTest
     // host_vnni_conv_without_amx runs this test with it off).
     const std::vector<TwoConvs> first(cases.begin(), cases.end() - 1);
     check_two_conv_cases(first, "host:conv_vnni", vnni);
-    check_two_conv_cases({cases.back()}, "host:conv_vnni", vnni && !host_amx_expected());
+    check_two_conv_cases({cases.back()}, "host:conv_vnni", vnni && !kernel_usable("conv1x1_amx"));
 }
 
 // The AMX pointwise convolution (1x1, stride 1, no padding, group 1): two in a row, the first on the
@@ -856,18 +844,18 @@ TEST(DnnlExecutor, HostAmxPointwiseConvMatchesTheIntegerReference) {
         {130, 96, 17, 5, 3, k1, p0, s1, k1, p0, s1},   // 3 chunks of input channels, 15 pixels an image
         {64, 128, 128, 7, 7, k1, p0, s1, k1, p0, s1},  // whole chunks and blocks
     };
-    check_two_conv_cases(cases, "host:conv1x1_amx", host_amx_expected());
+    check_two_conv_cases(cases, "host:conv1x1_amx", kernel_usable("conv1x1_amx"));
     // With a residual Add fused as a sum (u8 or s8 residual read in place; f + sum_scale * residual,
     // then the activation): 32 -> 48 -> 48 and 24 -> 40 -> 40 (the last block of 8 channels masked).
     const std::vector<TwoConvs> sums = {
         {32, 48, 48, 7, 7, k1, p0, s1, k1, p0, s1, false, true},
         {24, 40, 40, 5, 3, k1, p0, s1, k1, p0, s1, false, true},
     };
-    check_two_conv_cases(sums, "host:conv1x1_amx", host_amx_expected());
+    check_two_conv_cases(sums, "host:conv1x1_amx", kernel_usable("conv1x1_amx"));
     for (const auto& c : sums)
         for (int act1 = 0; act1 < 2; ++act1)
             for (int act2 = 0; act2 < 2; ++act2)
-                if (host_amx_expected()) {
+                if (kernel_usable("conv1x1_amx")) {
                     EXPECT_EQ(check_two_convs(two_conv_graph(c, act1, act2), c, "host:conv1x1_amx + sum"), 1);
                 }
 }
@@ -899,7 +887,7 @@ TEST(DnnlExecutor, HostDepthwiseConvMatchesTheIntegerReference) {
         // 7x7 pad 3 on rows of 17 (chunks of 8 + 9 pixels); a 1x1 depthwise convolution.
         {16, 16, 16, 6, 17, {7, 7}, {3, 3, 3, 3}, {1, 1}, {1, 1}, {0, 0, 0, 0}, {1, 1}, true},
     };
-    check_two_conv_cases(cases, "host:conv_dw", host_dw_expected());
+    check_two_conv_cases(cases, "host:conv_dw", kernel_usable("conv_dw"));
 }
 
 // The host kernels' output stages where the clamp is the 8-bit type's whole range (u8 after Relu, s8
@@ -918,10 +906,10 @@ TEST(DnnlExecutor, HostOutputStagesSaturateLikeTheIntegerReference) {
         bool expected;
     };
     const std::vector<Family> families = {
-        {{4, 32, 16, 30, 30, k3, p1, s1, k1, p0, {3, 3}}, "host:conv_vnni", host_vnni_expected() && !std::getenv("DCS_NO_HOST_VNNI_CONV")},
-        {{16, 32, 64, 14, 14, k1, p0, s1, k1, p0, s1}, "host:conv1x1_amx", host_amx_expected()},
-        {{16, 16, 16, 14, 14, k3, p1, s1, k3, p1, {2, 2}, true}, "host:conv_dw", host_dw_expected()},
-        {{32, 32, 32, 9, 14, k3, p1, s1, k3, p1, s1, true}, "host:conv_dw", host_dw_expected()},
+        {{4, 32, 16, 30, 30, k3, p1, s1, k1, p0, {3, 3}}, "host:conv_vnni", kernel_usable("conv_vnni")},
+        {{16, 32, 64, 14, 14, k1, p0, s1, k1, p0, s1}, "host:conv1x1_amx", kernel_usable("conv1x1_amx")},
+        {{16, 16, 16, 14, 14, k3, p1, s1, k3, p1, {2, 2}, true}, "host:conv_dw", kernel_usable("conv_dw")},
+        {{32, 32, 32, 9, 14, k3, p1, s1, k3, p1, s1, true}, "host:conv_dw", kernel_usable("conv_dw")},
     };
     for (const auto& f : families)
         for (int act1 : {0, 3})
@@ -970,7 +958,7 @@ TEST(DnnlExecutor, HostIc1VnniConvMatchesTheIntegerReference) {
         {1, 7, 33, {1, 4}, {0, 0, 0, 3}, {4, 7}, {2, 3, 1, 3}},
         {7, 9, 70, {2, 8}, {0, 3, 1, 4}, {3, 3}, {0, 0, 0, 0}},
     };
-    const bool vnni = host_vnni_expected() && __builtin_cpu_supports("avx512vbmi") && !std::getenv("DCS_NO_HOST_VNNI_CONV");
+    const bool vnni = kernel_usable("conv_ic1") && cpu::has(cpu::Isa::Avx512Vnni) && cpu::has(cpu::Isa::Avx512Vbmi);
     int case_no = 0;
     for (const auto& c : cases) {
         ++case_no;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "runtime/ops/op_table.hpp"
 #include "runtime/reference_executor.hpp"
 
 namespace dcs {
@@ -23,38 +24,19 @@ namespace {
 
 bool is8(QType t) { return t != QType::F32; }
 
-std::string where_of(const Node& n) { return "node '" + n.name + "' (" + op_name(n.op) + ")"; }
-
 bool is_initializer(const Graph& g, const std::string& v) { return g.initializers.count(v) > 0; }
-
-/// True when oneDNN's average pooling divides exactly as ONNX does: with count_include_pad, ONNX
-/// leaves out window positions beyond the end padding (possible with ceil_mode), oneDNN does not.
-bool avg_pool_matches_onnx(const Node& n, const std::vector<int64_t>& in_shape) {
-    const auto& a = std::get<PoolAttrs>(n.attrs);
-    if (!a.count_include_pad) return true;
-    Window w = pool_window(a, std::vector<int64_t>(in_shape.begin() + 2, in_shape.end()), where_of(n));
-    for (size_t i = 0; i < w.kernel.size(); ++i) {
-        const int64_t eff = (w.kernel[i] - 1) * w.dilations[i] + 1;
-        if ((w.out[i] - 1) * w.strides[i] + eff > w.in[i] + w.pad_begin[i] + w.pad_end[i]) return false;
-    }
-    return true;
-}
 
 /// Ops that never run on 8-bit data: the value feeding only them is produced in fp32.
 bool f32_only(const Graph& g, const Node& n, const std::map<std::string, std::vector<int64_t>>& shapes,
               const std::set<std::string>& layer_nodes) {
-    switch (n.op) {
-        case OpKind::Softmax:
-        case OpKind::BatchNorm: return true;
-        case OpKind::Pad: return std::get<PadAttrs>(n.attrs).value != 0.0f;
-        case OpKind::Add:
-            return is_initializer(g, n.inputs[0]) || is_initializer(g, n.inputs[1]) ||
-                   shapes.at(n.inputs[0]) != shapes.at(n.inputs[1]);
-        case OpKind::Conv:
-        case OpKind::Gemm:
-        case OpKind::MatMul: return layer_nodes.count(n.name) == 0;
-        default: return false;
+    const OpDef& def = op_def(n.op);
+    switch (def.int8) {
+        case Int8Class::F32Only: return true;
+        case Int8Class::Layer: return layer_nodes.count(n.name) == 0;
+        case Int8Class::PassScale:
+        case Int8Class::Rescale: return def.int8_reads_f32 && def.int8_reads_f32(PlanQuery{g, n, shapes});
     }
+    return true;
 }
 
 }  // namespace
@@ -124,7 +106,7 @@ QuantPlan plan_graph(const Graph& g, bool int8) {
     for (size_t i = 0; i < g.nodes.size(); ++i) {
         const Node& n = g.nodes[i];
         if (skip.count(n.name)) continue;
-        const std::string where = where_of(n);
+        const std::string where = node_where(n);
         QStep s;
         s.node = &n;
         s.input = n.inputs.at(0);
@@ -203,53 +185,24 @@ QuantPlan plan_graph(const Graph& g, bool int8) {
             for (const auto& f : s.fused) skip.insert(f);
         } else if (int8) {
             const QType in_t = p.values.at(n.inputs[0]).type;
-            switch (n.op) {
-                case OpKind::AveragePool:
-                    s.int8 = is8(in_t) && avg_pool_matches_onnx(n, p.sample_shapes.at(n.inputs[0]));
-                    out_type = s.int8 ? in_t : QType::F32;
-                    break;
-                case OpKind::MaxPool:
-                case OpKind::GlobalAveragePool:
-                case OpKind::Relu:
-                case OpKind::Clip:
-                case OpKind::Flatten:
-                case OpKind::Reshape:
-                    s.int8 = is8(in_t);
-                    out_type = in_t;
-                    break;
-                case OpKind::Pad: {
-                    // Zero padding of 8-bit data is exact (zero point 0); other values are not.
-                    const auto& pa = std::get<PadAttrs>(n.attrs);
-                    bool ok = is8(in_t) && pa.value == 0.0f;
-                    for (int64_t v : pa.pads) ok = ok && v >= 0;
-                    s.int8 = ok;
-                    out_type = ok ? in_t : QType::F32;
-                    break;
-                }
-                case OpKind::Concat: {
-                    bool all8 = true, allu8 = true;
-                    for (const auto& in : n.inputs) {
-                        if (is_initializer(g, in)) {
-                            all8 = false;
-                            break;
-                        }
-                        QType t = p.values.at(in).type;
-                        all8 = all8 && is8(t);
-                        allu8 = allu8 && t == QType::U8;
+            const OpDef& def = op_def(n.op);
+            const PlanQuery q{g, n, p.sample_shapes};
+            if (def.int8 == Int8Class::PassScale) {
+                s.int8 = is8(in_t) && (!def.int8_accepts || def.int8_accepts(q));
+                out_type = s.int8 ? in_t : QType::F32;
+            } else if (def.int8 == Int8Class::Rescale && !f32_only(g, n, p.sample_shapes, layer_nodes)) {
+                bool all8 = true, allu8 = true;
+                for (const auto& in : n.inputs) {
+                    if (is_initializer(g, in)) {
+                        all8 = false;
+                        break;
                     }
-                    s.int8 = all8;
-                    out_type = all8 ? (allu8 ? QType::U8 : QType::S8) : QType::F32;
-                    break;
+                    QType t = p.values.at(in).type;
+                    all8 = all8 && is8(t);
+                    allu8 = allu8 && t == QType::U8;
                 }
-                case OpKind::Add: {
-                    if (!f32_only(g, n, p.sample_shapes, layer_nodes)) {
-                        QType a = p.values.at(n.inputs[0]).type, b = p.values.at(n.inputs[1]).type;
-                        s.int8 = is8(a) && is8(b);
-                        out_type = s.int8 ? (a == QType::U8 && b == QType::U8 ? QType::U8 : QType::S8) : QType::F32;
-                    }
-                    break;
-                }
-                default: break;
+                s.int8 = all8;
+                out_type = all8 ? (allu8 ? QType::U8 : QType::S8) : QType::F32;
             }
         }
         QValue qv;
@@ -264,20 +217,7 @@ QuantPlan plan_graph(const Graph& g, bool int8) {
 namespace {
 
 /// Output inherits the input's scale: the op does not rescale (pooling, Relu, Clip, shape ops).
-bool inherits_scale(const QStep& s) {
-    if (!s.int8 || s.layer) return false;
-    switch (s.node->op) {
-        case OpKind::MaxPool:
-        case OpKind::AveragePool:
-        case OpKind::GlobalAveragePool:
-        case OpKind::Relu:
-        case OpKind::Clip:
-        case OpKind::Flatten:
-        case OpKind::Reshape:
-        case OpKind::Pad: return true;
-        default: return false;
-    }
-}
+bool inherits_scale(const QStep& s) { return s.int8 && !s.layer && op_def(s.node->op).int8 == Int8Class::PassScale; }
 
 }  // namespace
 
@@ -384,7 +324,7 @@ Int8LayerWeights int8_weights_from(compress::CompressedWeight&& cw) { return int
 std::vector<float> layer_bias(const Graph& graph, const Node& node, int64_t channels) {
     std::vector<float> b(channels, 0.0f);
     if (node.op == OpKind::MatMul || node.inputs.size() < 3 || node.inputs[2].empty()) return b;
-    const std::string where = where_of(node);
+    const std::string where = node_where(node);
     auto it = graph.initializers.find(node.inputs[2]);
     if (it == graph.initializers.end())
         throw UnsupportedError(where + ": a bias that is not a constant is not supported by the oneDNN executor");
@@ -404,7 +344,7 @@ std::vector<float> bias_shift(const Graph& graph, const Node& node, const LayerI
     const Tensor& wt = graph.initializers.at(info.weight);
     const auto& ws = info.weight_shape;
     const int64_t ch = ws.at(info.out_axis);
-    const std::string where = where_of(node);
+    const std::string where = node_where(node);
     if (w.codes.size() != wt.data.size() || static_cast<int64_t>(w.scales.size()) != ch)
         throw InputError(where + ": weight codes or scales do not match the weight " + shape_str(ws));
     std::vector<double> shift(ch, 0.0);
@@ -441,7 +381,7 @@ std::vector<float> bias_shift(const Graph& graph, const Node& node, const LayerI
 QLayer make_qlayer(const Graph& graph, const QuantPlan& plan, const QStep& step, const LayerInfo& info,
                    Int8LayerWeights w, const std::vector<float>* shift) {
     const int64_t ch = info.weight_shape.at(info.out_axis);
-    const std::string where = where_of(*step.node);
+    const std::string where = node_where(*step.node);
     if (static_cast<int64_t>(w.codes.size()) != Tensor::numel_of(info.weight_shape))
         throw InputError(where + ": " + std::to_string(w.codes.size()) + " weight codes, the weight " +
                          shape_str(info.weight_shape) + " needs " +
@@ -625,7 +565,7 @@ Tensor Int8ReferenceExecutor::run(const Tensor& input) const {
     for (size_t si = 0; si < plan.steps.size(); ++si) {
         const QStep& s = plan.steps[si];
         const Node& n = *s.node;
-        const std::string where = where_of(n);
+        const std::string where = node_where(n);
         const QValue& out_qv = plan.values.at(s.output);
         std::vector<int64_t> out_shape = plan.sample_shapes.at(s.output);
         out_shape[0] = batch;

@@ -14,6 +14,9 @@
 #include <unordered_map>
 
 #include "common/error.hpp"
+#include "runtime/ops/onnx_node.hpp"
+#include "runtime/ops/op_table.hpp"
+#include "runtime/ops/op_util.hpp"
 
 namespace fs = std::filesystem;
 
@@ -47,52 +50,7 @@ public:
 
 private:
     [[noreturn]] void fail(const std::string& msg) const { throw InputError(path_ + ": " + msg); }
-    [[noreturn]] void fail_node(const onnx::NodeProto& n, const std::string& msg) const {
-        throw InputError(path_ + ": node '" + node_label(n) + "' (" + n.op_type() + "): " + msg);
-    }
-    std::string node_label(const onnx::NodeProto& n) const {
-        return n.name().empty() ? (n.output_size() > 0 ? "output " + n.output(0) : std::string("?")) : n.name();
-    }
-
     std::string read_external(const onnx::TensorProto& t, const std::string& what) const;
-
-    const onnx::AttributeProto* attr(const onnx::NodeProto& n, const char* name) const {
-        for (const auto& a : n.attribute())
-            if (a.name() == name) return &a;
-        return nullptr;
-    }
-    int64_t attr_i(const onnx::NodeProto& n, const char* name, int64_t dflt) const {
-        const auto* a = attr(n, name);
-        if (!a) return dflt;
-        if (a->type() != onnx::AttributeProto::INT) fail_node(n, std::string("attribute ") + name + " must be an int");
-        return a->i();
-    }
-    float attr_f(const onnx::NodeProto& n, const char* name, float dflt) const {
-        const auto* a = attr(n, name);
-        if (!a) return dflt;
-        if (a->type() != onnx::AttributeProto::FLOAT) fail_node(n, std::string("attribute ") + name + " must be a float");
-        return a->f();
-    }
-    std::vector<int64_t> attr_ints(const onnx::NodeProto& n, const char* name) const {
-        const auto* a = attr(n, name);
-        if (!a) return {};
-        if (a->type() != onnx::AttributeProto::INTS) fail_node(n, std::string("attribute ") + name + " must be a list of ints");
-        return {a->ints().begin(), a->ints().end()};
-    }
-    std::string attr_s(const onnx::NodeProto& n, const char* name, const std::string& dflt) const {
-        const auto* a = attr(n, name);
-        if (!a) return dflt;
-        if (a->type() != onnx::AttributeProto::STRING) fail_node(n, std::string("attribute ") + name + " must be a string");
-        return a->s();
-    }
-    AutoPad parse_auto_pad(const onnx::NodeProto& n) const {
-        std::string s = attr_s(n, "auto_pad", "NOTSET");
-        if (s == "NOTSET" || s.empty()) return AutoPad::NotSet;
-        if (s == "SAME_UPPER") return AutoPad::SameUpper;
-        if (s == "SAME_LOWER") return AutoPad::SameLower;
-        if (s == "VALID") return AutoPad::Valid;
-        fail_node(n, "auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '" + s + "'");
-    }
 
     /// The name a value resolves to after Identity/Dropout elimination.
     std::string resolve(const std::string& name) const {
@@ -108,35 +66,9 @@ private:
         auto it = graph_.initializers.find(resolve(name));
         return it == graph_.initializers.end() ? nullptr : &it->second;
     }
-    const Tensor& require_constant(const onnx::NodeProto& n, int index, const char* what) const {
-        if (n.input_size() <= index || n.input(index).empty()) fail_node(n, std::string("missing input ") + what);
-        const Tensor* t = constant(n.input(index));
-        if (!t) fail_node(n, std::string("input ") + what + " ('" + n.input(index) + "') must be a constant initializer");
-        return *t;
-    }
-    /// Integer values of a constant input of node `n` (float tensors must hold whole numbers in range).
-    std::vector<int64_t> as_ints(const onnx::NodeProto& n, const Tensor& t) const {
-        if (t.dtype == DType::i64) return t.ints;
-        std::vector<int64_t> v;
-        for (float f : t.data) {
-            if (!(f >= -9.2e18f && f <= 9.2e18f) || f != std::trunc(f))
-                fail_node(n, "expected whole numbers in an integer input, got " + std::to_string(f));
-            v.push_back(static_cast<int64_t>(f));
-        }
-        return v;
-    }
-    /// The single value of a one-element constant input; fails naming the node and input otherwise.
-    float as_scalar(const onnx::NodeProto& n, const Tensor& t, const char* what) const {
-        const size_t count = t.dtype == DType::i64 ? t.ints.size() : t.data.size();
-        if (count != 1) fail_node(n, std::string(what) + " must hold one value, got shape " + shape_str(t.shape));
-        return t.dtype == DType::i64 ? static_cast<float>(t.ints[0]) : t.data[0];
-    }
-
     void convert_node(const onnx::NodeProto& n);
     /// Evaluates a shape-arithmetic node whose inputs are all constants; false when it cannot.
-    bool try_fold(const onnx::NodeProto& n);
-    void check_spatial(const onnx::NodeProto& n, std::vector<int64_t>& v, size_t count, int64_t dflt,
-                       const char* what) const;
+    bool try_fold(const OnnxNode& on);
     void fold_batch_norms();
     void topological_sort();
     void check_defined();
@@ -282,13 +214,6 @@ std::string Importer::read_external(const onnx::TensorProto& t, const std::strin
     return buf;
 }
 
-void Importer::check_spatial(const onnx::NodeProto& n, std::vector<int64_t>& v, size_t count, int64_t dflt,
-                             const char* what) const {
-    if (v.empty()) v.assign(count, dflt);
-    if (v.size() != count)
-        fail_node(n, std::string(what) + " has " + std::to_string(v.size()) + " values, expected " + std::to_string(count));
-}
-
 // ---- Constant folding of shape arithmetic ----
 //
 // Exporters (PyTorch's among them) compute pads and reshape targets with small subgraphs of shape
@@ -299,7 +224,6 @@ void Importer::check_spatial(const onnx::NodeProto& n, std::vector<int64_t>& v, 
 // is refused.
 
 namespace {
-constexpr int64_t kBatchSentinel = -4611686018427387000LL;
 
 bool is_foldable(const std::string& op) {
     static const std::set<std::string> ops = {"Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Reshape",
@@ -363,7 +287,8 @@ bool has_sentinel(const Tensor& t) {
 }
 }  // namespace
 
-bool Importer::try_fold(const onnx::NodeProto& n) {
+bool Importer::try_fold(const OnnxNode& on) {
+    const onnx::NodeProto& n = on.proto();
     const std::string& op = n.op_type();
     if (!is_foldable(op)) return false;
     std::vector<const Tensor*> in;
@@ -378,7 +303,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
     }
     if (in.empty() || n.output_size() < 1) return false;
     auto out_name = n.output(0);
-    auto fail_here = [&](const std::string& msg) { fail_node(n, msg); };
+    auto fail_here = [&](const std::string& msg) { on.fail(msg); };
     Tensor out;
     if (op == "Shape") {
         std::vector<int64_t> shape;
@@ -401,7 +326,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
             if (dynamic_batch && !shape.empty()) shape[0] = kBatchSentinel;
         }
         int64_t r = static_cast<int64_t>(shape.size());
-        int64_t start = attr_i(n, "start", 0), end = attr_i(n, "end", r);
+        int64_t start = on.attr_i("start", 0), end = on.attr_i("end", r);
         if (start < 0) start += r;
         if (end < 0) end += r;
         start = std::clamp<int64_t>(start, 0, r);
@@ -412,7 +337,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         const Tensor& ind = *in.at(1);
         if (ind.dtype != DType::i64) fail_here("indices must be integers");
         bool ok = true;
-        int64_t axis = norm_axis_or(attr_i(n, "axis", 0), data.rank(), &ok);
+        int64_t axis = norm_axis_or(on.attr_i("axis", 0), data.rank(), &ok);
         if (!ok) fail_here("axis out of range");
         std::vector<int64_t> shape(data.shape.begin(), data.shape.begin() + axis);
         shape.insert(shape.end(), ind.shape.begin(), ind.shape.end());
@@ -436,8 +361,8 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         });
     } else if (op == "Unsqueeze" || op == "Squeeze") {
         const Tensor& data = *in.at(0);
-        std::vector<int64_t> axes = opset_ >= 13 ? (in.size() > 1 && in[1] ? as_ints(n, *in[1]) : std::vector<int64_t>{})
-                                                 : attr_ints(n, "axes");
+        std::vector<int64_t> axes = opset_ >= 13 ? (in.size() > 1 && in[1] ? on.as_ints(*in[1]) : std::vector<int64_t>{})
+                                                 : on.attr_ints("axes");
         std::vector<int64_t> shape = data.shape;
         if (op == "Unsqueeze") {
             const int64_t r = data.rank() + static_cast<int64_t>(axes.size());
@@ -463,7 +388,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
     } else if (op == "Concat") {
         const int64_t r = in[0]->rank();
         bool ok = true;
-        int64_t axis = norm_axis_or(attr_i(n, "axis", 0), r, &ok);
+        int64_t axis = norm_axis_or(on.attr_i("axis", 0), r, &ok);
         if (!ok) fail_here("axis out of range");
         std::vector<int64_t> shape = in[0]->shape;
         shape[axis] = 0;
@@ -488,7 +413,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         out = data;
         if (op == "Flatten") {
             bool ok = true;
-            int64_t axis = attr_i(n, "axis", 1);
+            int64_t axis = on.attr_i("axis", 1);
             if (axis < 0) axis += data.rank();
             if (axis < 0 || axis > data.rank()) ok = false;
             if (!ok) fail_here("axis out of range");
@@ -497,20 +422,20 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
             out.shape = {a, a ? data.numel() / a : 0};
         } else {
             ReshapeAttrs ra;
-            ra.shape = opset_ < 5 ? attr_ints(n, "shape") : as_ints(n, *in.at(1));
-            ra.allow_zero = attr_i(n, "allowzero", 0) != 0;
+            ra.shape = opset_ < 5 ? on.attr_ints("shape") : on.as_ints(*in.at(1));
+            ra.allow_zero = on.attr_i("allowzero", 0) != 0;
             if (std::find(ra.shape.begin(), ra.shape.end(), kBatchSentinel) != ra.shape.end())
                 fail_here("reshapes a constant with the batch size");
-            out.shape = reshape_target(ra, data.shape, "node '" + node_label(n) + "' (Reshape)");
+            out.shape = reshape_target(ra, data.shape, node_where(on.label(), "Reshape"));
         }
     } else if (op == "ConstantOfShape") {
         Tensor shape_t = *in.at(0);
         if (has_sentinel(shape_t)) fail_here("a constant shaped by the batch size is not supported");
-        auto shape = as_ints(n, shape_t);
+        auto shape = on.as_ints(shape_t);
         for (int64_t d : shape)
             if (d < 0 || d > (1 << 24)) fail_here("shape " + shape_str(shape) + " is out of range");
         Tensor v = Tensor({}, {0.0f});
-        if (const auto* a = attr(n, "value")) v = convert_tensor(a->t(), "node '" + node_label(n) + "' value");
+        if (const auto* a = on.attr("value")) v = convert_tensor(a->t(), node_where(on.label(), op) + " value");
         if (v.numel() != 1) fail_here("value must have one element");
         out = make_like(v.dtype, shape);
         for (int64_t i = 0; i < out.numel(); ++i) set_elem(out, i, v, 0);
@@ -518,15 +443,15 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         const Tensor& data = *in.at(0);
         std::vector<int64_t> starts, ends, axes, steps;
         if (opset_ < 10) {
-            starts = attr_ints(n, "starts");
-            ends = attr_ints(n, "ends");
-            axes = attr_ints(n, "axes");
+            starts = on.attr_ints("starts");
+            ends = on.attr_ints("ends");
+            axes = on.attr_ints("axes");
         } else {
             if (in.size() < 3) fail_here("needs starts and ends");
-            starts = as_ints(n, *in[1]);
-            ends = as_ints(n, *in[2]);
-            if (in.size() > 3 && in[3]) axes = as_ints(n, *in[3]);
-            if (in.size() > 4 && in[4]) steps = as_ints(n, *in[4]);
+            starts = on.as_ints(*in[1]);
+            ends = on.as_ints(*in[2]);
+            if (in.size() > 3 && in[3]) axes = on.as_ints(*in[3]);
+            if (in.size() > 4 && in[4]) steps = on.as_ints(*in[4]);
         }
         if (has_sentinel(data)) {
             // Slicing the batch out of a shape is fine only if the batch is not kept.
@@ -566,7 +491,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         });
     } else if (op == "Transpose") {
         const Tensor& data = *in.at(0);
-        std::vector<int64_t> perm = attr_ints(n, "perm");
+        std::vector<int64_t> perm = on.attr_ints("perm");
         const int64_t r = data.rank();
         if (perm.empty())
             for (int64_t d = r; d-- > 0;) perm.push_back(d);
@@ -584,7 +509,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         });
     } else if (op == "Cast") {
         const Tensor& data = *in.at(0);
-        const int64_t to = attr_i(n, "to", 0);
+        const int64_t to = on.attr_i("to", 0);
         const bool to_int = to == onnx::TensorProto::INT64 || to == onnx::TensorProto::INT32 ||
                             to == onnx::TensorProto::INT8 || to == onnx::TensorProto::UINT8 ||
                             to == onnx::TensorProto::INT16 || to == onnx::TensorProto::BOOL;
@@ -610,7 +535,7 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
         const Tensor &a = *in[0], &b = *in[1];
         if (has_sentinel(a) || has_sentinel(b)) fail_here("computes with the batch size, which is not supported");
         if (a.dtype != b.dtype) fail_here("operands differ in type");
-        auto shape = broadcast_shapes(a.shape, b.shape, "node '" + node_label(n) + "' (" + op + ")");
+        auto shape = broadcast_shapes(a.shape, b.shape, node_where(on.label(), op));
         out = make_like(a.dtype, shape);
         auto sa = strides_of(a.shape), sb = strides_of(b.shape);
         const size_t r = shape.size();
@@ -648,23 +573,24 @@ bool Importer::try_fold(const onnx::NodeProto& n) {
 
 void Importer::convert_node(const onnx::NodeProto& n) {
     const std::string& op = n.op_type();
+    const OnnxNode on(n, path_, opset_, [this](const std::string& v) { return constant(v); });
     if (!n.domain().empty() && n.domain() != "ai.onnx")
-        fail_node(n, "operator domain '" + n.domain() + "' is not supported (only the default ONNX domain)");
-    if (n.output_size() == 0) fail_node(n, "node has no outputs");
+        on.fail("operator domain '" + n.domain() + "' is not supported (only the default ONNX domain)");
+    if (n.output_size() == 0) on.fail("node has no outputs");
 
     // Nodes that produce no IR node.
-    if (try_fold(n)) return;
+    if (try_fold(on)) return;
     if (op == "Identity" || op == "Dropout") {
-        if (n.input_size() < 1 || n.input(0).empty()) fail_node(n, "missing input");
+        if (n.input_size() < 1 || n.input(0).empty()) on.fail("missing input");
         if (op == "Dropout") {
             if (n.output_size() > 1 && !n.output(1).empty()) {
                 // The mask output is all ones in inference; supported only when unused.
                 mask_outputs_.insert(n.output(1));
             }
-            if (attr(n, "is_test") && attr_i(n, "is_test", 1) == 0) fail_node(n, "training-mode Dropout is not supported");
+            if (on.attr("is_test") && on.attr_i("is_test", 1) == 0) on.fail("training-mode Dropout is not supported");
             if (n.input_size() > 2 && !n.input(2).empty()) {
                 const Tensor* tm = constant(n.input(2));
-                if (!tm || as_scalar(n, *tm, "training_mode") != 0) fail_node(n, "training_mode must be a constant false");
+                if (!tm || on.as_scalar(*tm, "training_mode") != 0) on.fail("training_mode must be a constant false");
             }
         }
         alias_[n.output(0)] = n.input(0);
@@ -672,18 +598,18 @@ void Importer::convert_node(const onnx::NodeProto& n) {
     }
     if (op == "Constant") {
         Tensor t;
-        if (const auto* a = attr(n, "value")) {
-            t = convert_tensor(a->t(), "node '" + node_label(n) + "' (Constant) value");
-        } else if (const auto* af = attr(n, "value_float")) {
+        if (const auto* a = on.attr("value")) {
+            t = convert_tensor(a->t(), node_where(on.label(), "Constant") + " value");
+        } else if (const auto* af = on.attr("value_float")) {
             t = Tensor({}, {af->f()});
-        } else if (const auto* afs = attr(n, "value_floats")) {
+        } else if (const auto* afs = on.attr("value_floats")) {
             t = Tensor({afs->floats_size()}, {afs->floats().begin(), afs->floats().end()});
-        } else if (const auto* ai = attr(n, "value_int")) {
+        } else if (const auto* ai = on.attr("value_int")) {
             t = Tensor::from_ints({}, {ai->i()});
-        } else if (const auto* ais = attr(n, "value_ints")) {
+        } else if (const auto* ais = on.attr("value_ints")) {
             t = Tensor::from_ints({ais->ints_size()}, {ais->ints().begin(), ais->ints().end()});
         } else {
-            fail_node(n, "Constant without a supported value attribute (value, value_float(s), value_int(s))");
+            on.fail("Constant without a supported value attribute (value, value_float(s), value_int(s))");
         }
         graph_.initializers[n.output(0)] = std::move(t);
         return;
@@ -699,173 +625,13 @@ void Importer::convert_node(const onnx::NodeProto& n) {
     used_names_.insert(node.name);
     for (const auto& in : n.input()) node.inputs.push_back(in.empty() ? std::string() : resolve(in));
     node.outputs.push_back(n.output(0));
-    auto need_inputs = [&](int lo, int hi) {
-        int have = 0;
-        for (int i = 0; i < n.input_size(); ++i) have = n.input(i).empty() ? have : i + 1;
-        if (n.input_size() < lo || n.input_size() > hi)
-            fail_node(n, "expected " + std::to_string(lo) + (lo == hi ? "" : " to " + std::to_string(hi)) +
-                             " inputs, got " + std::to_string(n.input_size()));
-        for (int i = 0; i < lo; ++i)
-            if (n.input(i).empty()) fail_node(n, "required input " + std::to_string(i) + " is empty");
-    };
-    auto single_output = [&]() {
-        for (int i = 1; i < n.output_size(); ++i)
-            if (!n.output(i).empty()) fail_node(n, "optional output " + std::to_string(i) + " is not supported");
-    };
-
-    if (op == "Conv") {
-        need_inputs(2, 3);
-        single_output();
-        node.op = OpKind::Conv;
-        ConvAttrs a;
-        a.group = attr_i(n, "group", 1);
-        if (a.group < 1) fail_node(n, "group must be >= 1, got " + std::to_string(a.group));
-        a.kernel = attr_ints(n, "kernel_shape");
-        a.strides = attr_ints(n, "strides");
-        a.pads = attr_ints(n, "pads");
-        a.dilations = attr_ints(n, "dilations");
-        a.auto_pad = parse_auto_pad(n);
-        size_t sd = a.kernel.size();
-        if (const Tensor* w = constant(n.input(1))) {
-            if (w->rank() < 3) fail_node(n, "weight must have rank >= 3, got " + shape_str(w->shape));
-            if (sd && sd != size_t(w->rank() - 2)) fail_node(n, "kernel_shape does not match the weight " + shape_str(w->shape));
-            std::vector<int64_t> k(w->shape.begin() + 2, w->shape.end());
-            if (sd && a.kernel != k) fail_node(n, "kernel_shape " + shape_str(a.kernel) + " does not match the weight " + shape_str(w->shape));
-            a.kernel = k;
-            sd = k.size();
-        }
-        if (sd == 0) sd = std::max(a.strides.size(), std::max(a.dilations.size(), a.pads.size() / 2));
-        if (sd == 0) fail_node(n, "cannot tell the kernel's rank: give kernel_shape or a constant weight");
-        if (sd > 3) fail_node(n, "only 1-D to 3-D convolutions are supported");
-        check_spatial(n, a.strides, sd, 1, "strides");
-        check_spatial(n, a.dilations, sd, 1, "dilations");
-        if (a.pads.empty()) a.pads.assign(2 * sd, 0);
-        if (a.pads.size() != 2 * sd) fail_node(n, "pads has " + std::to_string(a.pads.size()) + " values, expected " + std::to_string(2 * sd));
-        for (auto v : a.strides) if (v < 1) fail_node(n, "strides must be >= 1");
-        for (auto v : a.dilations) if (v < 1) fail_node(n, "dilations must be >= 1");
-        for (auto v : a.pads) if (v < 0) fail_node(n, "pads must be >= 0");
-        node.attrs = a;
-    } else if (op == "Gemm") {
-        need_inputs(2, 3);
-        single_output();
-        node.op = OpKind::Gemm;
-        GemmAttrs a;
-        a.trans_a = attr_i(n, "transA", 0) != 0;
-        a.trans_b = attr_i(n, "transB", 0) != 0;
-        a.alpha = attr_f(n, "alpha", 1.0f);
-        a.beta = attr_f(n, "beta", 1.0f);
-        node.attrs = a;
-    } else if (op == "MatMul") {
-        need_inputs(2, 2);
-        node.op = OpKind::MatMul;
-    } else if (op == "Add") {
-        need_inputs(2, 2);
-        if (attr(n, "broadcast") || attr(n, "axis")) fail_node(n, "the legacy broadcast/axis attributes are not supported");
-        node.op = OpKind::Add;
-    } else if (op == "Relu") {
-        need_inputs(1, 1);
-        node.op = OpKind::Relu;
-    } else if (op == "Clip") {
-        need_inputs(1, 3);
-        node.op = OpKind::Clip;
-        ClipAttrs a;
-        if (opset_ < 11) {
-            a.min = attr_f(n, "min", a.min);
-            a.max = attr_f(n, "max", a.max);
-        } else {
-            if (n.input_size() > 1 && !n.input(1).empty()) a.min = as_scalar(n, require_constant(n, 1, "min"), "min");
-            if (n.input_size() > 2 && !n.input(2).empty()) a.max = as_scalar(n, require_constant(n, 2, "max"), "max");
-        }
-        node.inputs.resize(1);
-        node.attrs = a;
-    } else if (op == "MaxPool" || op == "AveragePool") {
-        need_inputs(1, 1);
-        single_output();
-        node.op = op == "MaxPool" ? OpKind::MaxPool : OpKind::AveragePool;
-        PoolAttrs a;
-        a.kernel = attr_ints(n, "kernel_shape");
-        if (a.kernel.empty()) fail_node(n, "kernel_shape is required");
-        size_t sd = a.kernel.size();
-        if (sd > 3) fail_node(n, "only 1-D to 3-D pooling is supported");
-        a.strides = attr_ints(n, "strides");
-        a.pads = attr_ints(n, "pads");
-        a.dilations = attr_ints(n, "dilations");
-        a.auto_pad = parse_auto_pad(n);
-        a.ceil_mode = attr_i(n, "ceil_mode", 0) != 0;
-        a.count_include_pad = attr_i(n, "count_include_pad", 0) != 0;
-        if (attr_i(n, "storage_order", 0) != 0) fail_node(n, "storage_order=1 is not supported");
-        check_spatial(n, a.strides, sd, 1, "strides");
-        check_spatial(n, a.dilations, sd, 1, "dilations");
-        if (a.pads.empty()) a.pads.assign(2 * sd, 0);
-        if (a.pads.size() != 2 * sd) fail_node(n, "pads has " + std::to_string(a.pads.size()) + " values, expected " + std::to_string(2 * sd));
-        for (auto v : a.kernel) if (v < 1) fail_node(n, "kernel_shape must be >= 1");
-        for (auto v : a.strides) if (v < 1) fail_node(n, "strides must be >= 1");
-        for (auto v : a.dilations) if (v < 1) fail_node(n, "dilations must be >= 1");
-        for (auto v : a.pads) if (v < 0) fail_node(n, "pads must be >= 0");
-        node.attrs = a;
-    } else if (op == "GlobalAveragePool") {
-        need_inputs(1, 1);
-        node.op = OpKind::GlobalAveragePool;
-    } else if (op == "Flatten") {
-        need_inputs(1, 1);
-        node.op = OpKind::Flatten;
-        node.attrs = AxisAttrs{attr_i(n, "axis", 1)};
-    } else if (op == "Reshape") {
-        node.op = OpKind::Reshape;
-        ReshapeAttrs a;
-        if (opset_ < 5) {
-            need_inputs(1, 1);
-            a.shape = attr_ints(n, "shape");
-        } else {
-            need_inputs(2, 2);
-            a.shape = as_ints(n, require_constant(n, 1, "shape"));
-        }
-        for (size_t i = 0; i < a.shape.size(); ++i)
-            if (a.shape[i] == kBatchSentinel) {
-                // x.view(x.size(0), ...): the batch dimension copied from the input.
-                if (i != 0 || attr_i(n, "allowzero", 0) != 0) fail_node(n, "uses the batch size other than as the first dimension");
-                a.shape[i] = 0;
-            }
-        a.allow_zero = attr_i(n, "allowzero", 0) != 0;
-        node.inputs.resize(1);
-        node.attrs = a;
-    } else if (op == "Pad") {
-        node.op = OpKind::Pad;
-        PadAttrs a;
-        std::string mode = attr_s(n, "mode", "constant");
-        if (mode != "constant") fail_node(n, "mode '" + mode + "' is not supported (only constant)");
-        if (opset_ < 11) {
-            need_inputs(1, 1);
-            a.pads = attr_ints(n, "pads");
-            a.value = attr_f(n, "value", 0.0f);
-        } else {
-            need_inputs(2, 4);
-            a.pads = as_ints(n, require_constant(n, 1, "pads"));
-            if (n.input_size() > 2 && !n.input(2).empty()) a.value = as_scalar(n, require_constant(n, 2, "constant_value"), "constant_value");
-            if (n.input_size() > 3 && !n.input(3).empty()) fail_node(n, "the axes input is not supported");
-        }
-        node.inputs.resize(1);
-        node.attrs = a;
-    } else if (op == "Concat") {
-        if (n.input_size() < 1) fail_node(n, "needs at least one input");
-        node.op = OpKind::Concat;
-        if (!attr(n, "axis")) fail_node(n, "axis is required");
-        node.attrs = AxisAttrs{attr_i(n, "axis", 1)};
-    } else if (op == "Softmax") {
-        need_inputs(1, 1);
-        node.op = OpKind::Softmax;
-        // Before opset 13 Softmax flattened to 2-D at `axis` (default 1); from 13 it is per-axis (default -1).
-        node.attrs = AxisAttrs{attr_i(n, "axis", opset_ < 13 ? 1 : -1), opset_ < 13};
-    } else if (op == "BatchNormalization") {
-        need_inputs(5, 5);
-        if (attr_i(n, "training_mode", 0) != 0) fail_node(n, "training_mode=1 is not supported (inference only)");
-        if (attr_i(n, "spatial", 1) != 1) fail_node(n, "spatial=0 is not supported");
-        single_output();
-        node.op = OpKind::BatchNorm;
-        node.attrs = BatchNormAttrs{attr_f(n, "epsilon", 1e-5f)};
-    } else {
-        fail_node(n, "operator not supported; supported: " + std::string(supported_operators()));
-    }
+    const OpDef* def = find_op(op);
+    if (!def) on.fail("operator not supported; supported: " + std::string(supported_operators()));
+    if (opset_ < def->min_opset || opset_ > def->max_opset)
+        on.fail("opset " + std::to_string(opset_) + " is not supported for this operator (" +
+                std::to_string(def->min_opset) + " to " + std::to_string(def->max_opset) + ")");
+    node.op = def->kind;
+    def->parse(on, node);
     graph_.nodes.push_back(std::move(node));
 }
 
@@ -922,12 +688,12 @@ void Importer::check_defined() {
             if (mask_outputs_.count(in))
                 throw InputError(path_ + ": node '" + node.name + "' uses a Dropout mask, which is not supported");
             if (!defined.count(in))
-                throw InputError(path_ + ": node '" + node.name + "' (" + op_name(node.op) + ") reads '" + in +
+                throw InputError(path_ + ": " + node_where(node) + " reads '" + in +
                                  "', which no node, input or initializer defines");
             // Shape-like inputs became attributes during conversion: every remaining operand is data.
             auto it = graph_.initializers.find(in);
             if (it != graph_.initializers.end() && it->second.dtype != DType::f32)
-                throw InputError(path_ + ": node '" + node.name + "' (" + op_name(node.op) + ") reads '" + in +
+                throw InputError(path_ + ": " + node_where(node) + " reads '" + in +
                                  "', an integer tensor; expected float data");
         }
         for (const auto& o : node.outputs) defined.insert(o);
@@ -1100,9 +866,42 @@ Graph Importer::run(const onnx::ModelProto& model) {
 
 }  // namespace
 
+namespace {
+
+/// Operators the import removes or turns into initializers: not rows of the operator table.
+struct ImportOnlyOp {
+    const char* name;
+    const char* doc;
+};
+constexpr ImportOnlyOp kImportOnly[] = {
+    {"Constant", "`value`, `value_float(s)`, `value_int(s)`; becomes an initializer"},
+    {"Identity", "removed at import"},
+    {"Dropout", "removed at import (inference); a used mask output or training mode is an error"},
+};
+
+}  // namespace
+
+std::vector<std::string> supported_operator_names() {
+    std::vector<std::string> names;
+    for (const OpDef* d : op_table()) names.push_back(d->onnx_name);
+    for (const auto& op : kImportOnly) names.push_back(op.name);
+    return names;
+}
+
 const char* supported_operators() {
-    return "Conv, Gemm, MatMul, Add, Relu, Clip, MaxPool, AveragePool, GlobalAveragePool, Flatten, Reshape, "
-           "Pad (constant), Constant, Identity, Dropout, BatchNormalization, Concat, Softmax";
+    static const std::string list = [] {
+        std::string s;
+        for (const auto& name : supported_operator_names()) s += (s.empty() ? "" : ", ") + name;
+        return s;
+    }();
+    return list.c_str();
+}
+
+std::string supported_operators_markdown() {
+    std::string s = "| operator | notes |\n|---|---|\n";
+    for (const OpDef* d : op_table()) s += std::string("| ") + d->onnx_name + " | " + d->doc + " |\n";
+    for (const auto& op : kImportOnly) s += std::string("| ") + op.name + " | " + op.doc + " |\n";
+    return s;
 }
 
 Graph import_onnx_bytes(const std::string& bytes, const std::string& path, const ImportOptions& options) {

@@ -173,16 +173,12 @@ Tensor reference_global(const RefArgs& r) {
 
 void export_global(ExportNode& e) { e.emit("GlobalAveragePool"); }
 
-constexpr const char* kPoolDoc =
-    "1-D to 3-D, `ceil_mode`, `dilations`, `count_include_pad`, `auto_pad`; not the Indices output, not "
-    "`storage_order=1`";
-
 }  // namespace
 
 const OpDef& max_pool_op() {
     static const OpDef def = [] {
         OpDef d{OpKind::MaxPool, "MaxPool"};
-        d.doc = kPoolDoc;
+        d.doc = "1-D to 3-D, `ceil_mode`, `dilations`, `auto_pad`; not the Indices output, not `storage_order=1`";
         d.int8 = Int8Class::PassScale;
         d.parse = parse_pool;
         d.infer_shape = infer_pool;
@@ -197,7 +193,7 @@ const OpDef& max_pool_op() {
 const OpDef& average_pool_op() {
     static const OpDef def = [] {
         OpDef d{OpKind::AveragePool, "AveragePool"};
-        d.doc = kPoolDoc;
+        d.doc = "1-D to 3-D, `ceil_mode`, `dilations`, `count_include_pad`, `auto_pad`";
         d.int8 = Int8Class::PassScale;
         d.parse = parse_pool;
         d.infer_shape = infer_pool;

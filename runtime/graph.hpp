@@ -28,6 +28,7 @@ enum class OpKind {
     Concat,
     Softmax,
     BatchNorm,  ///< only when it could not be folded into a preceding Conv/Gemm
+    Sigmoid,
 };
 
 const char* op_name(OpKind op);

@@ -22,6 +22,7 @@ const OpDef& pad_op();
 const OpDef& concat_op();
 const OpDef& softmax_op();
 const OpDef& batch_norm_op();
+const OpDef& sigmoid_op();
 
 const std::vector<const OpDef*>& op_table() {
     static const std::vector<const OpDef*> table = [] {
@@ -31,6 +32,7 @@ const std::vector<const OpDef*>& op_table() {
             &max_pool_op(),    &average_pool_op(), &global_average_pool_op(),
             &flatten_op(),     &reshape_op(),     &pad_op(),
             &concat_op(),      &softmax_op(),     &batch_norm_op(),
+            &sigmoid_op(),
         };
         // Rows are indexed by OpKind: the list must follow the enum.
         for (size_t i = 0; i < t.size(); ++i)

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "runtime/dnnl_executor.hpp"
 #include "runtime/int8_reference.hpp"
 #include "runtime/onnx_export.hpp"
 #include "runtime/onnx_import.hpp"
@@ -125,9 +126,7 @@ std::string sample_bytes(const std::string& op) {
         b.node(op, {"x"}, {"y"}, "node");
     }
     b.output("y");
-    std::string bytes;
-    b.model.SerializeToString(&bytes);
-    return bytes;
+    return b.bytes();
 }
 
 /// Deterministic inputs for every graph input.
@@ -140,6 +139,18 @@ std::vector<Tensor> inputs_for(const Graph& g) {
         ins.push_back(std::move(t));
     }
     return ins;
+}
+
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+    float m = 0.0f;
+    for (size_t i = 0; i < a.data.size(); ++i) m = std::max(m, std::fabs(a.data[i] - b.data[i]));
+    return m;
+}
+
+float max_abs(const Tensor& a) {
+    float m = 1e-6f;
+    for (float v : a.data) m = std::max(m, std::fabs(v));
+    return m;
 }
 
 std::string read_text(const std::string& path) {
@@ -182,10 +193,8 @@ TEST(OpTable, UnknownOperatorMessageListsTheTable) {
     b.input("x", {1, 2});
     b.node("NoSuchOperator", {"x"}, {"y"}, "odd");
     b.output("y");
-    std::string bytes;
-    b.model.SerializeToString(&bytes);
     try {
-        import_onnx_bytes(bytes, "odd.onnx");
+        import_onnx_bytes(b.bytes(), "odd.onnx");
         FAIL() << "expected InputError";
     } catch (const InputError& e) {
         const std::string msg = e.what();
@@ -241,4 +250,43 @@ TEST(OpTable, ExportRefusesANodeItCannotWrite) {
     } catch (const UnsupportedError& e) {
         EXPECT_NE(std::string(e.what()).find("node 'node' (Reshape)"), std::string::npos) << e.what();
     }
+}
+
+// Every row that reads as a unary node without attributes (Relu, Sigmoid, Softmax, ...), behind a Conv
+// layer: the oneDNN executor (its own primitive or the reference fallback) matches the fp32 reference,
+// and in int8 the integer reference, whatever the row's int8 class.
+TEST(OpTable, UnaryRowsRunInTheExecutors) {
+    int tested = 0;
+    for (const OpDef* d : op_table()) {
+        SCOPED_TRACE(d->onnx_name);
+        OnnxBuilder b(13);
+        b.input("x", {-1, 2, 4, 4});
+        b.init("w", {3, 2, 1, 1}, {0.5f, -1.0f, 0.25f, 0.75f, -0.5f, 1.0f});
+        b.init("b", {3}, {0.1f, -0.2f, 0.3f});
+        b.node("Conv", {"x", "w", "b"}, {"c"}, "conv");
+        b.node(d->onnx_name, {"c"}, {"y"}, "node");
+        b.output("y");
+        Graph g;
+        try {
+            g = import_onnx_bytes(b.bytes(), "unary.onnx");
+        } catch (const InputError&) {
+            continue;  // the row needs attributes or more inputs
+        }
+        ++tested;
+        Tensor x = Tensor::zeros({3, 2, 4, 4});
+        for (size_t i = 0; i < x.data.size(); ++i) x.data[i] = std::sin(0.37f * static_cast<float>(i)) * 2.0f;
+        const Tensor r = ReferenceExecutor(g).run({x}).at(0);
+        DnnlExecutor fp(g, DnnlExecutor::Mode::Fp32, 3);
+        const Tensor y = fp.run(x);
+        ASSERT_EQ(y.shape, r.shape);
+        EXPECT_LE(max_abs_diff(y, r), 1e-4f * max_abs(r));
+        DnnlExecutor q(g, DnnlExecutor::Mode::Int8, 3);
+        q.calibrate({x});
+        const Tensor yq = q.run(x);
+        const Tensor rq = Int8ReferenceExecutor(g, q.quantized_model()).run(x);
+        ASSERT_EQ(yq.shape, rq.shape);
+        EXPECT_LE(max_abs_diff(yq, rq), 1e-3f * max_abs(rq));
+        EXPECT_LE(max_abs_diff(yq, r), 0.1f * max_abs(r));
+    }
+    EXPECT_GE(tested, 3);
 }

@@ -9,9 +9,9 @@
 
 namespace dcs {
 
-OnnxNode::OnnxNode(const onnx::NodeProto& node, const std::string& path, int64_t opset,
-                   std::function<const Tensor*(const std::string&)> constant)
-    : n_(node), path_(path), opset_(opset), constant_(std::move(constant)) {}
+OnnxNode::OnnxNode(const onnx::NodeProto& node, const std::string& path, int64_t opset, ConstantFn constant,
+                   ConvertFn convert)
+    : n_(node), path_(path), opset_(opset), constant_(std::move(constant)), convert_(std::move(convert)) {}
 
 const std::string& OnnxNode::op_type() const { return n_.op_type(); }
 
@@ -69,6 +69,14 @@ AutoPad OnnxNode::auto_pad() const {
     if (s == "SAME_LOWER") return AutoPad::SameLower;
     if (s == "VALID") return AutoPad::Valid;
     fail("auto_pad must be NOTSET, SAME_UPPER, SAME_LOWER or VALID, got '" + s + "'");
+}
+
+bool OnnxNode::attr_tensor(const char* name, const std::string& what, Tensor* out) const {
+    const auto* a = attr(name);
+    if (!a) return false;
+    if (!convert_) fail(std::string("attribute ") + name + ": tensor attributes cannot be read here");
+    *out = convert_(a->t(), what);
+    return true;
 }
 
 const Tensor& OnnxNode::require_constant(int index, const char* what) const {

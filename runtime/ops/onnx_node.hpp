@@ -11,15 +11,19 @@
 namespace onnx {
 class NodeProto;
 class AttributeProto;
+class TensorProto;
 }  // namespace onnx
 
 namespace dcs {
 
 class OnnxNode {
 public:
-    /// `constant` resolves a value name to its constant tensor (null when it is not a constant).
-    OnnxNode(const onnx::NodeProto& node, const std::string& path, int64_t opset,
-             std::function<const Tensor*(const std::string&)> constant);
+    using ConstantFn = std::function<const Tensor*(const std::string&)>;
+    using ConvertFn = std::function<Tensor(const onnx::TensorProto&, const std::string&)>;
+    /// `constant` resolves a value name to its constant tensor (null when it is not a constant);
+    /// `convert` converts a tensor attribute as the importer converts initializers.
+    OnnxNode(const onnx::NodeProto& node, const std::string& path, int64_t opset, ConstantFn constant,
+             ConvertFn convert = nullptr);
 
     const onnx::NodeProto& proto() const { return n_; }
     const std::string& op_type() const;
@@ -43,6 +47,9 @@ public:
     std::vector<int64_t> attr_ints(const char* name) const;
     std::string attr_s(const char* name, const std::string& dflt) const;
     AutoPad auto_pad() const;
+    /// The tensor attribute `name` converted into `*out` (`what` names it in messages); false, `*out`
+    /// unchanged, when the node has no such attribute.
+    bool attr_tensor(const char* name, const std::string& what, Tensor* out) const;
 
     /// The constant behind a value name; null when it is not a constant.
     const Tensor* constant(const std::string& name) const { return constant_(name); }
@@ -64,7 +71,8 @@ private:
     const onnx::NodeProto& n_;
     const std::string& path_;
     int64_t opset_;
-    std::function<const Tensor*(const std::string&)> constant_;
+    ConstantFn constant_;
+    ConvertFn convert_;
 };
 
 }  // namespace dcs

@@ -216,7 +216,7 @@ std::vector<LayerInfo> list_layers(const Graph& graph) {
             const int64_t per_output =
                 n.op == OpKind::Conv ? (w.shape[0] > 0 ? w.numel() / w.shape[0] : 0) : w.shape[l.out_axis == 0 ? 1 : 0];
             if (__builtin_mul_overflow(out_elems, per_output, &l.macs))
-                throw InputError("node '" + n.name + "': multiply-accumulates per sample overflow int64");
+                throw InputError(node_where(n) + ": multiply-accumulates per sample overflow int64");
         }
         layers.push_back(std::move(l));
     }

@@ -7,6 +7,7 @@
 
 #include "common/error.hpp"
 #include "runtime/ops/op_table.hpp"
+#include "runtime/ops/op_util.hpp"
 #include "runtime/reference_executor.hpp"
 
 namespace dcs {
@@ -244,27 +245,6 @@ std::vector<int32_t> to_q(const RVal& v, const QValue& qv, QType* type) {
     return out;
 }
 
-/// Spatial geometry normalised to 3 dims (leading dims of size 1).
-struct G3 {
-    int64_t in[3], out[3], k[3], s[3], d[3], pb[3];
-};
-
-G3 geo3(const Window& w) {
-    G3 g;
-    const size_t sd = w.kernel.size(), off = 3 - sd;
-    for (size_t i = 0; i < 3; ++i) {
-        const bool real = i >= off;
-        const size_t j = i - off;
-        g.in[i] = real ? w.in[j] : 1;
-        g.out[i] = real ? w.out[j] : 1;
-        g.k[i] = real ? w.kernel[j] : 1;
-        g.s[i] = real ? w.strides[j] : 1;
-        g.d[i] = real ? w.dilations[j] : 1;
-        g.pb[i] = real ? w.pad_begin[j] : 0;
-    }
-    return g;
-}
-
 /// The post-op stage shared by every layer: scale, sum, activation, rounding.
 struct OutStage {
     const QLayer& ql;
@@ -365,7 +345,7 @@ Tensor Int8ReferenceExecutor::run(const Tensor& input) const {
                 ConvAttrs a = std::get<ConvAttrs>(n.attrs);
                 a.kernel.assign(ws.begin() + 2, ws.end());
                 Window win = conv_window(a, std::vector<int64_t>(xv.shape.begin() + 2, xv.shape.end()), where);
-                G3 g = geo3(win);
+                Geo3 g = to_geo3(win);
                 const int64_t c_in = xv.shape[1], c_out = ws[0], cig = ws[1], cog = c_out / a.group;
                 const int64_t in_sz = g.in[0] * g.in[1] * g.in[2], out_sz = g.out[0] * g.out[1] * g.out[2];
                 const int64_t k_sz = g.k[0] * g.k[1] * g.k[2];
@@ -439,7 +419,7 @@ Tensor Int8ReferenceExecutor::run(const Tensor& input) const {
                         a = std::get<PoolAttrs>(n.attrs);
                     }
                     Window win = pool_window(a, std::vector<int64_t>(x.shape.begin() + 2, x.shape.end()), where);
-                    G3 g = geo3(win);
+                    Geo3 g = to_geo3(win);
                     const int64_t planes = x.shape[0] * x.shape[1];
                     const int64_t in_sz = g.in[0] * g.in[1] * g.in[2], out_sz = g.out[0] * g.out[1] * g.out[2];
                     const int64_t k_full = g.k[0] * g.k[1] * g.k[2];

@@ -330,7 +330,7 @@ void Importer::check_defined() {
         for (const auto& in : node.inputs) {
             if (in.empty()) continue;
             if (mask_outputs_.count(in))
-                throw InputError(path_ + ": node '" + node.name + "' uses a Dropout mask, which is not supported");
+                throw InputError(path_ + ": " + node_where(node) + " uses a Dropout mask, which is not supported");
             if (!defined.count(in))
                 throw InputError(path_ + ": " + node_where(node) + " reads '" + in +
                                  "', which no node, input or initializer defines");

@@ -4,6 +4,7 @@
 #include "runtime/ops/op_table.hpp"
 
 namespace dcs {
+
 ReferenceExecutor::ReferenceExecutor(const Graph& graph) : graph_(graph) {
     for (size_t i = 0; i < graph.nodes.size(); ++i)
         for (const auto& in : graph.nodes[i].inputs) last_use_[in] = i;

@@ -64,19 +64,11 @@ void describe(const Node& n, std::ostream& os) { os << " epsilon=" << std::get<B
 }  // namespace
 
 const OpDef& batch_norm_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::BatchNorm, "BatchNormalization"};
-        d.doc = "folded into the preceding Conv or Gemm when that node's output feeds only the BN and its weight "
-                "is a constant; a shared weight is copied first, never changed in place; otherwise kept and "
-                "executed as a per-channel affine";
-        d.int8 = Int8Class::F32Only;
-        d.parse = parse;
-        d.infer_shape = infer_shape;
-        d.reference = reference;
-        d.export_onnx = export_onnx;
-        d.describe = describe;
-        return d;
-    }();
+    static const OpDef def{OpKind::BatchNorm, "BatchNormalization", 1, 18,
+                           "folded into the preceding Conv or Gemm when that node's output feeds only the BN and "
+                           "its weight is a constant; a shared weight is copied first, never changed in place; "
+                           "otherwise kept and executed as a per-channel affine",
+                           Int8Class::F32Only, parse, infer_shape, reference, export_onnx, describe};
     return def;
 }
 

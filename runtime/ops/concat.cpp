@@ -71,17 +71,9 @@ void export_onnx(ExportNode& e) {
 }  // namespace
 
 const OpDef& concat_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Concat, "Concat"};
-        d.doc = "any axis";
-        d.int8 = Int8Class::Rescale;
-        d.parse = parse;
-        d.infer_shape = infer_shape;
-        d.reference = reference;
-        d.export_onnx = export_onnx;
-        d.describe = describe_axis;
-        return d;
-    }();
+    static const OpDef def{OpKind::Concat, "Concat", 1, 18,
+                           "any axis",
+                           Int8Class::Rescale, parse, infer_shape, reference, export_onnx, describe_axis};
     return def;
 }
 

@@ -149,17 +149,10 @@ void describe(const Node& n, std::ostream& os) {
 }  // namespace
 
 const OpDef& conv_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Conv, "Conv"};
-        d.doc = "1-D to 3-D, `group`, `strides`, `pads`, `dilations`, `auto_pad` (SAME_UPPER, SAME_LOWER, VALID)";
-        d.int8 = Int8Class::Layer;
-        d.parse = parse;
-        d.infer_shape = infer_shape;
-        d.reference = reference;
-        d.export_onnx = export_onnx;
-        d.describe = describe;
-        return d;
-    }();
+    static const OpDef def{OpKind::Conv, "Conv", 1, 18,
+                           "1-D to 3-D, `group`, `strides`, `pads`, `dilations`, `auto_pad` (SAME_UPPER, "
+                           "SAME_LOWER, VALID)",
+                           Int8Class::Layer, parse, infer_shape, reference, export_onnx, describe};
     return def;
 }
 

@@ -99,46 +99,24 @@ void describe_clip(const Node& n, std::ostream& os) {
 }  // namespace
 
 const OpDef& add_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Add, "Add"};
-        d.doc = "multidirectional broadcasting";
-        d.int8 = Int8Class::Rescale;
-        d.parse = parse_add;
-        d.infer_shape = infer_add;
-        d.reference = reference_add;
-        d.export_onnx = export_add;
-        d.int8_reads_f32 = add_reads_f32;
-        return d;
-    }();
+    static const OpDef def{OpKind::Add, "Add", 1, 18,
+                           "multidirectional broadcasting",
+                           Int8Class::Rescale, parse_add, infer_add, reference_add, export_add, nullptr,
+                           add_reads_f32};
     return def;
 }
 
 const OpDef& relu_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Relu, "Relu"};
-        d.doc = "max(x, 0)";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_relu;
-        d.infer_shape = same_shape;
-        d.reference = reference_relu;
-        d.export_onnx = export_relu;
-        return d;
-    }();
+    static const OpDef def{OpKind::Relu, "Relu", 1, 18,
+                           "max(x, 0)",
+                           Int8Class::PassScale, parse_relu, same_shape, reference_relu, export_relu};
     return def;
 }
 
 const OpDef& clip_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Clip, "Clip"};
-        d.doc = "bounds must be constants (attributes before opset 11, inputs from 11)";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_clip;
-        d.infer_shape = same_shape;
-        d.reference = reference_clip;
-        d.export_onnx = export_clip;
-        d.describe = describe_clip;
-        return d;
-    }();
+    static const OpDef def{OpKind::Clip, "Clip", 1, 18,
+                           "bounds must be constants (attributes before opset 11, inputs from 11)",
+                           Int8Class::PassScale, parse_clip, same_shape, reference_clip, export_clip, describe_clip};
     return def;
 }
 

@@ -157,31 +157,16 @@ void export_matmul(ExportNode& e) {
 }  // namespace
 
 const OpDef& gemm_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Gemm, "Gemm"};
-        d.doc = "`transA`, `transB`, `alpha`, `beta`; C broadcast to [M, N]";
-        d.int8 = Int8Class::Layer;
-        d.parse = parse_gemm;
-        d.infer_shape = infer_gemm;
-        d.reference = reference_gemm;
-        d.export_onnx = export_gemm;
-        d.describe = describe_gemm;
-        return d;
-    }();
+    static const OpDef def{OpKind::Gemm, "Gemm", 1, 18,
+                           "`transA`, `transB`, `alpha`, `beta`; C broadcast to [M, N]",
+                           Int8Class::Layer, parse_gemm, infer_gemm, reference_gemm, export_gemm, describe_gemm};
     return def;
 }
 
 const OpDef& matmul_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::MatMul, "MatMul"};
-        d.doc = "numpy semantics (1-D promotion, batch broadcasting)";
-        d.int8 = Int8Class::Layer;
-        d.parse = parse_matmul;
-        d.infer_shape = infer_matmul;
-        d.reference = reference_matmul;
-        d.export_onnx = export_matmul;
-        return d;
-    }();
+    static const OpDef def{OpKind::MatMul, "MatMul", 1, 18,
+                           "numpy semantics (1-D promotion, batch broadcasting)",
+                           Int8Class::Layer, parse_matmul, infer_matmul, reference_matmul, export_matmul};
     return def;
 }
 

@@ -52,6 +52,10 @@ struct RefArgs {
     const Tensor* opt(size_t i) const { return i < inputs.size() ? inputs[i] : nullptr; }
 };
 
+/// A row. Rows are written as aggregates in field order, e.g.
+///     static const OpDef def{OpKind::Relu, "Relu", 1, 18, "max(x, 0)", Int8Class::PassScale,
+///                            parse, infer_shape, reference, export_onnx};
+/// (the optional fields after export_onnx default to null).
 struct OpDef {
     OpKind kind = OpKind::Conv;
     const char* onnx_name = ""; ///< also op_name(kind)

@@ -107,19 +107,10 @@ bool int8_accepts(const PlanQuery& q) {
 }  // namespace
 
 const OpDef& pad_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Pad, "Pad"};
-        d.doc = "`constant` mode only; pads and value must be constants (negative pads crop)";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse;
-        d.infer_shape = infer_shape;
-        d.reference = reference;
-        d.export_onnx = export_onnx;
-        d.describe = describe;
-        d.int8_reads_f32 = reads_f32;
-        d.int8_accepts = int8_accepts;
-        return d;
-    }();
+    static const OpDef def{OpKind::Pad, "Pad", 1, 18,
+                           "`constant` mode only; pads and value must be constants (negative pads crop)",
+                           Int8Class::PassScale, parse, infer_shape, reference, export_onnx, describe, reads_f32,
+                           int8_accepts};
     return def;
 }
 

@@ -176,47 +176,24 @@ void export_global(ExportNode& e) { e.emit("GlobalAveragePool"); }
 }  // namespace
 
 const OpDef& max_pool_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::MaxPool, "MaxPool"};
-        d.doc = "1-D to 3-D, `ceil_mode`, `dilations`, `auto_pad`; not the Indices output, not `storage_order=1`";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_pool;
-        d.infer_shape = infer_pool;
-        d.reference = reference_max;
-        d.export_onnx = export_pool;
-        d.describe = describe_pool;
-        return d;
-    }();
+    static const OpDef def{OpKind::MaxPool, "MaxPool", 1, 18,
+                           "1-D to 3-D, `ceil_mode`, `dilations`, `auto_pad`; not the Indices output, not `storage_order=1`",
+                           Int8Class::PassScale, parse_pool, infer_pool, reference_max, export_pool, describe_pool};
     return def;
 }
 
 const OpDef& average_pool_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::AveragePool, "AveragePool"};
-        d.doc = "1-D to 3-D, `ceil_mode`, `dilations`, `count_include_pad`, `auto_pad`";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_pool;
-        d.infer_shape = infer_pool;
-        d.reference = reference_avg;
-        d.export_onnx = export_pool;
-        d.describe = describe_pool;
-        d.int8_accepts = avg_pool_matches_onnx;
-        return d;
-    }();
+    static const OpDef def{OpKind::AveragePool, "AveragePool", 1, 18,
+                           "1-D to 3-D, `ceil_mode`, `dilations`, `count_include_pad`, `auto_pad`",
+                           Int8Class::PassScale, parse_pool, infer_pool, reference_avg, export_pool, describe_pool,
+                           nullptr, avg_pool_matches_onnx};
     return def;
 }
 
 const OpDef& global_average_pool_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::GlobalAveragePool, "GlobalAveragePool"};
-        d.doc = "any spatial rank";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_global;
-        d.infer_shape = infer_global;
-        d.reference = reference_global;
-        d.export_onnx = export_global;
-        return d;
-    }();
+    static const OpDef def{OpKind::GlobalAveragePool, "GlobalAveragePool", 1, 18,
+                           "any spatial rank",
+                           Int8Class::PassScale, parse_global, infer_global, reference_global, export_global};
     return def;
 }
 

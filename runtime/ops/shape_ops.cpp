@@ -93,32 +93,18 @@ void describe_reshape(const Node& n, std::ostream& os) {
 }  // namespace
 
 const OpDef& flatten_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Flatten, "Flatten"};
-        d.doc = "any `axis`, negative included";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_flatten;
-        d.infer_shape = infer_flatten;
-        d.reference = reference_flatten;
-        d.export_onnx = export_flatten;
-        d.describe = describe_axis;
-        return d;
-    }();
+    static const OpDef def{OpKind::Flatten, "Flatten", 1, 18,
+                           "any `axis`, negative included",
+                           Int8Class::PassScale, parse_flatten, infer_flatten, reference_flatten, export_flatten,
+                           describe_axis};
     return def;
 }
 
 const OpDef& reshape_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Reshape, "Reshape"};
-        d.doc = "constant target shape, `0` copies a dimension, `-1` infers one, `allowzero`";
-        d.int8 = Int8Class::PassScale;
-        d.parse = parse_reshape;
-        d.infer_shape = infer_reshape;
-        d.reference = reference_reshape;
-        d.export_onnx = export_reshape;
-        d.describe = describe_reshape;
-        return d;
-    }();
+    static const OpDef def{OpKind::Reshape, "Reshape", 1, 18,
+                           "constant target shape, `0` copies a dimension, `-1` infers one, `allowzero`",
+                           Int8Class::PassScale, parse_reshape, infer_reshape, reference_reshape, export_reshape,
+                           describe_reshape};
     return def;
 }
 

@@ -23,16 +23,9 @@ void export_onnx(ExportNode& e) { e.emit("Sigmoid"); }
 }  // namespace
 
 const OpDef& sigmoid_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Sigmoid, "Sigmoid"};
-        d.doc = "1 / (1 + exp(-x)); runs in fp32 in the int8 executors";
-        d.int8 = Int8Class::F32Only;
-        d.parse = parse;
-        d.infer_shape = infer_shape;
-        d.reference = reference;
-        d.export_onnx = export_onnx;
-        return d;
-    }();
+    static const OpDef def{OpKind::Sigmoid, "Sigmoid", 1, 18,
+                           "1 / (1 + exp(-x)); runs in fp32 in the int8 executors",
+                           Int8Class::F32Only, parse, infer_shape, reference, export_onnx};
     return def;
 }
 

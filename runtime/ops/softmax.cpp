@@ -71,17 +71,9 @@ void export_onnx(ExportNode& e) {
 }  // namespace
 
 const OpDef& softmax_op() {
-    static const OpDef def = [] {
-        OpDef d{OpKind::Softmax, "Softmax"};
-        d.doc = "along one axis from opset 13; before 13 flattened to 2-D at `axis`";
-        d.int8 = Int8Class::F32Only;
-        d.parse = parse;
-        d.infer_shape = infer_shape;
-        d.reference = reference;
-        d.export_onnx = export_onnx;
-        d.describe = describe_axis;
-        return d;
-    }();
+    static const OpDef def{OpKind::Softmax, "Softmax", 1, 18,
+                           "along one axis from opset 13; before 13 flattened to 2-D at `axis`",
+                           Int8Class::F32Only, parse, infer_shape, reference, export_onnx, describe_axis};
     return def;
 }
 

@@ -1,5 +1,6 @@
-// ONNX protobuf -> graph IR. Attributes are parsed here, once, into typed structs; everything past
-// this file sees only runtime/graph.hpp.
+// ONNX protobuf -> graph IR. Each node's attributes are parsed once, by its operator row
+// (runtime/ops/), into typed structs; the graph passes (runtime/graph_passes.hpp) fold constant shape
+// arithmetic and BatchNorm. Everything past the import sees only runtime/graph.hpp.
 #include "runtime/onnx_import.hpp"
 
 #include <onnx/onnx_pb.h>
@@ -17,7 +18,6 @@
 #include "runtime/graph_passes.hpp"
 #include "runtime/ops/onnx_node.hpp"
 #include "runtime/ops/op_table.hpp"
-#include "runtime/ops/op_util.hpp"
 
 namespace fs = std::filesystem;
 

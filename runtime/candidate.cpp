@@ -9,21 +9,12 @@
 #include "common/error.hpp"
 #include "compress/weight.hpp"
 #include "runtime/dnnl_executor.hpp"
+#include "runtime/ops/op_table.hpp"
 
 namespace dcs {
 namespace {
 
 std::string ints(const std::vector<int64_t>& v) { return shape_str(v); }
-
-const char* auto_pad_name(AutoPad p) {
-    switch (p) {
-        case AutoPad::NotSet: return "NOTSET";
-        case AutoPad::SameUpper: return "SAME_UPPER";
-        case AutoPad::SameLower: return "SAME_LOWER";
-        case AutoPad::Valid: return "VALID";
-    }
-    return "?";
-}
 
 }  // namespace
 
@@ -38,30 +29,7 @@ std::string serialize_structure(const Graph& graph) {
         ss << "node " << op_name(n.op) << " " << n.name << " (";
         for (size_t i = 0; i < n.inputs.size(); ++i) ss << (i ? "," : "") << n.inputs[i];
         ss << ") -> " << n.outputs[0];
-        std::visit(
-            [&](const auto& a) {
-                using T = std::decay_t<decltype(a)>;
-                if constexpr (std::is_same_v<T, ConvAttrs>)
-                    ss << " group=" << a.group << " strides=" << ints(a.strides) << " pads=" << ints(a.pads)
-                       << " dilations=" << ints(a.dilations) << " auto_pad=" << auto_pad_name(a.auto_pad);
-                else if constexpr (std::is_same_v<T, GemmAttrs>)
-                    ss << " transA=" << a.trans_a << " transB=" << a.trans_b << " alpha=" << a.alpha << " beta=" << a.beta;
-                else if constexpr (std::is_same_v<T, PoolAttrs>)
-                    ss << " kernel=" << ints(a.kernel) << " strides=" << ints(a.strides) << " pads=" << ints(a.pads)
-                       << " dilations=" << ints(a.dilations) << " auto_pad=" << auto_pad_name(a.auto_pad)
-                       << " ceil=" << a.ceil_mode << " count_include_pad=" << a.count_include_pad;
-                else if constexpr (std::is_same_v<T, ClipAttrs>)
-                    ss << " min=" << a.min << " max=" << a.max;
-                else if constexpr (std::is_same_v<T, AxisAttrs>)
-                    ss << " axis=" << a.axis << " legacy=" << a.legacy_softmax;
-                else if constexpr (std::is_same_v<T, PadAttrs>)
-                    ss << " pads=" << ints(a.pads) << " value=" << a.value;
-                else if constexpr (std::is_same_v<T, BatchNormAttrs>)
-                    ss << " epsilon=" << a.epsilon;
-                else if constexpr (std::is_same_v<T, ReshapeAttrs>)
-                    ss << " shape=" << ints(a.shape) << " allowzero=" << a.allow_zero;
-            },
-            n.attrs);
+        if (const auto describe = op_def(n.op).describe) describe(n, ss);
         ss << "\n";
     }
     return ss.str();

@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "common/error.hpp"
+#include "runtime/ops/op_table.hpp"
+#include "runtime/ops/op_util.hpp"
 
 namespace dcs {
 
@@ -16,24 +18,9 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 }
 
 const char* op_name(OpKind op) {
-    switch (op) {
-        case OpKind::Conv: return "Conv";
-        case OpKind::Gemm: return "Gemm";
-        case OpKind::MatMul: return "MatMul";
-        case OpKind::Add: return "Add";
-        case OpKind::Relu: return "Relu";
-        case OpKind::Clip: return "Clip";
-        case OpKind::MaxPool: return "MaxPool";
-        case OpKind::AveragePool: return "AveragePool";
-        case OpKind::GlobalAveragePool: return "GlobalAveragePool";
-        case OpKind::Flatten: return "Flatten";
-        case OpKind::Reshape: return "Reshape";
-        case OpKind::Pad: return "Pad";
-        case OpKind::Concat: return "Concat";
-        case OpKind::Softmax: return "Softmax";
-        case OpKind::BatchNorm: return "BatchNormalization";
-    }
-    return "?";
+    const auto& table = op_table();
+    const auto i = static_cast<size_t>(op);
+    return i < table.size() ? table[i]->onnx_name : "?";
 }
 
 const Node* Graph::find_node(const std::string& name) const {
@@ -43,18 +30,6 @@ const Node* Graph::find_node(const std::string& name) const {
 }
 
 namespace {
-
-/// a + b and a * b of shape arithmetic; dimensions from a damaged or hostile file can overflow int64.
-int64_t dim_add(int64_t a, int64_t b, const std::string& where) {
-    int64_t r;
-    if (__builtin_add_overflow(a, b, &r)) throw InputError(where + ": shape arithmetic overflows int64");
-    return r;
-}
-int64_t dim_mul(int64_t a, int64_t b, const std::string& where) {
-    int64_t r;
-    if (__builtin_mul_overflow(a, b, &r)) throw InputError(where + ": shape arithmetic overflows int64");
-    return r;
-}
 
 Window make_window(const std::vector<int64_t>& in, const std::vector<int64_t>& kernel,
                    const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations,
@@ -116,13 +91,6 @@ Window make_window(const std::vector<int64_t>& in, const std::vector<int64_t>& k
         }
     }
     return w;
-}
-
-int64_t norm_axis(int64_t axis, int64_t rank, bool inclusive, const std::string& where) {
-    int64_t hi = inclusive ? rank : rank - 1;
-    if (axis < -rank || axis > hi)
-        throw InputError(where + ": axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));
-    return axis < 0 ? axis + rank : axis;
 }
 
 }  // namespace
@@ -192,127 +160,14 @@ std::map<std::string, std::vector<int64_t>> Graph::infer_shapes(int64_t batch) c
         s[in.name] = shape;
     }
     for (const auto& n : nodes) {
-        std::string where = std::string("node '") + n.name + "' (" + op_name(n.op) + ")";
+        const std::string where = node_where(n);
         auto get = [&](size_t i) -> const std::vector<int64_t>& {
             auto it = s.find(n.inputs.at(i));
             if (it == s.end()) throw InputError(where + ": input '" + n.inputs[i] + "' has no known shape");
             return it->second;
         };
-        const auto& x = get(0);
-        std::vector<int64_t> out;
-        switch (n.op) {
-            case OpKind::Conv: {
-                const auto& a = std::get<ConvAttrs>(n.attrs);
-                const auto& w = get(1);
-                if (x.size() != w.size() || x.size() < 3)
-                    throw InputError(where + ": input " + shape_str(x) + " and weight " + shape_str(w) + " ranks differ");
-                if (x[1] != dim_mul(w[1], a.group, where))
-                    throw InputError(where + ": input has " + std::to_string(x[1]) + " channels, weight " + shape_str(w) +
-                                     " with group " + std::to_string(a.group) + " expects " + std::to_string(w[1] * a.group));
-                if (w[0] % a.group != 0) throw InputError(where + ": output channels not divisible by group");
-                ConvAttrs aa = a;
-                aa.kernel.assign(w.begin() + 2, w.end());
-                auto win = conv_window(aa, std::vector<int64_t>(x.begin() + 2, x.end()), where);
-                out = {x[0], w[0]};
-                out.insert(out.end(), win.out.begin(), win.out.end());
-                if (n.inputs.size() > 2 && !n.inputs[2].empty() && Tensor::numel_of(get(2)) != w[0])
-                    throw InputError(where + ": bias " + shape_str(get(2)) + " does not match " + std::to_string(w[0]) + " output channels");
-                break;
-            }
-            case OpKind::Gemm: {
-                const auto& a = std::get<GemmAttrs>(n.attrs);
-                const auto& b = get(1);
-                if (x.size() != 2 || b.size() != 2)
-                    throw InputError(where + ": A " + shape_str(x) + " and B " + shape_str(b) + " must be 2-D");
-                int64_t m = a.trans_a ? x[1] : x[0], k = a.trans_a ? x[0] : x[1];
-                int64_t kb = a.trans_b ? b[1] : b[0], nn = a.trans_b ? b[0] : b[1];
-                if (k != kb) throw InputError(where + ": A " + shape_str(x) + " and B " + shape_str(b) + " disagree on K");
-                out = {m, nn};
-                if (n.inputs.size() > 2 && !n.inputs[2].empty()) {
-                    auto bc = broadcast_shapes(get(2), out, where);
-                    if (bc != out) throw InputError(where + ": C " + shape_str(get(2)) + " does not broadcast to " + shape_str(out));
-                }
-                break;
-            }
-            case OpKind::MatMul: {
-                auto a = x, b = get(1);
-                if (a.empty() || b.empty()) throw InputError(where + ": MatMul of a scalar");
-                bool a1 = a.size() == 1, b1 = b.size() == 1;
-                if (a1) a.insert(a.begin(), 1);
-                if (b1) b.push_back(1);
-                if (a.back() != b[b.size() - 2])
-                    throw InputError(where + ": shapes " + shape_str(x) + " and " + shape_str(get(1)) + " disagree on K");
-                out = broadcast_shapes(std::vector<int64_t>(a.begin(), a.end() - 2),
-                                       std::vector<int64_t>(b.begin(), b.end() - 2), where);
-                if (!a1) out.push_back(a[a.size() - 2]);
-                if (!b1) out.push_back(b.back());
-                break;
-            }
-            case OpKind::Add: out = broadcast_shapes(x, get(1), where); break;
-            case OpKind::Relu:
-            case OpKind::Clip: out = x; break;
-            case OpKind::BatchNorm:
-                if (x.size() < 2) throw InputError(where + ": input must have a channel dimension");
-                for (size_t i = 1; i < 5; ++i)
-                    if (Tensor::numel_of(get(i)) != x[1])
-                        throw InputError(where + ": parameter '" + n.inputs[i] + "' " + shape_str(get(i)) + " does not match " +
-                                         std::to_string(x[1]) + " channels");
-                out = x;
-                break;
-            case OpKind::Softmax:
-                norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), false, where);
-                out = x;
-                break;
-            case OpKind::MaxPool:
-            case OpKind::AveragePool: {
-                if (x.size() < 3) throw InputError(where + ": input " + shape_str(x) + " must be N x C x spatial");
-                auto win = pool_window(std::get<PoolAttrs>(n.attrs), std::vector<int64_t>(x.begin() + 2, x.end()), where);
-                out = {x[0], x[1]};
-                out.insert(out.end(), win.out.begin(), win.out.end());
-                break;
-            }
-            case OpKind::GlobalAveragePool:
-                if (x.size() < 3) throw InputError(where + ": input " + shape_str(x) + " must be N x C x spatial");
-                out = x;
-                std::fill(out.begin() + 2, out.end(), 1);
-                break;
-            case OpKind::Flatten: {
-                int64_t axis = norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), true, where);
-                int64_t a = 1, b = 1;
-                for (int64_t i = 0; i < static_cast<int64_t>(x.size()); ++i) {
-                    int64_t& f = i < axis ? a : b;
-                    f = dim_mul(f, x[i], where);
-                }
-                out = {a, b};
-                break;
-            }
-            case OpKind::Reshape: out = reshape_target(std::get<ReshapeAttrs>(n.attrs), x, where); break;
-            case OpKind::Pad: {
-                const auto& pads = std::get<PadAttrs>(n.attrs).pads;
-                if (pads.size() != 2 * x.size())
-                    throw InputError(where + ": pads has " + std::to_string(pads.size()) + " values, input rank " +
-                                     std::to_string(x.size()) + " needs " + std::to_string(2 * x.size()));
-                out = x;
-                for (size_t i = 0; i < x.size(); ++i) {
-                    out[i] = dim_add(out[i], dim_add(pads[i], pads[i + x.size()], where), where);
-                    if (out[i] < 0) throw InputError(where + ": negative pads crop more than the input " + shape_str(x));
-                }
-                break;
-            }
-            case OpKind::Concat: {
-                int64_t axis = norm_axis(std::get<AxisAttrs>(n.attrs).axis, static_cast<int64_t>(x.size()), false, where);
-                out = x;
-                for (size_t i = 1; i < n.inputs.size(); ++i) {
-                    const auto& y = get(i);
-                    if (y.size() != x.size()) throw InputError(where + ": inputs have different ranks");
-                    for (size_t d = 0; d < x.size(); ++d)
-                        if (static_cast<int64_t>(d) != axis && y[d] != x[d])
-                            throw InputError(where + ": inputs " + shape_str(x) + " and " + shape_str(y) + " differ off the axis");
-                    out[axis] = dim_add(out[axis], y[axis], where);
-                }
-                break;
-            }
-        }
+        get(0);
+        std::vector<int64_t> out = op_def(n.op).infer_shape(ShapeArgs{n, where, get});
         s[n.outputs[0]] = out;
     }
     return s;
@@ -361,7 +216,7 @@ std::vector<LayerInfo> list_layers(const Graph& graph) {
             const int64_t per_output =
                 n.op == OpKind::Conv ? (w.shape[0] > 0 ? w.numel() / w.shape[0] : 0) : w.shape[l.out_axis == 0 ? 1 : 0];
             if (__builtin_mul_overflow(out_elems, per_output, &l.macs))
-                throw InputError("node '" + n.name + "': multiply-accumulates per sample overflow int64");
+                throw InputError(node_where(n) + ": multiply-accumulates per sample overflow int64");
         }
         layers.push_back(std::move(l));
     }

@@ -12,6 +12,8 @@
 
 namespace dcs {
 
+/// The operators of the IR; each has one row in the operator table (runtime/ops/op_table.hpp), in
+/// this order (docs/adding-an-operator.md).
 enum class OpKind {
     Conv,
     Gemm,
@@ -28,8 +30,10 @@ enum class OpKind {
     Concat,
     Softmax,
     BatchNorm,  ///< only when it could not be folded into a preceding Conv/Gemm
+    Sigmoid,
 };
 
+/// The operator's ONNX name (its row's onnx_name); "?" for a value outside the enum.
 const char* op_name(OpKind op);
 
 enum class AutoPad { NotSet, SameUpper, SameLower, Valid };

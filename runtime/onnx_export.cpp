@@ -9,15 +9,20 @@
 #include <set>
 
 #include "common/error.hpp"
+#include "runtime/ops/export_node.hpp"
+#include "runtime/ops/op_table.hpp"
 
 namespace dcs {
 namespace {
 
 constexpr int64_t kOpset = 13;  // per-axis DequantizeLinear needs 13
 
-class Writer {
+}  // namespace
+
+/// The ModelProto being written, with unique-name bookkeeping.
+class QdqWriter {
 public:
-    explicit Writer(const Graph& graph) {
+    explicit QdqWriter(const Graph& graph) {
         model_.set_ir_version(7);
         model_.set_producer_name("dcsearch");
         model_.set_producer_version("0.1.0");
@@ -95,6 +100,8 @@ private:
     std::set<std::string> used_;
 };
 
+namespace {
+
 void set_ints(onnx::NodeProto* n, const char* name, const std::vector<int64_t>& v) {
     if (v.empty()) return;
     auto* a = n->add_attribute();
@@ -121,26 +128,6 @@ void set_string(onnx::NodeProto* n, const char* name, const std::string& v) {
     a->set_s(v);
 }
 
-const char* auto_pad_str(AutoPad p) {
-    switch (p) {
-        case AutoPad::SameUpper:
-            return "SAME_UPPER";
-        case AutoPad::SameLower:
-            return "SAME_LOWER";
-        case AutoPad::Valid:
-            return "VALID";
-        case AutoPad::NotSet:
-            break;
-    }
-    return "NOTSET";
-}
-
-bool all_ones(const std::vector<int64_t>& v) {
-    for (int64_t x : v)
-        if (x != 1) return false;
-    return true;
-}
-
 void value_info(onnx::ValueInfoProto* vi, const std::string& name, const std::vector<int64_t>& shape) {
     vi->set_name(name);
     auto* tt = vi->mutable_type()->mutable_tensor_type();
@@ -157,10 +144,35 @@ void value_info(onnx::ValueInfoProto* vi, const std::string& name, const std::ve
 
 }  // namespace
 
+ExportNode::ExportNode(QdqWriter& writer, const Node& n, std::vector<std::string> ins, std::string bias,
+                       const std::map<std::string, std::vector<int64_t>>& value_shapes)
+    : node(n), where(node_where(n)), inputs(std::move(ins)), corrected_bias(std::move(bias)), shapes(value_shapes),
+      w_(writer) {}
+
+void ExportNode::emit(const char* op_type) { proto_ = w_.node(op_type, node.name, inputs, node.outputs); }
+void ExportNode::set_int(const char* name, int64_t v) { dcs::set_int(proto_, name, v); }
+void ExportNode::set_ints(const char* name, const std::vector<int64_t>& v) { dcs::set_ints(proto_, name, v); }
+void ExportNode::set_float(const char* name, float v) { dcs::set_float(proto_, name, v); }
+void ExportNode::set_string(const char* name, const std::string& v) { dcs::set_string(proto_, name, v); }
+
+std::string ExportNode::const_f32(const std::string& base, const std::vector<int64_t>& shape,
+                                  const std::vector<float>& v) {
+    const std::string name = w_.fresh(base);
+    w_.init_f32(name, shape, v);
+    return name;
+}
+
+std::string ExportNode::const_i64(const std::string& base, const std::vector<int64_t>& shape,
+                                  const std::vector<int64_t>& v) {
+    const std::string name = w_.fresh(base);
+    w_.init_i64(name, shape, v);
+    return name;
+}
+
 std::string qdq_model_bytes(const Graph& graph, const QuantizedModel& model,
                             const std::map<std::string, Int8LayerWeights>& weights, bool bias_correction) {
     const QuantPlan& plan = model.plan;
-    Writer w(graph);
+    QdqWriter w(graph);
     const auto shapes = graph.infer_shapes(1);
     std::map<std::string, const QStep*> layer_step;
     for (const auto& s : plan.steps)
@@ -246,139 +258,12 @@ std::string qdq_model_bytes(const Graph& graph, const QuantizedModel& model,
                 ins[0] = e->second;
             }
         }
-        const std::string where = "node '" + n.name + "' (" + op_name(n.op) + ")";
-        onnx::NodeProto* p = nullptr;
-        auto emit = [&](const char* op) { return p = w.node(op, n.name, ins, n.outputs); };
-        switch (n.op) {
-            case OpKind::Conv: {
-                const auto& a = std::get<ConvAttrs>(n.attrs);
-                if (bias_input.count(n.name)) {
-                    ins.resize(3);
-                    ins[2] = bias_input[n.name];
-                }
-                emit("Conv");
-                set_int(p, "group", a.group);
-                set_ints(p, "kernel_shape", a.kernel);
-                set_ints(p, "strides", a.strides);
-                set_ints(p, "dilations", a.dilations);
-                if (a.auto_pad == AutoPad::NotSet)
-                    set_ints(p, "pads", a.pads);
-                else
-                    set_string(p, "auto_pad", auto_pad_str(a.auto_pad));
-                break;
-            }
-            case OpKind::Gemm: {
-                const auto& a = std::get<GemmAttrs>(n.attrs);
-                float beta = a.beta;
-                if (bias_input.count(n.name)) {
-                    ins.resize(3);
-                    ins[2] = bias_input[n.name];
-                    beta = 1.0f;
-                }
-                emit("Gemm");
-                set_int(p, "transA", a.trans_a);
-                set_int(p, "transB", a.trans_b);
-                set_float(p, "alpha", a.alpha);
-                set_float(p, "beta", beta);
-                break;
-            }
-            case OpKind::MatMul:
-                if (bias_input.count(n.name))
-                    throw UnsupportedError("QDQ export: " + where + ": bias correction of a MatMul without bias");
-                emit("MatMul");
-                break;
-            case OpKind::Add:
-                emit("Add");
-                break;
-            case OpKind::Relu:
-                emit("Relu");
-                break;
-            case OpKind::Clip: {
-                const auto& a = std::get<ClipAttrs>(n.attrs);
-                ins.resize(3);
-                if (std::isfinite(a.min)) {
-                    ins[1] = w.fresh(n.name + "_min");
-                    w.init_f32(ins[1], {}, {a.min});
-                }
-                if (std::isfinite(a.max)) {
-                    ins[2] = w.fresh(n.name + "_max");
-                    w.init_f32(ins[2], {}, {a.max});
-                }
-                while (!ins.empty() && ins.back().empty()) ins.pop_back();
-                emit("Clip");
-                break;
-            }
-            case OpKind::MaxPool:
-            case OpKind::AveragePool: {
-                const auto& a = std::get<PoolAttrs>(n.attrs);
-                const bool mx = n.op == OpKind::MaxPool;
-                if (!mx && !all_ones(a.dilations))
-                    throw UnsupportedError("QDQ export: " + where + ": dilations need opset 19");
-                emit(mx ? "MaxPool" : "AveragePool");
-                set_ints(p, "kernel_shape", a.kernel);
-                set_ints(p, "strides", a.strides);
-                if (mx) set_ints(p, "dilations", a.dilations);
-                if (a.auto_pad == AutoPad::NotSet)
-                    set_ints(p, "pads", a.pads);
-                else
-                    set_string(p, "auto_pad", auto_pad_str(a.auto_pad));
-                if (a.ceil_mode) set_int(p, "ceil_mode", 1);
-                if (!mx) set_int(p, "count_include_pad", a.count_include_pad);
-                break;
-            }
-            case OpKind::GlobalAveragePool:
-                emit("GlobalAveragePool");
-                break;
-            case OpKind::Flatten:
-                emit("Flatten");
-                set_int(p, "axis", std::get<AxisAttrs>(n.attrs).axis);
-                break;
-            case OpKind::Reshape: {
-                const auto& a = std::get<ReshapeAttrs>(n.attrs);
-                if (a.allow_zero) throw UnsupportedError("QDQ export: " + where + ": allowzero needs opset 14");
-                ins.resize(2);
-                ins[1] = w.fresh(n.name + "_shape");
-                w.init_i64(ins[1], {static_cast<int64_t>(a.shape.size())}, a.shape);
-                emit("Reshape");
-                break;
-            }
-            case OpKind::Pad: {
-                const auto& a = std::get<PadAttrs>(n.attrs);
-                ins.resize(3);
-                ins[1] = w.fresh(n.name + "_pads");
-                w.init_i64(ins[1], {static_cast<int64_t>(a.pads.size())}, a.pads);
-                ins[2] = w.fresh(n.name + "_value");
-                w.init_f32(ins[2], {}, {a.value});
-                emit("Pad");
-                set_string(p, "mode", "constant");
-                break;
-            }
-            case OpKind::Concat:
-                emit("Concat");
-                set_int(p, "axis", std::get<AxisAttrs>(n.attrs).axis);
-                break;
-            case OpKind::Softmax: {
-                const auto& a = std::get<AxisAttrs>(n.attrs);
-                int64_t axis = a.axis;
-                if (a.legacy_softmax) {
-                    // Before opset 13 Softmax coerced to 2-D at `axis`: the same as opset 13 only when
-                    // `axis` is the last dimension.
-                    const int64_t rank = static_cast<int64_t>(shapes.at(n.inputs.at(0)).size());
-                    if (axis < 0) axis += rank;
-                    if (axis != rank - 1)
-                        throw UnsupportedError("QDQ export: " + where + ": a pre-opset-13 Softmax over axis " +
-                                               std::to_string(a.axis) + " of a rank-" + std::to_string(rank) +
-                                               " input");
-                }
-                emit("Softmax");
-                set_int(p, "axis", axis);
-                break;
-            }
-            case OpKind::BatchNorm:
-                emit("BatchNormalization");
-                set_float(p, "epsilon", std::get<BatchNormAttrs>(n.attrs).epsilon);
-                break;
-        }
+        auto bias = bias_input.find(n.name);
+        ExportNode e(w, n, std::move(ins), bias == bias_input.end() ? std::string() : bias->second, shapes);
+        const OpDef& def = op_def(n.op);
+        if (def.export_onnx) def.export_onnx(e);
+        // A node the export cannot write must not silently drop out of the model.
+        if (!e.emitted()) throw UnsupportedError("QDQ export: " + e.where + ": the operator has no ONNX export");
         for (const auto& o : n.outputs) quantize_after(o);
     }
     for (const auto& o : graph.outputs) {

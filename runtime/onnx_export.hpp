@@ -25,9 +25,10 @@ namespace dcs {
 /// @param model the executor's quantized model after calibration (DnnlExecutor::quantized_model());
 ///        its `layers` give the weight codes, and their biases when bias correction changed them
 /// @param weights the int8 weights by layer (node) name, as given to DnnlExecutor::set_weights()
-/// @throws UnsupportedError when an operator cannot be written at opset 13 (legacy Softmax on rank > 2
-///         input, Reshape with allowzero, AveragePool with dilations); InputError when a layer's weights
-///         are missing or do not match
+/// @throws UnsupportedError naming the node when it cannot be written at opset 13 (legacy Softmax on
+///         rank > 2 input, Reshape with allowzero, AveragePool with dilations) or its operator row
+///         writes nothing (every node is written by its row's export_onnx, runtime/ops/op_table.hpp);
+///         InputError when a layer's weights are missing or do not match
 std::string qdq_model_bytes(const Graph& graph, const QuantizedModel& model,
                             const std::map<std::string, Int8LayerWeights>& weights, bool bias_correction = false);
 

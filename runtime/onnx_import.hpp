@@ -2,6 +2,7 @@
 /// ONNX import: an ONNX file (opsets 7 to 18) into the graph IR.
 #include <map>
 #include <string>
+#include <vector>
 
 #include "runtime/graph.hpp"
 
@@ -26,7 +27,15 @@ Graph import_onnx_bytes(const std::string& bytes, const std::string& path,
 /// Reads a serialized onnx TensorProto (the `input_0.pb` files of ONNX's backend tests).
 Tensor read_tensor_pb(const std::string& path);
 
-/// The operator types the importer accepts (for messages and docs).
+/// The operator types the importer accepts, comma-separated (for messages): the operator table's
+/// rows (runtime/ops/op_table.hpp), then the nodes the import removes (Constant, Identity, Dropout).
 const char* supported_operators();
+
+/// The same operator types, one per entry.
+std::vector<std::string> supported_operator_names();
+
+/// The Markdown table of supported operators and their notes that docs/onnx-support.md holds
+/// (tests/runtime/test_op_table.cpp checks that the page matches it).
+std::string supported_operators_markdown();
 
 }  // namespace dcs

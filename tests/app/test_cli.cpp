@@ -141,7 +141,7 @@ std::vector<BadCase> bad_cases() {
         {"unsupported operator",
          [eval](TinySetup& s) {
              auto b = tiny_mlp();
-             b.node("Sigmoid", {"y"}, {"z"}, "squash");
+             b.node("NoSuchOp", {"y"}, {"z"}, "squash");
              b.g().mutable_output(0)->set_name("z");
              b.save(s.dir.file("model.onnx"));
              return eval(s.config);

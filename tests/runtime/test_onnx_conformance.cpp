@@ -60,11 +60,12 @@ const std::map<std::string, std::string>& skipped() {
     return s;
 }
 
+// The operator table's rows and the nodes the import removes (runtime/onnx_import.hpp).
 const std::set<std::string>& supported_ops() {
-    static const std::set<std::string> s = {"Conv", "Gemm", "MatMul", "Add", "Relu", "Clip", "MaxPool",
-                                            "AveragePool", "GlobalAveragePool", "Flatten", "Reshape", "Pad",
-                                            "Constant", "Identity", "Dropout", "BatchNormalization", "Concat",
-                                            "Softmax"};
+    static const std::set<std::string> s = [] {
+        auto names = supported_operator_names();
+        return std::set<std::string>(names.begin(), names.end());
+    }();
     return s;
 }
 

@@ -198,7 +198,7 @@ struct BadModel {
 
 TEST(OnnxImport, BadModelsAreInputErrorsNamingTheCulprit) {
     std::vector<BadModel> cases = {
-        {"unsupported op", [](OnnxBuilder& b) { b.node("Sigmoid", {"y"}, {"z"}, "act"); }, "node 'act' (Sigmoid): operator not supported"},
+        {"unsupported op", [](OnnxBuilder& b) { b.node("NoSuchOp", {"y"}, {"z"}, "act"); }, "node 'act' (NoSuchOp): operator not supported"},
         {"dims disagree", [](OnnxBuilder& b) { b.g().mutable_initializer(0)->add_dims(2); }, "initializer 'w1': dims [3, 4, 2] need 24 elements, the data holds 12"},
         {"undefined input", [](OnnxBuilder& b) { b.g().mutable_node(1)->set_input(0, "nowhere"); }, "reads 'nowhere'"},
         {"cycle", [](OnnxBuilder& b) { b.g().mutable_node(0)->set_input(0, "y"); }, "cycle"},
@@ -290,9 +290,9 @@ OnnxBuilder conv_model(std::vector<int64_t> w_dims, bool w_input = false) {
 TEST(OnnxImport, FuzzFoundModelsAreInputErrors) {
     {  // A node name with newlines: the message stays on one line, the name escaped.
         OnnxBuilder b = dcs::test::tiny_mlp();
-        b.node("Sigmoid", {"y"}, {"z"}, "out\n\nput");
+        b.node("NoSuchOp", {"y"}, {"z"}, "out\n\nput");
         const std::string msg = error_of(b.bytes());
-        EXPECT_NE(msg.find("node 'out\\n\\nput' (Sigmoid)"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("node 'out\\n\\nput' (NoSuchOp)"), std::string::npos) << msg;
         EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     }
     {  // Dims whose product overflows int64.

@@ -74,8 +74,9 @@ const std::vector<CommandSpec>& commands() {
         {"search",
          "usage: dcsearch search config.yaml [--resume] [--json] [--output PATH] [--force]\n"
          "\n"
-         "Runs the per-layer compression search: a sensitivity scan, then NSGA-II over per-layer weight\n"
-         "bits and prune ratios, recording every evaluation and the front in the results file.\n"
+         "Runs the per-layer compression search: a sensitivity scan, then NSGA-II (or, with\n"
+         "search.algorithm: random, random search) over per-layer weight bits and prune ratios, recording\n"
+         "every evaluation and the front in the results file.\n"
          "  --resume       continue the interrupted search in the results file, re-using its evaluations\n"
          "  --output PATH  results file (overrides output.path)\n"
          "  --force        overwrite an existing results file\n"

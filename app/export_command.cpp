@@ -37,8 +37,7 @@ Loaded load(Config cfg) {
     l.data = Dataset::load(l.cfg.dataset);
     l.io = check_model_io(l.graph, l.data, l.cfg.model.path);
     l.data.check_labels(l.io.num_classes);
-    l.data.check_subset(l.cfg.dataset.calibration, "dataset.calibration");
-    l.data.check_subset(l.cfg.dataset.validation, "dataset.validation");
+    check_subsets(l.cfg, l.data);
     l.layers = list_layers(l.graph);
     return l;
 }

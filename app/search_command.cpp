@@ -250,6 +250,8 @@ search::TestRecord evaluate_test_subset(const Prepared& p, const search::Results
     rec.baseline_accuracy = ev.baseline().accuracy;
     for (size_t id : front) {
         exit_if_orphaned(launcher);
+        // Fault injection for tests (never set in normal use): the state a kill at this point leaves.
+        if (std::getenv("DCS_FAULT_TEST_SUBSET")) throw std::runtime_error("injected failure of the test-subset evaluation (DCS_FAULT_TEST_SUBSET)");
         rec.ids.push_back(id);
         rec.accuracy.push_back(ev.evaluate(p.space->decode(res.evaluations[id].genome)).accuracy);
     }

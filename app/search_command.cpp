@@ -23,6 +23,7 @@
 #include "search/driver.hpp"
 #include "search/local_evaluator.hpp"
 #include "search/mpi_transport.hpp"
+#include "search/queries.hpp"
 #include "search/results_store.hpp"
 #include "search/run_stats.hpp"
 
@@ -375,12 +376,12 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
         for (size_t i : front) {
             const auto& e = res.evaluations[i];
             const double drop = (res.baseline_accuracy - e.accuracy) * 100.0, ratio = res.baseline_size_bytes / e.size_bytes;
-            if (res.test) {
+            if (res.test) {  // "!": loses more on test than on validation (search::kTestGapPt)
                 const double t = res.test->accuracy_of(i);
                 char r[32];
                 std::snprintf(r, sizeof r, "%.1fx", ratio);
-                std::printf("%-6zu %-9.4f %-8.2f %-12.0f %-8s %-9.4f %.2f\n", i, e.accuracy, drop, e.size_bytes, r, t,
-                            (res.test->baseline_accuracy - t) * 100.0);
+                std::printf("%-6zu %-9.4f %-8.2f %-12.0f %-8s %-9.4f %.2f%s\n", i, e.accuracy, drop, e.size_bytes, r, t,
+                            search::test_drop_pt(res, i), search::loses_more_on_test(res, i) ? " !" : "");
             } else {
                 std::printf("%-6zu %-9.4f %-8.2f %-12.0f %.1fx\n", i, e.accuracy, drop, e.size_bytes, ratio);
             }

@@ -242,6 +242,52 @@ TEST(MpiSearch, BadConfigEndsEveryRankWithOneMessage) {
     EXPECT_FALSE(fs::exists(dir.file("r.h5")));
 }
 
+/// `config_text` with a held-out test subset (dataset.test).
+std::string with_test_subset(const std::string& text) {
+    const size_t at = text.find("compression:");
+    EXPECT_NE(at, std::string::npos);
+    return text.substr(0, at) + "  test: {offset: 2000, count: 500}\n" + text.substr(at);
+}
+
+std::string test_record(const std::string& h5) {
+    auto r = run_process({"/usr/bin/python3", "-c",
+                          "import h5py, sys\n"
+                          "t = h5py.File(sys.argv[1], 'r')['test']\n"
+                          "print(repr(t.attrs['baseline_accuracy']), list(t['ids'][:]), [repr(x) for x in t['accuracy'][:]])\n",
+                          h5},
+                         60);
+    EXPECT_EQ(r.status, 0) << r.err;
+    return r.out;
+}
+
+TEST(MpiSearch, TestSubsetFiguresMatchOneProcess) {
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", with_test_subset(config_text("single.h5", 2)));
+    auto single = run_process({DCS_BINARY, "search", cfg, "--json"}, 300, kEnv);
+    ASSERT_EQ(single.status, 0) << single.err;
+    const std::string want = test_record(dir.file("single.h5"));
+    ASSERT_GT(want.size(), 20u) << want;
+    auto r = run_process(mpirun(np(), {"search", cfg, "--json", "--output", dir.file("mpi.h5")}), 300, kEnv);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(test_record(dir.file("mpi.h5")), want);
+    // The --json output is the same but for the results path.
+    const auto cut = [](const std::string& s) { return s.substr(0, s.find(",\"results\":")); };
+    EXPECT_EQ(cut(r.out), cut(single.out));
+    EXPECT_NE(r.out.find("\"test_accuracy\""), std::string::npos) << r.out;
+}
+
+TEST(MpiSearch, FailingTestEvaluationEndsEveryRank) {
+    if (np() < 2) GTEST_SKIP() << "needs a worker rank";
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", with_test_subset(config_text("r.h5", 1)));
+    auto env = kEnv;
+    env.push_back("DCS_FAULT_TEST_SUBSET=1");
+    auto r = run_process(mpirun(np(), {"search", cfg}), 60, env);
+    EXPECT_FALSE(r.timed_out);
+    EXPECT_NE(r.status, 0);
+    EXPECT_NE(r.err.find("injected failure of the test-subset evaluation"), std::string::npos) << r.err;
+}
+
 TEST(MpiSearch, KilledMpirunResumesToTheSameFront) {
     TempDir dir;
     std::string full_cfg = dir.write("full.yaml", config_text("full.h5", 60, true));

@@ -619,7 +619,7 @@ std::string test_note(const ResultsData& r) {
            " images; fp32 baseline " + fmt("%.2f%%", t.baseline_accuracy * 100.0) +
            "), which neither calibration nor the search's selection saw; test drop is from the baseline's test "
            "accuracy. Marked <b>!</b> (red): the test drop exceeds the validation drop by more than " +
-           num(kTestGapPt) + " pt, i.e. the search's figure for that member is optimistic (" + std::to_string(worse) +
+           fmt("%g", kTestGapPt) + " pt, i.e. the search's figure for that member is optimistic (" + std::to_string(worse) +
            " of " + std::to_string(t.ids.size()) + ").";
 }
 

@@ -126,8 +126,7 @@ int run_eval(const ParsedArgs& args) {
         Json j = Json::object();
         j.field("accuracy", m.accuracy);
         if (cfg.test) j.field("test_accuracy", t.accuracy).field("test_samples", static_cast<long long>(t.samples));
-        j
-            .field("size_bytes", static_cast<long long>(size))
+        j.field("size_bytes", static_cast<long long>(size))
             .field("samples", static_cast<long long>(m.samples))
             .field("correct", static_cast<long long>(m.correct))
             .field("bops", m.bops)

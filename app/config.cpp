@@ -423,8 +423,10 @@ void parse_dataset(const Reader& r, const Fields& top, Config& cfg) {
         const Subset t = parse_subset(r, m, "test", Subset{0, 0});
         for (const char* key : {"offset", "count"})
             if (!r.sub(m, "test", kSubsetKeys).get(key))
-                r.fail(f->line, std::string("dataset.test.") + key, "required key is missing (dataset.test needs both)");
-        for (const auto& [name, other] : {std::pair<const char*, const Subset*>{"calibration", &c}, {"validation", &v}}) {
+                r.fail(f->line, std::string("dataset.test.") + key,
+                       "required key is missing (dataset.test needs both)");
+        for (const auto& [name, other] :
+             {std::pair<const char*, const Subset*>{"calibration", &c}, {"validation", &v}}) {
             if (std::max(t.offset, other->offset) < std::min(end_of(t), end_of(*other)))
                 r.fail(f->line, "dataset.test",
                        range(t) + " overlap dataset." + name + " (" + range(*other) +

@@ -170,8 +170,9 @@ int run_export(const ParsedArgs& args) {
                         search::test_drop_pt(r, id), static_cast<long long>(r.test->count),
                         search::loses_more_on_test(r, id) ? ": it loses more on held-out data than on validation" : "");
         else if (l.cfg.test)
-            std::printf("  test accuracy not recorded (not on the final front): dcsearch eval CONFIG --layers %s measures it\n",
-                        yaml.c_str());
+            std::printf(
+                "  test accuracy not recorded (not on the final front): dcsearch eval CONFIG --layers %s measures it\n",
+                yaml.c_str());
         std::printf("  %s\n  %s\n  %s\n", yaml.c_str(), m.onnx_path.c_str(), m.dcz_path.c_str());
     }
     return 0;

@@ -252,7 +252,8 @@ search::TestRecord evaluate_test_subset(const Prepared& p, const search::Results
     for (size_t id : front) {
         exit_if_orphaned(launcher);
         // Fault injection for tests (never set in normal use): the state a kill at this point leaves.
-        if (std::getenv("DCS_FAULT_TEST_SUBSET")) throw std::runtime_error("injected failure of the test-subset evaluation (DCS_FAULT_TEST_SUBSET)");
+        if (std::getenv("DCS_FAULT_TEST_SUBSET"))
+            throw std::runtime_error("injected failure of the test-subset evaluation (DCS_FAULT_TEST_SUBSET)");
         rec.ids.push_back(id);
         rec.accuracy.push_back(ev.evaluate(p.space->decode(res.evaluations[id].genome)).accuracy);
     }
@@ -375,7 +376,8 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
             std::printf("%-6s %-9s %-8s %-12s %s\n", "id", "accuracy", "drop", "size", "ratio");
         for (size_t i : front) {
             const auto& e = res.evaluations[i];
-            const double drop = (res.baseline_accuracy - e.accuracy) * 100.0, ratio = res.baseline_size_bytes / e.size_bytes;
+            const double drop = (res.baseline_accuracy - e.accuracy) * 100.0,
+                         ratio = res.baseline_size_bytes / e.size_bytes;
             if (res.test) {  // "!": loses more on test than on validation (search::kTestGapPt)
                 const double t = res.test->accuracy_of(i);
                 char r[32];

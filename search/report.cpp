@@ -600,9 +600,8 @@ std::string front_table(const ResultsData& r, const std::vector<size_t>& front) 
                   << (loses_more_on_test(r, i) ? " class=\"worse\" title=\"loses more on the test subset\">" : ">")
                   << num(test_drop_pt(r, i)) << (loses_more_on_test(r, i) ? " !" : "");
         }
-        s << "</td><td>" << fmt("%.0f", e.size_bytes) << "</td><td>"
-          << fmt("%.2fx", ratio_of(r, e.size_bytes)) << "</td><td>" << esc(bops_str(e.bops))
-          << "</td><td class=\"layers\">" << esc(layers) << "</td></tr>\n";
+        s << "</td><td>" << fmt("%.0f", e.size_bytes) << "</td><td>" << fmt("%.2fx", ratio_of(r, e.size_bytes))
+          << "</td><td>" << esc(bops_str(e.bops)) << "</td><td class=\"layers\">" << esc(layers) << "</td></tr>\n";
     }
     s << "</tbody>\n</table>\n";
     return s.str();
@@ -615,12 +614,12 @@ std::string test_note(const ResultsData& r) {
     size_t worse = 0;
     for (size_t id : t.ids) worse += loses_more_on_test(r, id);
     return " Test: the held-out subset (samples " + std::to_string(t.offset) + ".." +
-           std::to_string(t.offset + t.count - 1) + ", " + std::to_string(t.count) +
-           " images; fp32 baseline " + fmt("%.2f%%", t.baseline_accuracy * 100.0) +
+           std::to_string(t.offset + t.count - 1) + ", " + std::to_string(t.count) + " images; fp32 baseline " +
+           fmt("%.2f%%", t.baseline_accuracy * 100.0) +
            "), which neither calibration nor the search's selection saw; test drop is from the baseline's test "
            "accuracy. Marked <b>!</b> (red): the test drop exceeds the validation drop by more than " +
-           fmt("%g", kTestGapPt) + " pt, i.e. the search's figure for that member is optimistic (" + std::to_string(worse) +
-           " of " + std::to_string(t.ids.size()) + ").";
+           fmt("%g", kTestGapPt) + " pt, i.e. the search's figure for that member is optimistic (" +
+           std::to_string(worse) + " of " + std::to_string(t.ids.size()) + ").";
 }
 
 const char* kStyle =
@@ -696,7 +695,8 @@ std::string report_html(const ResultsData& r) {
         for (double d : {0.5, 1.0, 2.0}) {
             size_t b = n;
             for (size_t id : r.test->ids)
-                if (test_drop_pt(r, id) <= d + 1e-9 && (b == n || r.evaluations[id].size_bytes < r.evaluations[b].size_bytes))
+                if (test_drop_pt(r, id) <= d + 1e-9 &&
+                    (b == n || r.evaluations[id].size_bytes < r.evaluations[b].size_bytes))
                     b = id;
             s << sep << "within " << fmt("%g", d) << " pt: ";
             if (b == n)
@@ -745,7 +745,8 @@ std::string front_csv(const ResultsData& r) {
     s << "\n";
     for (size_t i : feasible_front(r)) {
         const Evaluation& e = r.evaluations[i];
-        s << i << "," << e.generation << "," << fmt("%.6f", e.accuracy) << "," << fmt("%.4f", accuracy_drop_pt(r, e)) << ",";
+        s << i << "," << e.generation << "," << fmt("%.6f", e.accuracy) << "," << fmt("%.4f", accuracy_drop_pt(r, e))
+          << ",";
         if (r.test) s << fmt("%.6f", r.test->accuracy_of(i)) << "," << fmt("%.4f", test_drop_pt(r, i)) << ",";
         s << fmt("%.0f", e.size_bytes) << "," << fmt("%.4f", ratio_of(r, e.size_bytes)) << "," << fmt("%.6g", e.bops);
         const auto ch = choices_of(r, i);

@@ -5,10 +5,10 @@
 
 #include <cstdio>
 #include <cstring>
-#include <iterator>
-#include <limits>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <stdexcept>
 
 #include "common/error.hpp"
@@ -493,7 +493,9 @@ void write_results(const std::string& path, const ResultsData& d) {
                                              std::to_string(d.test->accuracy.size()) + " accuracies");
                 std::vector<int64_t> ids;
                 for (size_t id : d.test->ids) {
-                    if (id >= d.evaluations.size()) throw std::runtime_error("the test record names evaluation " + std::to_string(id) + ", which does not exist");
+                    if (id >= d.evaluations.size())
+                        throw std::runtime_error("the test record names evaluation " + std::to_string(id) +
+                                                 ", which does not exist");
                     ids.push_back(static_cast<int64_t>(id));
                 }
                 write_array(g, "ids", ids);

@@ -46,7 +46,7 @@ struct WorkerRow {
 /// of the final feasible front evaluated on it as `eval --layers` evaluates them. Written only by a
 /// search whose config has a test subset, and only once all of them are evaluated.
 struct TestRecord {
-    int64_t offset = 0;              ///< the subset: samples offset .. offset+count-1
+    int64_t offset = 0;  ///< the subset: samples offset .. offset+count-1
     int64_t count = 0;
     double baseline_accuracy = 0.0;  ///< the fp32 model on the test subset
     std::vector<size_t> ids;         ///< evaluations evaluated on it (the final front), ascending size

@@ -95,10 +95,10 @@ TEST(SearchTestSubset, FailureDuringTheTestEvaluationLeavesNoRecordAndResumeComp
     EXPECT_EQ(a.status, 1) << a.err;
     EXPECT_NE(a.err.find("DCS_FAULT_TEST_SUBSET"), std::string::npos) << a.err;
     // The search itself is complete on disk; no half-written test record.
-    auto h = run_process({"/usr/bin/python3", "-c",
-                          "import h5py,sys; f=h5py.File(sys.argv[1],'r'); print(f.attrs['complete'], 'test' in f)",
-                          dir.file("r.h5")},
-                         60);
+    auto h = run_process(
+        {"/usr/bin/python3", "-c",
+         "import h5py,sys; f=h5py.File(sys.argv[1],'r'); print(f.attrs['complete'], 'test' in f)", dir.file("r.h5")},
+        60);
     EXPECT_EQ(h.out, "1 False\n") << h.err;
     auto b = dcsearch({"search", cfg, "--resume", "--json"});
     ASSERT_EQ(b.status, 0) << b.err;
@@ -112,7 +112,8 @@ TEST(SearchTestSubset, WithoutATestSubsetNothingIsAdded) {
     ASSERT_EQ(a.status, 0) << a.err;
     EXPECT_EQ(a.out.find("test_accuracy"), std::string::npos) << a.out;
     auto h = run_process(
-        {"/usr/bin/python3", "-c", "import h5py,sys; print('test' in h5py.File(sys.argv[1],'r'))", dir.file("r.h5")}, 60);
+        {"/usr/bin/python3", "-c", "import h5py,sys; print('test' in h5py.File(sys.argv[1],'r'))", dir.file("r.h5")},
+        60);
     EXPECT_EQ(h.out, "False\n") << h.err;
     auto e = dcsearch({"eval", cfg, "--json"});
     ASSERT_EQ(e.status, 0) << e.err;

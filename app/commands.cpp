@@ -86,8 +86,7 @@ int run_eval(const ParsedArgs& args) {
     Dataset data = Dataset::load(cfg.dataset);
     ModelIo io = check_model_io(g, data, cfg.model.path);
     data.check_labels(io.num_classes);
-    data.check_subset(cfg.dataset.calibration, "dataset.calibration");
-    data.check_subset(cfg.dataset.validation, "dataset.validation");
+    check_subsets(cfg, data);
     const auto layers = list_layers(g);
     const bool per_layer = args.options.count("--layers") > 0;
     std::vector<compress::LayerChoice> choices;
@@ -113,12 +112,21 @@ int run_eval(const ParsedArgs& args) {
         std::cerr << "dcsearch: evaluating fp32 baseline on " << cfg.dataset.validation.count << " samples\n";
         m = ev.baseline();
     }
+    // The held-out subset (dataset.test), evaluated as the search evaluates its final front.
+    CandidateMetrics t;
+    if (cfg.test) {
+        CandidateEvaluator tev(g, data, *cfg.test, cfg.model.preprocess, io, cfg.compression.weight,
+                               cfg.compression.activation_bits, opts);
+        std::cerr << "dcsearch: evaluating on the " << cfg.test->count << " test samples\n";
+        t = per_layer ? tev.evaluate(choices) : tev.baseline();
+    }
     const int64_t size = static_cast<int64_t>(m.size_bytes);
     const double ratio = size > 0 ? static_cast<double>(fp32_size) / static_cast<double>(size) : 0.0;
     if (args.flag("--json")) {
         Json j = Json::object();
-        j.field("accuracy", m.accuracy)
-            .field("size_bytes", static_cast<long long>(size))
+        j.field("accuracy", m.accuracy);
+        if (cfg.test) j.field("test_accuracy", t.accuracy).field("test_samples", static_cast<long long>(t.samples));
+        j.field("size_bytes", static_cast<long long>(size))
             .field("samples", static_cast<long long>(m.samples))
             .field("correct", static_cast<long long>(m.correct))
             .field("bops", m.bops)
@@ -146,6 +154,9 @@ int run_eval(const ParsedArgs& args) {
                     "%.0f images/s (%s)\n",
                     m.accuracy, static_cast<long long>(m.correct), static_cast<long long>(m.samples),
                     static_cast<long long>(size), ratio, m.bops, m.images_per_second, m.executor.c_str());
+        if (cfg.test)
+            std::printf("test accuracy %.4f (%lld/%lld)\n", t.accuracy, static_cast<long long>(t.correct),
+                        static_cast<long long>(t.samples));
     }
     return 0;
 }

@@ -27,7 +27,7 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kTopKeys{"model", "dataset", "compression", "search", "output"};
 const std::vector<std::string> kModelKeys{"path", "preprocess"};
 const std::vector<std::string> kPreprocessKeys{"scale", "mean", "std"};
-const std::vector<std::string> kDatasetKeys{"format", "images", "labels", "hdf5", "calibration", "validation"};
+const std::vector<std::string> kDatasetKeys{"format", "images", "labels", "hdf5", "calibration", "validation", "test"};
 const std::vector<std::string> kHdf5Keys{"file", "images", "labels"};
 const std::vector<std::string> kSubsetKeys{"offset", "count"};
 const std::vector<std::string> kCompressionKeys{"weight_bits",     "prune_ratios", "granularity", "scheme",
@@ -415,13 +415,30 @@ void parse_dataset(const Reader& r, const Fields& top, Config& cfg) {
         return s.offset > std::numeric_limits<int64_t>::max() - s.count ? std::numeric_limits<int64_t>::max()
                                                                          : s.offset + s.count;
     };
+    const auto range = [&](const Subset& s) {
+        return "samples " + std::to_string(s.offset) + ".." + std::to_string(end_of(s) - 1);
+    };
+    if (const Field* f = m.get("test")) {
+        // The held-out subset: it must share no sample with what calibrates or selects.
+        const Subset t = parse_subset(r, m, "test", Subset{0, 0});
+        for (const char* key : {"offset", "count"})
+            if (!r.sub(m, "test", kSubsetKeys).get(key))
+                r.fail(f->line, std::string("dataset.test.") + key,
+                       "required key is missing (dataset.test needs both)");
+        for (const auto& [name, other] :
+             {std::pair<const char*, const Subset*>{"calibration", &c}, {"validation", &v}}) {
+            if (std::max(t.offset, other->offset) < std::min(end_of(t), end_of(*other)))
+                r.fail(f->line, "dataset.test",
+                       range(t) + " overlap dataset." + name + " (" + range(*other) +
+                           "); the test subset must be held out from calibration and validation");
+        }
+        cfg.test = t;
+    }
     const int64_t lo = std::max(c.offset, v.offset);
     const int64_t hi = std::min(end_of(c), end_of(v));
     if (lo < hi) {
-        cfg.warnings.push_back(r.file() + ": dataset.calibration (samples " + std::to_string(c.offset) + ".." +
-                               std::to_string(end_of(c) - 1) + ") and dataset.validation (samples " +
-                               std::to_string(v.offset) + ".." + std::to_string(end_of(v) - 1) +
-                               ") overlap in " + std::to_string(hi - lo) +
+        cfg.warnings.push_back(r.file() + ": dataset.calibration (" + range(c) + ") and dataset.validation (" +
+                               range(v) + ") overlap in " + std::to_string(hi - lo) +
                                " samples; accuracy is then partly measured on calibration data");
     }
 }
@@ -658,6 +675,12 @@ Config load_config(const std::string& path) {
     text << in.rdbuf();
     if (in.bad()) throw InputError(path + ": read error");
     return parse_config(text.str(), path);
+}
+
+void check_subsets(const Config& cfg, const Dataset& data) {
+    data.check_subset(cfg.dataset.calibration, "dataset.calibration");
+    data.check_subset(cfg.dataset.validation, "dataset.validation");
+    if (cfg.test) data.check_subset(*cfg.test, "dataset.test");
 }
 
 }  // namespace dcs

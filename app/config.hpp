@@ -1,6 +1,7 @@
 #pragma once
 /// The YAML config (see shared DESIGN.md), parsed and validated once at the edge into typed structs.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct Config {
     std::string text;  ///< the config file's full text (recorded in the results file)
     ModelConfig model;
     DatasetConfig dataset;
+    /// dataset.test: the held-out subset the final front is evaluated on after a search (never used by
+    /// calibration or selection); absent when not configured. Disjoint from calibration and validation.
+    std::optional<Subset> test;
     CompressionConfig compression;
     SearchConfig search;
     OutputConfig output;
@@ -63,6 +67,10 @@ struct Config {
 /// Throws InputError: "<file> line <L>: <key>: <what was expected>, got <value>" (unknown keys name
 /// the nearest known key).
 Config load_config(const std::string& path);
+
+/// Checks that the calibration, validation and test subsets lie inside the loaded dataset.
+/// Throws InputError: "dataset.test: offset <O> + count <C> exceeds the <N> samples in <file>".
+void check_subsets(const Config& cfg, const Dataset& data);
 
 /// Same, from text; `path` is used for messages and to resolve relative paths.
 Config parse_config(const std::string& text, const std::string& path);

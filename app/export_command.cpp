@@ -37,8 +37,7 @@ Loaded load(Config cfg) {
     l.data = Dataset::load(l.cfg.dataset);
     l.io = check_model_io(l.graph, l.data, l.cfg.model.path);
     l.data.check_labels(l.io.num_classes);
-    l.data.check_subset(l.cfg.dataset.calibration, "dataset.calibration");
-    l.data.check_subset(l.cfg.dataset.validation, "dataset.validation");
+    check_subsets(l.cfg, l.data);
     l.layers = list_layers(l.graph);
     return l;
 }
@@ -140,14 +139,20 @@ int run_export(const ParsedArgs& args) {
                                  std::to_string(static_cast<long long>(e.size_bytes)) +
                                  " (the compression code changed since the search?)");
     const double fp32 = r.baseline_size_bytes;
+    // The held-out test subset's figures, when the search evaluated this candidate on it (the final front).
+    const bool tested = r.test && !std::isnan(r.test->accuracy_of(id));
     if (args.flag("--json")) {
-        std::cout << Json::object()
-                         .field("id", static_cast<long long>(id))
-                         .field("accuracy", e.accuracy)
-                         .field("size_bytes", static_cast<long long>(m.dcz_bytes))
-                         .field("baseline_accuracy", r.baseline_accuracy)
-                         .field("accuracy_drop", (r.baseline_accuracy - e.accuracy) * 100.0)
-                         .field("compression_ratio", e.size_bytes > 0 ? fp32 / e.size_bytes : 0.0)
+        Json j = Json::object();
+        j.field("id", static_cast<long long>(id))
+            .field("accuracy", e.accuracy)
+            .field("size_bytes", static_cast<long long>(m.dcz_bytes))
+            .field("baseline_accuracy", r.baseline_accuracy)
+            .field("accuracy_drop", (r.baseline_accuracy - e.accuracy) * 100.0);
+        if (tested)
+            j.field("test_accuracy", r.test->accuracy_of(id))
+                .field("baseline_test_accuracy", r.test->baseline_accuracy)
+                .field("test_accuracy_drop", search::test_drop_pt(r, id));
+        std::cout << j.field("compression_ratio", e.size_bytes > 0 ? fp32 / e.size_bytes : 0.0)
                          .field("bops", e.bops)
                          .field("generation", e.generation)
                          .field("layers", layers_json(l.layers, choices))
@@ -160,6 +165,14 @@ int run_export(const ParsedArgs& args) {
         std::printf("exported evaluation %zu: accuracy %.4f (drop %.2f pt), %lld bytes (%.2fx smaller than fp32)\n", id,
                     e.accuracy, (r.baseline_accuracy - e.accuracy) * 100.0, static_cast<long long>(m.dcz_bytes),
                     e.size_bytes > 0 ? fp32 / e.size_bytes : 0.0);
+        if (tested)
+            std::printf("  test accuracy %.4f (drop %.2f pt) on the %lld held-out samples%s\n", r.test->accuracy_of(id),
+                        search::test_drop_pt(r, id), static_cast<long long>(r.test->count),
+                        search::loses_more_on_test(r, id) ? ": it loses more on held-out data than on validation" : "");
+        else if (l.cfg.test)
+            std::printf(
+                "  test accuracy not recorded (not on the final front): dcsearch eval CONFIG --layers %s measures it\n",
+                yaml.c_str());
         std::printf("  %s\n  %s\n  %s\n", yaml.c_str(), m.onnx_path.c_str(), m.dcz_path.c_str());
     }
     return 0;

@@ -23,6 +23,7 @@
 #include "search/driver.hpp"
 #include "search/local_evaluator.hpp"
 #include "search/mpi_transport.hpp"
+#include "search/queries.hpp"
 #include "search/results_store.hpp"
 #include "search/run_stats.hpp"
 
@@ -114,8 +115,7 @@ Prepared prepare(const std::string& config_path) {
     p.data = std::make_unique<Dataset>(Dataset::load(p.cfg.dataset));
     p.io = check_model_io(*p.graph, *p.data, p.cfg.model.path);
     p.data->check_labels(p.io.num_classes);
-    p.data->check_subset(p.cfg.dataset.calibration, "dataset.calibration");
-    p.data->check_subset(p.cfg.dataset.validation, "dataset.validation");
+    check_subsets(p.cfg, *p.data);
     p.layers = list_layers(*p.graph);
     if (p.layers.empty())
         throw InputError(p.cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
@@ -235,6 +235,31 @@ search::ResultsData check_output(const ParsedArgs& args, const Prepared& p, cons
     return old;
 }
 
+/// The held-out test subset (dataset.test): the fp32 baseline and every member of `front` evaluated on
+/// it by an evaluator made as the validation one (the path `eval --layers` takes, so the figures are
+/// what a user re-checking a member gets). Under MPI rank 0 does this alone; the workers wait.
+search::TestRecord evaluate_test_subset(const Prepared& p, const search::ResultsData& res,
+                                        const std::vector<size_t>& front, pid_t launcher) {
+    const Subset& t = *p.cfg.test;
+    std::cerr << "dcsearch: evaluating the fp32 baseline and " << front.size() << " front members on the test subset ("
+              << t.count << " samples)\n";
+    CandidateEvaluator ev(*p.graph, *p.data, t, p.cfg.model.preprocess, p.io, p.cfg.compression.weight,
+                          p.cfg.compression.activation_bits, p.evaluator->options());
+    search::TestRecord rec;
+    rec.offset = t.offset;
+    rec.count = t.count;
+    rec.baseline_accuracy = ev.baseline().accuracy;
+    for (size_t id : front) {
+        exit_if_orphaned(launcher);
+        // Fault injection for tests (never set in normal use): the state a kill at this point leaves.
+        if (std::getenv("DCS_FAULT_TEST_SUBSET"))
+            throw std::runtime_error("injected failure of the test-subset evaluation (DCS_FAULT_TEST_SUBSET)");
+        rec.ids.push_back(id);
+        rec.accuracy.push_back(ev.evaluate(p.space->decode(res.evaluations[id].genome)).accuracy);
+    }
+    return rec;
+}
+
 /// The search on rank 0 (or in the only process) over `evaluator`; prints the summary.
 int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path, const std::string& model_hash,
                const search::ResultsData& previous, const std::vector<int>& worker_ranks, search::Evaluator& evaluator,
@@ -299,13 +324,19 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
         [&](const search::Progress& pr) { printer(pr); });
     printer.finish();
 
-    const auto& res = driver.results();
+    // The final results: the search's last checkpoint, then (with a test subset) the same with /test,
+    // written only once every front member is evaluated on it.
+    search::ResultsData res = accounting.with_runs(driver.results());
     const auto front = driver.front();
+    if (cfg.test) {
+        res.test = evaluate_test_subset(p, res, front, launcher);
+        search::write_results(out_path, res);
+    }
     int64_t failed = 0;
     for (const auto& e : res.evaluations) failed += !e.ok;
     std::cerr << "dcsearch: " << res.evaluations.size() << " evaluations (" << failed << " failed), front of "
               << front.size() << " written to " << out_path << "\n";
-    const auto runs = search::run_summary(accounting.with_runs(res));
+    const auto runs = search::run_summary(res);
     if (!runs.empty()) std::cerr << "dcsearch: " << runs.back() << "\n";
     if (args.flag("--json")) {
         Json fr = Json::array();
@@ -317,30 +348,45 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
                 lj.field(p.layers[l].name, Json::object()
                                                .field("weight_bits", choices[l].weight_bits)
                                                .field("prune_ratio", choices[l].prune_ratio));
-            fr.value(Json::object()
-                         .field("id", static_cast<long long>(i))
-                         .field("accuracy", e.accuracy)
-                         .field("size_bytes", static_cast<long long>(e.size_bytes))
+            Json m = Json::object();
+            m.field("id", static_cast<long long>(i)).field("accuracy", e.accuracy);
+            if (res.test) m.field("test_accuracy", res.test->accuracy_of(i));
+            fr.value(m.field("size_bytes", static_cast<long long>(e.size_bytes))
                          .field("bops", e.bops)
                          .field("compression_ratio", res.baseline_size_bytes / e.size_bytes)
                          .field("layers", lj));
         }
+        Json b = Json::object();
+        b.field("accuracy", res.baseline_accuracy);
+        if (res.test) b.field("test_accuracy", res.test->baseline_accuracy);
+        b.field("size_bytes", static_cast<long long>(res.baseline_size_bytes));
         std::cout << Json::object()
                          .field("evaluations", static_cast<long long>(res.evaluations.size()))
                          .field("failed", static_cast<long long>(failed))
-                         .field("baseline", Json::object()
-                                                .field("accuracy", res.baseline_accuracy)
-                                                .field("size_bytes", static_cast<long long>(res.baseline_size_bytes)))
+                         .field("baseline", b)
                          .field("front", fr)
                          .field("results", out_path)
                          .str()
                   << "\n";
     } else {
-        std::printf("%-6s %-9s %-8s %-12s %s\n", "id", "accuracy", "drop", "size", "ratio");
+        if (res.test)
+            std::printf("%-6s %-9s %-8s %-12s %-8s %-9s %s\n", "id", "accuracy", "drop", "size", "ratio", "test",
+                        "test drop");
+        else
+            std::printf("%-6s %-9s %-8s %-12s %s\n", "id", "accuracy", "drop", "size", "ratio");
         for (size_t i : front) {
             const auto& e = res.evaluations[i];
-            std::printf("%-6zu %-9.4f %-8.2f %-12.0f %.1fx\n", i, e.accuracy,
-                        (res.baseline_accuracy - e.accuracy) * 100.0, e.size_bytes, res.baseline_size_bytes / e.size_bytes);
+            const double drop = (res.baseline_accuracy - e.accuracy) * 100.0,
+                         ratio = res.baseline_size_bytes / e.size_bytes;
+            if (res.test) {  // "!": loses more on test than on validation (search::kTestGapPt)
+                const double t = res.test->accuracy_of(i);
+                char r[32];
+                std::snprintf(r, sizeof r, "%.1fx", ratio);
+                std::printf("%-6zu %-9.4f %-8.2f %-12.0f %-8s %-9.4f %.2f%s\n", i, e.accuracy, drop, e.size_bytes, r, t,
+                            search::test_drop_pt(res, i), search::loses_more_on_test(res, i) ? " !" : "");
+            } else {
+                std::printf("%-6zu %-9.4f %-8.2f %-12.0f %.1fx\n", i, e.accuracy, drop, e.size_bytes, ratio);
+            }
         }
     }
     return 0;

@@ -19,6 +19,16 @@ double accuracy_drop_pt(const ResultsData& r, const Evaluation& e) {
     return (r.baseline_accuracy - e.accuracy) * 100.0;
 }
 
+double test_drop_pt(const ResultsData& r, size_t id) {
+    if (!r.test) return std::nan("");
+    return (r.test->baseline_accuracy - r.test->accuracy_of(id)) * 100.0;
+}
+
+bool loses_more_on_test(const ResultsData& r, size_t id) {
+    const double t = test_drop_pt(r, id);  // NaN compares false
+    return id < r.evaluations.size() && t - accuracy_drop_pt(r, r.evaluations[id]) > kTestGapPt + 1e-9;
+}
+
 std::vector<double> objectives_of(const ResultsData& r, const Evaluation& e) {
     std::vector<double> o;
     for (const auto& name : r.objectives) {

@@ -23,6 +23,18 @@ std::vector<size_t> sorted_by_size(std::vector<size_t> ids, const std::vector<Ev
 /// Accuracy drop of `e` from the baseline in percentage points.
 double accuracy_drop_pt(const ResultsData& results, const Evaluation& e);
 
+/// The held-out test subset (dataset.test): the accuracy drop of evaluation `id` from the fp32
+/// baseline's test accuracy, in percentage points; NaN when the results hold no test accuracy for it.
+double test_drop_pt(const ResultsData& results, size_t id);
+
+/// Points by which a candidate's test drop may exceed its validation drop before the report, `export`
+/// and the search summary flag it as losing more on held-out data than the search saw.
+constexpr double kTestGapPt = 0.5;
+
+/// True when evaluation `id` has a test accuracy and its test drop exceeds its validation drop by more
+/// than kTestGapPt points.
+bool loses_more_on_test(const ResultsData& results, size_t id);
+
 /// The objectives (to minimise) of an evaluation, rebuilt from its recorded fields in the results
 /// file's objective order (accuracy and size when the file names none).
 std::vector<double> objectives_of(const ResultsData& results, const Evaluation& e);

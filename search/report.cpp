@@ -575,8 +575,9 @@ std::string sensitivity_grid(const ResultsData& r) {
 
 std::string front_table(const ResultsData& r, const std::vector<size_t>& front) {
     std::ostringstream s;
-    s << "<table class=\"front\">\n<thead><tr><th>id</th><th>gen.</th><th>accuracy</th><th>drop (pt)</th>"
-      << "<th>size (bytes)</th><th>ratio vs fp32</th><th>BOPs / sample</th><th>per-layer bits / "
+    s << "<table class=\"front\">\n<thead><tr><th>id</th><th>gen.</th><th>accuracy</th><th>drop (pt)</th>";
+    if (r.test) s << "<th>test accuracy</th><th>test drop (pt)</th>";
+    s << "<th>size (bytes)</th><th>ratio vs fp32</th><th>BOPs / sample</th><th>per-layer bits / "
          "pruned</th></tr></thead>\n<tbody>\n";
     for (size_t i : front) {
         const Evaluation& e = r.evaluations[i];
@@ -589,12 +590,36 @@ std::string front_table(const ResultsData& r, const std::vector<size_t>& front) 
         } catch (const std::exception&) {
         }
         s << "<tr><td>" << i << "</td><td>" << e.generation << "</td><td>" << fmt("%.2f%%", e.accuracy * 100.0)
-          << "</td><td>" << num(accuracy_drop_pt(r, e)) << "</td><td>" << fmt("%.0f", e.size_bytes) << "</td><td>"
-          << fmt("%.2fx", ratio_of(r, e.size_bytes)) << "</td><td>" << esc(bops_str(e.bops))
-          << "</td><td class=\"layers\">" << esc(layers) << "</td></tr>\n";
+          << "</td><td>" << num(accuracy_drop_pt(r, e));
+        if (r.test) {
+            const double t = r.test->accuracy_of(i);
+            if (std::isnan(t))
+                s << "</td><td>-</td><td>-";
+            else
+                s << "</td><td>" << fmt("%.2f%%", t * 100.0) << "</td><td"
+                  << (loses_more_on_test(r, i) ? " class=\"worse\" title=\"loses more on the test subset\">" : ">")
+                  << num(test_drop_pt(r, i)) << (loses_more_on_test(r, i) ? " !" : "");
+        }
+        s << "</td><td>" << fmt("%.0f", e.size_bytes) << "</td><td>" << fmt("%.2fx", ratio_of(r, e.size_bytes))
+          << "</td><td>" << esc(bops_str(e.bops)) << "</td><td class=\"layers\">" << esc(layers) << "</td></tr>\n";
     }
     s << "</tbody>\n</table>\n";
     return s.str();
+}
+
+/// The front table's legend for the test columns ("" without a test subset).
+std::string test_note(const ResultsData& r) {
+    if (!r.test) return "";
+    const TestRecord& t = *r.test;
+    size_t worse = 0;
+    for (size_t id : t.ids) worse += loses_more_on_test(r, id);
+    return " Test: the held-out subset (samples " + std::to_string(t.offset) + ".." +
+           std::to_string(t.offset + t.count - 1) + ", " + std::to_string(t.count) + " images; fp32 baseline " +
+           fmt("%.2f%%", t.baseline_accuracy * 100.0) +
+           "), which neither calibration nor the search's selection saw; test drop is from the baseline's test "
+           "accuracy. Marked <b>!</b> (red): the test drop exceeds the validation drop by more than " +
+           fmt("%g", kTestGapPt) + " pt, i.e. the search's figure for that member is optimistic (" +
+           std::to_string(worse) + " of " + std::to_string(t.ids.size()) + ").";
 }
 
 const char* kStyle =
@@ -609,7 +634,8 @@ const char* kStyle =
     "table.front{border-collapse:collapse;font-size:12px}"
     "table.front th,table.front td{border:1px solid #ccc;padding:3px 7px;text-align:right}"
     "table.front td.layers{text-align:left;font-family:'DejaVu Sans Mono',monospace;font-size:11px}"
-    "table.front tbody tr:nth-child(even){background:#f7f7f7}svg{display:block}";
+    "table.front tbody tr:nth-child(even){background:#f7f7f7}table.front td.worse{background:#fbe3e3;color:#a11}"
+    "svg{display:block}";
 
 }  // namespace
 
@@ -662,6 +688,27 @@ std::string report_html(const ResultsData& r) {
     else
         s << "not evaluated";
     s << ".</p>\n";
+    if (r.test) {
+        // The same question on held-out data, over the members evaluated on it (the final front).
+        s << "<p class=\"summary\" id=\"test-summary\"><b>On the held-out test subset</b> (front members)";
+        sep = ": ";
+        for (double d : {0.5, 1.0, 2.0}) {
+            size_t b = n;
+            for (size_t id : r.test->ids)
+                if (test_drop_pt(r, id) <= d + 1e-9 &&
+                    (b == n || r.evaluations[id].size_bytes < r.evaluations[b].size_bytes))
+                    b = id;
+            s << sep << "within " << fmt("%g", d) << " pt: ";
+            if (b == n)
+                s << "none";
+            else
+                s << "<b>" << fmt("%.1fx", ratio_of(r, r.evaluations[b].size_bytes)) << "</b> (id " << b << ", "
+                  << fmt("%.2f%%", r.test->accuracy_of(b) * 100.0) << " on test, "
+                  << fmt("%.2f%%", r.evaluations[b].accuracy * 100.0) << " on validation)";
+            sep = "; ";
+        }
+        s << ".</p>\n";
+    }
 
     s << "<h2>Accuracy against size</h2>\n<p class=\"note\">Every evaluation, coloured by generation; the orange line "
          "is "
@@ -681,7 +728,8 @@ std::string report_html(const ResultsData& r) {
       << sensitivity_grid(r);
     s << "<h2>Front</h2>\n<p class=\"note\">" << front.size()
       << " candidates, smallest first. Drop is in accuracy points "
-      << "from the fp32 baseline; ratio is fp32 size / packed size; BOPs = MACs × weight bits × activation bits.</p>\n"
+      << "from the fp32 baseline; ratio is fp32 size / packed size; BOPs = MACs × weight bits × activation bits."
+      << test_note(r) << "</p>\n"
       << front_table(r, front);
     // How busy the run kept its processes (files written before the run table have none).
     for (const std::string& line : run_summary(r)) s << "<p class=\"meta\">" << esc(line) << ".</p>\n";
@@ -691,13 +739,16 @@ std::string report_html(const ResultsData& r) {
 
 std::string front_csv(const ResultsData& r) {
     std::ostringstream s;
-    s << "id,generation,accuracy,accuracy_drop_pt,size_bytes,compression_ratio,bops";
+    s << "id,generation,accuracy,accuracy_drop_pt" << (r.test ? ",test_accuracy,test_drop_pt" : "")
+      << ",size_bytes,compression_ratio,bops";
     for (const auto& l : r.layers) s << "," << l.name << "_bits," << l.name << "_prune";
     s << "\n";
     for (size_t i : feasible_front(r)) {
         const Evaluation& e = r.evaluations[i];
-        s << i << "," << e.generation << "," << fmt("%.6f", e.accuracy) << "," << fmt("%.4f", accuracy_drop_pt(r, e)) << ","
-          << fmt("%.0f", e.size_bytes) << "," << fmt("%.4f", ratio_of(r, e.size_bytes)) << "," << fmt("%.6g", e.bops);
+        s << i << "," << e.generation << "," << fmt("%.6f", e.accuracy) << "," << fmt("%.4f", accuracy_drop_pt(r, e))
+          << ",";
+        if (r.test) s << fmt("%.6f", r.test->accuracy_of(i)) << "," << fmt("%.4f", test_drop_pt(r, i)) << ",";
+        s << fmt("%.0f", e.size_bytes) << "," << fmt("%.4f", ratio_of(r, e.size_bytes)) << "," << fmt("%.6g", e.bops);
         const auto ch = choices_of(r, i);
         for (const auto& c : ch) s << "," << c.weight_bits << "," << fmt("%g", c.prune_ratio);
         s << "\n";

@@ -5,9 +5,10 @@
 
 #include <cstdio>
 #include <cstring>
-#include <iterator>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <limits>
 #include <stdexcept>
 
 #include "common/error.hpp"
@@ -247,6 +248,12 @@ uint64_t fnv1a64(const unsigned char* p, size_t n, uint64_t h = kFnvBasis) {
 
 }  // namespace
 
+double TestRecord::accuracy_of(size_t id) const {
+    for (size_t k = 0; k < ids.size(); ++k)
+        if (ids[k] == id) return accuracy[k];
+    return std::numeric_limits<double>::quiet_NaN();
+}
+
 std::string file_hash(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw InputError(path + ": cannot read");
@@ -476,6 +483,24 @@ void write_results(const std::string& path, const ResultsData& d) {
                 write_array(g, "worker_evaluations", wevals);
                 write_array(g, "worker_busy_seconds", busy);
             }
+            if (d.test) {
+                Handle g = group(f, "test");
+                write_attr<int64_t>(g, "offset", d.test->offset);
+                write_attr<int64_t>(g, "count", d.test->count);
+                write_attr<double>(g, "baseline_accuracy", d.test->baseline_accuracy);
+                if (d.test->accuracy.size() != d.test->ids.size())
+                    throw std::runtime_error("the test record has " + std::to_string(d.test->ids.size()) + " ids and " +
+                                             std::to_string(d.test->accuracy.size()) + " accuracies");
+                std::vector<int64_t> ids;
+                for (size_t id : d.test->ids) {
+                    if (id >= d.evaluations.size())
+                        throw std::runtime_error("the test record names evaluation " + std::to_string(id) +
+                                                 ", which does not exist");
+                    ids.push_back(static_cast<int64_t>(id));
+                }
+                write_array(g, "ids", ids);
+                write_array(g, "accuracy", d.test->accuracy);
+            }
             check_status(H5Fflush(f, H5F_SCOPE_GLOBAL), "H5Fflush");
         }
         seal(tmp);
@@ -620,6 +645,21 @@ ResultsData read_results(const std::string& path) {
             if (wrun[i] < 0 || static_cast<size_t>(wrun[i]) >= d.runs.size()) r.fail("bad worker_run");
             d.workers.push_back({wrun[i], wrank[i], wevals[i], busy[i]});
         }
+    }
+    if (H5Lexists(f, "test", H5P_DEFAULT) > 0) {  // optional: only searches with a test subset write it
+        Handle g = r.open_group(f, "test");
+        TestRecord t;
+        t.offset = r.attr<int64_t>(g, "offset");
+        t.count = r.attr<int64_t>(g, "count");
+        t.baseline_accuracy = r.attr<double>(g, "baseline_accuracy");
+        auto ids = r.array<int64_t>(g, "ids");
+        t.accuracy = r.array<double>(g, "accuracy");
+        if (t.accuracy.size() != ids.size()) r.fail("test columns differ in length");
+        for (int64_t id : ids) {
+            if (id < 0 || static_cast<size_t>(id) >= d.evaluations.size()) r.fail("bad /test/ids");
+            t.ids.push_back(static_cast<size_t>(id));
+        }
+        d.test = std::move(t);
     }
     return d;
 }

@@ -7,6 +7,7 @@
 /// of rows at most, so a rewrite costs milliseconds; SWMR appends would save that but leave a file
 /// whose last rows depend on flush timing.
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,19 @@ struct WorkerRow {
     double busy_seconds = 0.0;  ///< the sum of their evaluation times
 };
 
+/// The held-out test subset (config dataset.test): after the search, the fp32 baseline and every member
+/// of the final feasible front evaluated on it as `eval --layers` evaluates them. Written only by a
+/// search whose config has a test subset, and only once all of them are evaluated.
+struct TestRecord {
+    int64_t offset = 0;  ///< the subset: samples offset .. offset+count-1
+    int64_t count = 0;
+    double baseline_accuracy = 0.0;  ///< the fp32 model on the test subset
+    std::vector<size_t> ids;         ///< evaluations evaluated on it (the final front), ascending size
+    std::vector<double> accuracy;    ///< their test accuracy, same order
+    /// The test accuracy of evaluation `id`, or NaN when it was not evaluated on the test subset.
+    double accuracy_of(size_t id) const;
+};
+
 struct ResultsData {
     static constexpr int kFormatVersion = 1;
     std::string config_text;
@@ -61,6 +75,7 @@ struct ResultsData {
     std::vector<GenerationRecord> generations;
     std::vector<RunRow> runs;        ///< absent from files written before it existed: empty
     std::vector<WorkerRow> workers;
+    std::optional<TestRecord> test;  ///< absent without a test subset, and until it has been evaluated
 };
 
 /// Writes `data` to `path` atomically (temporary file + rename).

@@ -32,18 +32,24 @@ std::vector<std::string> mpirun(int n, std::vector<std::string> args) {
     return v;
 }
 
-/// The results file's evaluations and fronts as text, without timings and ranks.
+/// The results file's evaluations, fronts and test record as text, without timings and ranks.
 std::string dump(const std::string& h5) {
-    auto r = run_process({"/usr/bin/python3", "-c",
-                          "import h5py, sys\n"
-                          "f = h5py.File(sys.argv[1], 'r')\n"
-                          "e = f['evaluations']\n"
-                          "for i in range(e['id'].shape[0]):\n"
-                          "    print(e['generation'][i], list(e['genome'][i]), repr(e['accuracy'][i]), e['size_bytes'][i], e['ok'][i], e['error'][i].decode())\n"
-                          "g = f['generations']\n"
-                          "print(list(g['front_ids'][:]), list(g['front_offsets'][:]), [repr(x) for x in g['hypervolume'][:]])\n",
-                          h5},
-                         60);
+    auto r = run_process(
+        {"/usr/bin/python3", "-c",
+         "import h5py, sys\n"
+         "f = h5py.File(sys.argv[1], 'r')\n"
+         "e = f['evaluations']\n"
+         "for i in range(e['id'].shape[0]):\n"
+         "    print(e['generation'][i], list(e['genome'][i]), repr(e['accuracy'][i]), e['size_bytes'][i], e['ok'][i], "
+         "e['error'][i].decode())\n"
+         "g = f['generations']\n"
+         "print(list(g['front_ids'][:]), list(g['front_offsets'][:]), [repr(x) for x in g['hypervolume'][:]])\n"
+         "if 'test' in f:\n"
+         "    t = f['test']\n"
+         "    print('test', repr(t.attrs['baseline_accuracy']), list(t['ids'][:]), [repr(x) for x in "
+         "t['accuracy'][:]])\n",
+         h5},
+        60);
     EXPECT_EQ(r.status, 0) << r.err;
     return r.out;
 }
@@ -205,28 +211,28 @@ TEST(MpiSearch, FailedEvaluationsAreRecordedAndTheSearchGoesOn) {
     EXPECT_LT(bad, total / 2);
 }
 
-TEST(MpiSearch, FailingWorkerEndsEveryRankWithOneMessage) {
-    if (np() < 2) GTEST_SKIP() << "needs a worker rank";
+/// Runs the search under mpirun with the fault injection `fault` (VAR=value) and expects every rank to
+/// end, within a time limit, with a failure status and `message` on stderr.
+void expect_fault_ends_every_rank(const std::string& config, const std::string& fault, const std::string& message) {
     TempDir dir;
-    std::string cfg = dir.write("c.yaml", config_text("r.h5", 2));
+    std::string cfg = dir.write("c.yaml", config);
     auto env = kEnv;
-    env.push_back("DCS_FAULT_WORKER_LOAD=1");
+    env.push_back(fault);
     auto r = run_process(mpirun(np(), {"search", cfg}), 60, env);
     EXPECT_FALSE(r.timed_out);
     EXPECT_NE(r.status, 0);
-    EXPECT_NE(r.err.find("rank 1: injected load failure"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+}
+
+TEST(MpiSearch, FailingWorkerEndsEveryRankWithOneMessage) {
+    if (np() < 2) GTEST_SKIP() << "needs a worker rank";
+    expect_fault_ends_every_rank(config_text("r.h5", 2), "DCS_FAULT_WORKER_LOAD=1", "rank 1: injected load failure");
 }
 
 TEST(MpiSearch, FailingCoordinatorEndsEveryRank) {
     if (np() < 2) GTEST_SKIP() << "needs a worker rank";
-    TempDir dir;
-    std::string cfg = dir.write("c.yaml", config_text("r.h5", 2));
-    auto env = kEnv;
-    env.push_back("DCS_FAULT_COORDINATOR_AFTER=5");
-    auto r = run_process(mpirun(np(), {"search", cfg}), 60, env);
-    EXPECT_FALSE(r.timed_out);
-    EXPECT_NE(r.status, 0);
-    EXPECT_NE(r.err.find("injected coordinator failure"), std::string::npos) << r.err;
+    expect_fault_ends_every_rank(config_text("r.h5", 2), "DCS_FAULT_COORDINATOR_AFTER=5",
+                                 "injected coordinator failure");
 }
 
 TEST(MpiSearch, BadConfigEndsEveryRankWithOneMessage) {
@@ -240,6 +246,35 @@ TEST(MpiSearch, BadConfigEndsEveryRankWithOneMessage) {
     EXPECT_EQ(r.err.find("dcsearch: error:", first + 1), std::string::npos) << "one message only: " << r.err;
     EXPECT_NE(r.err.find("search2"), std::string::npos);
     EXPECT_FALSE(fs::exists(dir.file("r.h5")));
+}
+
+/// `config_text` with a held-out test subset (dataset.test).
+std::string with_test_subset(const std::string& text) {
+    const size_t at = text.find("compression:");
+    EXPECT_NE(at, std::string::npos);
+    return text.substr(0, at) + "  test: {offset: 2000, count: 500}\n" + text.substr(at);
+}
+
+TEST(MpiSearch, TestSubsetFiguresMatchOneProcess) {
+    TempDir dir;
+    std::string cfg = dir.write("c.yaml", with_test_subset(config_text("single.h5", 2)));
+    auto single = run_process({DCS_BINARY, "search", cfg, "--json"}, 300, kEnv);
+    ASSERT_EQ(single.status, 0) << single.err;
+    const std::string want = dump(dir.file("single.h5"));
+    ASSERT_NE(want.find("\ntest 0."), std::string::npos) << want;
+    auto r = run_process(mpirun(np(), {"search", cfg, "--json", "--output", dir.file("mpi.h5")}), 300, kEnv);
+    ASSERT_EQ(r.status, 0) << r.err;
+    EXPECT_EQ(dump(dir.file("mpi.h5")), want);
+    // The --json output is the same but for the results path.
+    const auto cut = [](const std::string& s) { return s.substr(0, s.find(",\"results\":")); };
+    EXPECT_EQ(cut(r.out), cut(single.out));
+    EXPECT_NE(r.out.find("\"test_accuracy\""), std::string::npos) << r.out;
+}
+
+TEST(MpiSearch, FailingTestEvaluationEndsEveryRank) {
+    if (np() < 2) GTEST_SKIP() << "needs a worker rank";
+    expect_fault_ends_every_rank(with_test_subset(config_text("r.h5", 1)), "DCS_FAULT_TEST_SUBSET=1",
+                                 "injected failure of the test-subset evaluation");
 }
 
 TEST(MpiSearch, KilledMpirunResumesToTheSameFront) {

@@ -293,6 +293,26 @@ TEST(Config, OverlappingSubsetsGiveAWarning) {
     EXPECT_TRUE(adjacent.warnings.empty());
 }
 
+TEST(Config, TestSubsetIsOptionalAndHeldOut) {
+    EXPECT_FALSE(parse_config(kMinimal, kCfg).test.has_value());
+    const Config c = parse_config(kMinimal + "  test: {offset: 2512, count: 7488}\n", kCfg);
+    ASSERT_TRUE(c.test.has_value());
+    EXPECT_EQ(c.test->offset, 2512);
+    EXPECT_EQ(c.test->count, 7488);
+    EXPECT_TRUE(c.warnings.empty());
+    // Any shared sample is an error naming the key and both ranges.
+    expect_config_error(kMinimal + "  test: {offset: 2000, count: 1000}\n",
+                        {"line 6", "dataset.test", "samples 2000..2999", "dataset.validation (samples 512..2511)"});
+    expect_config_error(kMinimal + "  test: {offset: 0, count: 1}\n",
+                        {"dataset.test", "samples 0..0", "dataset.calibration (samples 0..511)"});
+    expect_config_error(kMinimal + "  calibration: {offset: 3000, count: 10}\n  test: {offset: 2600, count: 401}\n",
+                        {"dataset.test", "samples 2600..3000", "dataset.calibration (samples 3000..3009)"});
+    expect_config_error(kMinimal + "  test: {count: 100}\n", {"dataset.test.offset", "required"});
+    expect_config_error(kMinimal + "  test: {offset: 3000}\n", {"dataset.test.count", "required"});
+    expect_config_error(kMinimal + "  test: {offset: 3000, count: 0}\n", {"dataset.test.count", ">= 1"});
+    expect_config_error(kMinimal + "  test: {offset: 3000, size: 10}\n", {"dataset.test", "size"});
+}
+
 TEST(Config, UselessLayerOverrideGivesAWarning) {
     const Config c = parse_config(kMinimal + "compression:\n  layers:\n    - match: fc1\n", kCfg);
     ASSERT_EQ(c.warnings.size(), 1u);

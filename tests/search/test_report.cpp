@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "search/queries.hpp"
@@ -217,4 +218,35 @@ TEST(Report, EmptyResultsStillRender) {
     EXPECT_NE(html.find("within 0.5 pt: none"), std::string::npos);
     EXPECT_NE(html.find("The front is empty"), std::string::npos);
     EXPECT_EQ(front_csv(r).find('\n'), front_csv(r).size() - 1);  // header only
+}
+
+TEST(Report, TestSubsetColumnsAndMembersThatLoseMoreOnTest) {
+    ResultsData r = sample(false);
+    // Test drops 1.5, 0.5, 0.1, 0.0 pt against validation drops 0.7, 0.3, -0.2, -0.5: only id 7 loses
+    // more than kTestGapPt (0.5) points more on test.
+    r.test = TestRecord{2000, 500, 0.91, {7, 6, 1, 0}, {0.895, 0.905, 0.909, 0.91}};
+    EXPECT_NEAR(test_drop_pt(r, 7), 1.5, 1e-9);
+    EXPECT_TRUE(loses_more_on_test(r, 7));
+    EXPECT_FALSE(loses_more_on_test(r, 6));
+    EXPECT_FALSE(loses_more_on_test(r, 0));
+    EXPECT_FALSE(loses_more_on_test(r, 8));  // not evaluated on the test subset
+    EXPECT_TRUE(std::isnan(test_drop_pt(r, 8)));
+    const std::string html = report_html(r);
+    EXPECT_NE(html.find("<th>test accuracy</th><th>test drop (pt)</th>"), std::string::npos);
+    EXPECT_NE(html.find("<td>89.50%</td><td class=\"worse\" title=\"loses more on the test subset\">1.50 !</td>"),
+              std::string::npos)
+        << html;
+    EXPECT_EQ(html.find("class=\"worse\""), html.rfind("class=\"worse\"")) << "one member marked";
+    EXPECT_NE(html.find("samples 2000..2499, 500 images"), std::string::npos);
+    EXPECT_NE(html.find("more than 0.5 pt"), std::string::npos);
+    EXPECT_NE(html.find("(1 of 4)"), std::string::npos);
+    // Within 0.5 pt on test: id 6 (1500 B, 2.7x); within 2 pt: id 7.
+    EXPECT_NE(html.find("within 0.5 pt: <b>2.7x</b> (id 6, 90.50% on test"), std::string::npos) << html;
+    EXPECT_NE(html.find("within 2 pt: <b>4.0x</b> (id 7, 89.50% on test"), std::string::npos);
+    const std::string csv = front_csv(r);
+    EXPECT_EQ(csv.substr(0, csv.find('\n')),
+              "id,generation,accuracy,accuracy_drop_pt,test_accuracy,test_drop_pt,size_bytes,compression_ratio,bops,"
+              "conv<1>_bits,conv<1>_prune,fc_bits,fc_prune");
+    EXPECT_NE(csv.find("\n7,0,0.893000,0.7000,0.895000,1.5000,1000,"), std::string::npos) << csv;
+    EXPECT_EQ(report_html(sample(false)).find("test"), std::string::npos) << "nothing without a test subset";
 }

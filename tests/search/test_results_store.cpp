@@ -1,6 +1,7 @@
 // Tests of search/results_store.cpp: round trip, atomic replacement, bad files.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "common/error.hpp"
@@ -83,6 +84,37 @@ TEST(ResultsStore, RoundTrip) {
     EXPECT_EQ(r.workers[2].run, 1);
     EXPECT_EQ(r.workers[0].evaluations, 3);
     EXPECT_DOUBLE_EQ(r.workers[0].busy_seconds, 1.5);
+}
+
+TEST(ResultsStore, TestRecordRoundTripAndAbsence) {
+    dcs::test::TempDir dir;
+    ResultsData d = sample();
+    write_results(dir.file("none.h5"), d);
+    EXPECT_FALSE(read_results(dir.file("none.h5")).test.has_value());
+    d.test = TestRecord{2512, 7488, 0.905, {3, 1}, {0.875, 0.8125}};
+    write_results(dir.file("t.h5"), d);
+    const ResultsData r = read_results(dir.file("t.h5"));
+    ASSERT_TRUE(r.test.has_value());
+    EXPECT_EQ(r.test->offset, 2512);
+    EXPECT_EQ(r.test->count, 7488);
+    EXPECT_EQ(r.test->baseline_accuracy, 0.905);
+    EXPECT_EQ(r.test->ids, (std::vector<size_t>{3, 1}));
+    EXPECT_EQ(r.test->accuracy_of(1), 0.8125);
+    EXPECT_EQ(r.test->accuracy_of(3), 0.875);
+    EXPECT_TRUE(std::isnan(r.test->accuracy_of(0)));
+    // A record naming an evaluation that does not exist is refused; the previous file stays.
+    d.test->ids = {5, 1};
+    EXPECT_THROW(write_results(dir.file("t.h5"), d), std::runtime_error);
+    EXPECT_EQ(read_results(dir.file("t.h5")).test->ids, (std::vector<size_t>{3, 1}));
+    // h5py sees the group.
+    std::string script = dir.write("check.py",
+                                   "import h5py, sys\n"
+                                   "t = h5py.File(sys.argv[1], 'r')['test']\n"
+                                   "assert list(t['ids'][:]) == [3, 1] and list(t['accuracy'][:]) == [0.875, 0.8125]\n"
+                                   "assert t.attrs['offset'] == 2512 and t.attrs['count'] == 7488\n"
+                                   "assert t.attrs['baseline_accuracy'] == 0.905\n");
+    auto p = dcs::test::run_process({"/usr/bin/python3", script, dir.file("t.h5")}, 60);
+    EXPECT_EQ(p.status, 0) << p.err;
 }
 
 TEST(ResultsStore, FilesWithoutARunTableStillRead) {

@@ -1,5 +1,6 @@
 #include "app/cli.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -9,11 +10,13 @@
 #include <new>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "app/commands.hpp"
 #include "common/error.hpp"
 #include "common/memory.hpp"
+#include "search/mpi_transport.hpp"
 
 namespace dcs {
 namespace {
@@ -170,7 +173,14 @@ bool is_secondary_mpi_rank() {
 }  // namespace
 
 void report_error(const std::string& message) {
-    if (is_secondary_mpi_rank()) return;
+    if (is_secondary_mpi_rank()) {
+        // A rank other than 0 that fails before MPI starts (every rank parses the same arguments and
+        // config) stays a moment instead of exiting: rank 0 fails the same way and writes the job's one
+        // message; had this rank exited first, mpirun would end the job before rank 0 wrote it. When
+        // rank 0 exits, mpirun ends this rank; the cap only matters when rank 0 does not fail.
+        if (!search::mpi_session_started()) std::this_thread::sleep_for(std::chrono::seconds(5));
+        return;
+    }
     // One write, so that the line is not interleaved with other output (mpirun forwards in chunks).
     const std::string line = "dcsearch: error: " + one_line(message) + "\n";
     std::fwrite(line.data(), 1, line.size(), stderr);

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
@@ -79,7 +80,14 @@ bool launched_as_mpi_job() {
     return false;
 }
 
+namespace {
+std::atomic<bool> session_started{false};
+}  // namespace
+
+bool mpi_session_started() { return session_started.load(); }
+
 MpiSession::MpiSession(int* argc, char*** argv) {
+    session_started.store(true);
     check(MPI_Init(argc, argv), "MPI_Init");
     // Errors come back as return codes, which check() turns into exceptions.
     check(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");

@@ -20,6 +20,9 @@ namespace dcs::search {
 /// True when this process was started by mpirun/srun as part of a job of more than one process.
 bool launched_as_mpi_job();
 
+/// True once this process has created an MpiSession (MPI_Init was called), even after it ended.
+bool mpi_session_started();
+
 /// MPI_Init / MPI_Finalize. Every MPI call is checked and throws MpiError naming the call.
 class MpiSession {
 public:

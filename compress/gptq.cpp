@@ -89,11 +89,12 @@ bool inverse_upper_factor(const std::vector<double>& lower, int64_t n, std::vect
     return true;
 }
 
-/// The inputs that are never nonzero (H_jj == 0) and U for one group's H: dead inputs get H_jj = 1
-/// (their weights are zeroed by the caller), then kGptqDamp x mean diagonal is added to the diagonal
-/// (ten times more, up to five times, while the factorization fails).
-std::vector<double> group_factor(const double* h, int64_t k, std::vector<uint8_t>& dead) {
+/// The Factor of one group's H: dead inputs get H_jj = 1, then kGptqDamp x mean diagonal is added to
+/// the diagonal (ten times more, up to five times, while the factorization fails).
+LayerHessian::Factor group_factor(const double* h, int64_t k) {
     std::vector<double> a(h, h + k * k);
+    LayerHessian::Factor f;
+    std::vector<uint8_t>& dead = f.dead;
     dead.assign(static_cast<size_t>(k), 0);
     double mean = 0.0;
     for (int64_t j = 0; j < k; ++j) {
@@ -105,11 +106,10 @@ std::vector<double> group_factor(const double* h, int64_t k, std::vector<uint8_t
     }
     mean /= static_cast<double>(k);
     double damp = kGptqDamp * mean;
-    std::vector<double> u;
     for (int attempt = 0; attempt < 6; ++attempt, damp *= 10.0) {
         std::vector<double> l = a;
         for (int64_t j = 0; j < k; ++j) l[j * k + j] += damp;
-        if (cholesky(l, k) && inverse_upper_factor(l, k, u)) return u;
+        if (cholesky(l, k) && inverse_upper_factor(l, k, f.u)) return f;
     }
     throw std::invalid_argument("gptq: the layer's input Hessian is not positive definite even after dampening");
 }
@@ -194,14 +194,15 @@ void obs_mask(Rows r, const std::vector<double>& u, const Layout& l, const std::
 /// How many elements each (group, block of kGptqBlock columns) prunes: the blocks' shares of the
 /// `count` elements of smallest static OBS saliency w^2 / [H_g^-1]_jj over the whole layer, so that the
 /// layer prunes exactly `count` and important inputs keep more weights than unimportant ones.
-std::vector<std::vector<int64_t>> block_budgets(const std::vector<Rows>& rows, const std::vector<std::vector<double>>& u,
-                                                int64_t count) {
+std::vector<std::vector<int64_t>> block_budgets(const std::vector<Rows>& rows,
+                                                const std::vector<LayerHessian::Factor>& factors, int64_t count) {
     const int64_t k = rows[0].k, blocks = (k + kGptqBlock - 1) / kGptqBlock;
     std::vector<std::pair<double, int64_t>> sal;
     for (size_t g = 0; g < rows.size(); ++g) {
         std::vector<double> hinv_diag(static_cast<size_t>(k), 0.0);  // [U^T U]_jj = sum_i U_ij^2
+        const std::vector<double>& u = factors[g].u;
         for (int64_t i = 0; i < k; ++i)
-            for (int64_t j = i; j < k; ++j) hinv_diag[j] += u[g][i * k + j] * u[g][i * k + j];
+            for (int64_t j = i; j < k; ++j) hinv_diag[j] += u[i * k + j] * u[i * k + j];
         const int64_t base = static_cast<int64_t>(g) * rows[g].rows * k;
         for (int64_t i = 0; i < rows[g].rows; ++i)
             for (int64_t j = 0; j < k; ++j) {
@@ -216,6 +217,17 @@ std::vector<std::vector<int64_t>> block_budgets(const std::vector<Rows>& rows, c
 }
 
 }  // namespace
+
+void LayerHessian::factor() {
+    factors.clear();
+    for (int64_t g = 0; g < groups; ++g) factors.push_back(group_factor(group(g), columns));
+}
+
+size_t LayerHessian::bytes() const {
+    size_t b = sizeof(*this) + sizeof(double) * h.size();
+    for (const Factor& f : factors) b += f.dead.size() + sizeof(double) * f.u.size();
+    return b;
+}
 
 CompressedWeight gptq_compress_weight(const float* w, const std::vector<int64_t>& shape, int64_t out_axis,
                                       const LayerChoice& choice, const WeightSpec& spec, const LayerHessian& hessian) {
@@ -233,19 +245,20 @@ CompressedWeight gptq_compress_weight(const float* w, const std::vector<int64_t>
     const PrunedWeight checked(w, shape, out_axis, spec.pruning == Pruning::Filter ? choice.prune_ratio : 0.0,
                                spec.pruning);
     const int64_t per_group = l.channels / hessian.groups;
-    std::vector<std::vector<double>> factors(static_cast<size_t>(hessian.groups));
-    std::vector<std::vector<uint8_t>> dead(static_cast<size_t>(hessian.groups));
-    for (int64_t g = 0; g < hessian.groups; ++g) factors[g] = group_factor(hessian.group(g), k, dead[g]);
+    std::vector<LayerHessian::Factor> own;
+    if (hessian.factors.empty())
+        for (int64_t g = 0; g < hessian.groups; ++g) own.push_back(group_factor(hessian.group(g), k));
+    const std::vector<LayerHessian::Factor>& fs = hessian.factors.empty() ? own : hessian.factors;
 
     std::vector<uint8_t> mask = checked.mask();
     const int64_t count = spec.pruning == Pruning::Unstructured ? prune_count(n, choice.prune_ratio) : 0;
     if (count > 0) {
         std::vector<Rows> rows;
         for (int64_t g = 0; g < hessian.groups; ++g)
-            rows.push_back(gather_rows(w, l, g * per_group, (g + 1) * per_group, dead[g]));
-        const std::vector<std::vector<int64_t>> budget = block_budgets(rows, factors, count);
+            rows.push_back(gather_rows(w, l, g * per_group, (g + 1) * per_group, fs[g].dead));
+        const std::vector<std::vector<int64_t>> budget = block_budgets(rows, fs, count);
         mask.assign(static_cast<size_t>(n), 1);
-        for (int64_t g = 0; g < hessian.groups; ++g) obs_mask(std::move(rows[g]), factors[g], l, budget[g], mask);
+        for (int64_t g = 0; g < hessian.groups; ++g) obs_mask(std::move(rows[g]), fs[g].u, l, budget[g], mask);
     }
 
     CompressedWeight out;
@@ -272,8 +285,8 @@ CompressedWeight gptq_compress_weight(const float* w, const std::vector<int64_t>
     const int qmin = uniform_code_min(out.bits, out.scheme), qmax = uniform_code_max(out.bits, out.scheme);
     out.codes.assign(static_cast<size_t>(n), 0);
     for (int64_t g = 0; g < hessian.groups; ++g) {
-        Rows r = gather_rows(w, l, g * per_group, (g + 1) * per_group, dead[g]);
-        sweep(r, factors[g], 0, k, [&](int64_t i, int64_t j, double v) {
+        Rows r = gather_rows(w, l, g * per_group, (g + 1) * per_group, fs[g].dead);
+        sweep(r, fs[g].u, 0, k, [&](int64_t i, int64_t j, double v) {
             const int64_t c = r.channel[i], e = flat_index(l, c, j);
             const UniformParams p = params[per_channel ? c : 0];
             if (!mask.empty() && !mask[e]) {
@@ -295,20 +308,26 @@ CompressedWeight gptq_compress_weight(const float* w, const std::vector<int64_t>
 
 double hessian_error(const float* w, const float* q, const Layout& l, const LayerHessian& hessian) {
     const int64_t k = l.outer * l.inner, per_group = l.channels / hessian.groups;
-    double total = 0.0;
-    std::vector<double> d(static_cast<size_t>(k));
+    std::vector<double> per_row(static_cast<size_t>(l.channels), 0.0);
+#pragma omp parallel for schedule(static) if (l.channels > 1 && l.channels * k * k >= (1 << 16))
     for (int64_t c = 0; c < l.channels; ++c) {
+        std::vector<double> d(static_cast<size_t>(k));
         for (int64_t j = 0; j < k; ++j) {
             const int64_t e = flat_index(l, c, j);
             d[j] = static_cast<double>(w[e]) - static_cast<double>(q[e]);
         }
         const double* h = hessian.group(c / per_group);
+        double total = 0.0;
         for (int64_t a = 0; a < k; ++a) {
+            if (d[a] == 0.0) continue;
             double s = 0.0;
             for (int64_t b = 0; b < k; ++b) s += h[a * k + b] * d[b];
             total += d[a] * s;
         }
+        per_row[c] = total;
     }
+    double total = 0.0;  // summed in row order: the same on any thread count
+    for (double r : per_row) total += r;
     return total;
 }
 

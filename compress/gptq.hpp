@@ -54,7 +54,19 @@ struct LayerHessian {
     void add(int64_t g, const float* x, int64_t n);
     /// H_g, columns x columns.
     const double* group(int64_t g) const { return h.data() + g * columns * columns; }
-    size_t bytes() const { return sizeof(*this) + sizeof(double) * h.size(); }
+    /// Makes `factors` from H once all inputs are added, so that every compression of the layer reuses
+    /// them (else gptq_compress_weight factors H on each call: O(columns^3) per group).
+    void factor();
+    size_t bytes() const;
+
+    /// Per group, what GPTQ uses of H_g: the inputs that are never nonzero (H_jj == 0: their weights
+    /// are zeroed, H_jj set to 1) and the upper factor U of the dampened inverse, H^-1 = U^T U
+    /// (row-major columns x columns). Empty until factor().
+    struct Factor {
+        std::vector<uint8_t> dead;
+        std::vector<double> u;
+    };
+    std::vector<Factor> factors;
 };
 
 /// Compresses one weight with GPTQ (and the OBS mask when choice.prune_ratio > 0). Same contract and

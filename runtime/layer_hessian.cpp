@@ -121,8 +121,10 @@ std::vector<compress::LayerHessian> layer_hessians(const Graph& graph, const std
     const ReferenceExecutor ex(probe);
     for (const Tensor& batch : batches) {
         const std::vector<Tensor> outs = ex.run({batch});
-        for (size_t i = 0; i < layers.size(); ++i) add_layer_input(*nodes[i], layers[i].weight_shape, outs.at(output_of.at(nodes[i]->inputs[0])), hs[i]);
+        for (size_t i = 0; i < layers.size(); ++i)
+            add_layer_input(*nodes[i], layers[i].weight_shape, outs.at(output_of.at(nodes[i]->inputs[0])), hs[i]);
     }
+    for (compress::LayerHessian& h : hs) h.factor();
     return hs;
 }
 

@@ -12,7 +12,8 @@
 
 namespace dcs {
 
-/// One LayerHessian per layer of `layers` (list_layers(graph)), from one reference pass per batch.
+/// One LayerHessian per layer of `layers` (list_layers(graph)), from one reference pass per batch, with
+/// its GPTQ factors made (LayerHessian::factor()).
 /// @throws InputError when a batch does not fit the model (naming the node)
 std::vector<compress::LayerHessian> layer_hessians(const Graph& graph, const std::vector<LayerInfo>& layers,
                                                    const std::vector<Tensor>& batches);

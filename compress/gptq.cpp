@@ -275,13 +275,7 @@ CompressedWeight gptq_compress_weight(const float* w, const std::vector<int64_t>
     const std::vector<UniformParams> params =
         choose_uniform_group_params(masked, l, spec.granularity, out.bits, spec.scheme, spec.clip);
     const bool per_channel = spec.granularity == Granularity::PerChannel;
-    const bool asym = spec.scheme == Scheme::Asymmetric;
-    out.scales.resize(params.size());
-    out.zero_points.assign(asym ? params.size() : 0, 0);
-    for (size_t g = 0; g < params.size(); ++g) {
-        out.scales[g] = params[g].scale;
-        if (asym) out.zero_points[g] = static_cast<int8_t>(params[g].zero_point);
-    }
+    set_uniform_side_data(params, out);
     const int qmin = uniform_code_min(out.bits, out.scheme), qmax = uniform_code_max(out.bits, out.scheme);
     out.codes.assign(static_cast<size_t>(n), 0);
     for (int64_t g = 0; g < hessian.groups; ++g) {

@@ -14,6 +14,7 @@
 #include "runtime/layer_hessian.hpp"
 #include "runtime/reference_executor.hpp"
 #include "support/process.hpp"
+#include "support/search_config.hpp"
 
 using namespace dcs;
 using namespace dcs::test;
@@ -119,19 +120,13 @@ TEST(LayerHessian, HessianErrorIsTheLayerOutputError) {
 
 namespace {
 
+/// The short LeNet-300-100 search config of the CLI tests on LeNet-5 (same data and preprocessing), with
+/// `rounding`.
 std::string lenet5_config(const std::string& rounding) {
-    return "model:\n"
-           "  path: " + std::string(DCS_SOURCE_DIR) + "/configs/lenet5.onnx\n"
-           "  preprocess: {scale: 0.00392156862745098, mean: [0.2860], std: [0.3530]}\n"
-           "dataset:\n"
-           "  format: idx\n"
-           "  images: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-           "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-           "  calibration: {offset: 0, count: 128}\n"
-           "  validation: {offset: 512, count: 300}\n"
-           "compression: {rounding: " + rounding + ", weight_bits: [2, 4, 8], prune_ratios: [0.0, 0.5]}\n"
-           "search: {population: 8, generations: 2, seed: 1, max_accuracy_drop: 1.0}\n"
-           "output: {path: r.h5}\n";
+    std::string c = lenet300_search_config("r.h5", 2, 1);
+    c.replace(c.find("lenet300.onnx"), 13, "lenet5.onnx");
+    c.replace(c.find("compression: {"), 14, "compression: {rounding: " + rounding + ", ");
+    return c;
 }
 
 }  // namespace

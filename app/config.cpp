@@ -32,7 +32,8 @@ const std::vector<std::string> kHdf5Keys{"file", "images", "labels"};
 const std::vector<std::string> kSubsetKeys{"offset", "count"};
 const std::vector<std::string> kCompressionKeys{"weight_bits",     "prune_ratios", "granularity", "scheme",
                                                 "pruning",         "method",       "weight_clip", "activation_bits",
-                                                "calibration",     "bias_correction", "layers"};
+                                                "calibration",     "bias_correction", "layers",
+                                                "rounding"};
 const std::vector<std::string> kLayerKeys{"match", "weight_bits", "prune_ratios"};
 const std::vector<std::string> kSearchKeys{"algorithm",         "population", "offspring", "generations",
                                            "seed",              "max_accuracy_drop", "objectives",
@@ -465,6 +466,9 @@ void parse_compression(const Reader& r, const Fields& top, Config& cfg) {
     }
     if (const Field* f = m.get("weight_clip")) {
         c.weight.clip = r.to_enum<WeightClip>(*f, {{"maxabs", WeightClip::MaxAbs}, {"mse", WeightClip::Mse}});
+    }
+    if (const Field* f = m.get("rounding")) {
+        c.weight.rounding = r.to_enum<Rounding>(*f, {{"nearest", Rounding::Nearest}, {"gptq", Rounding::Gptq}});
     }
     if (const Field* f = m.get("activation_bits")) {
         const int64_t v = r.to_int(*f, "8 (the only activation bit-width supported for now)");

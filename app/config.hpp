@@ -21,7 +21,7 @@ using search::LayerOverride;
 struct CompressionConfig {
     std::vector<int> weight_bits{2, 3, 4, 5, 6, 8};
     std::vector<double> prune_ratios{0.0, 0.25, 0.5, 0.75, 0.9};
-    /// granularity, scheme, pruning, method, clip. The clip defaults to the MSE search: at 2-4 bits it
+    /// granularity, scheme, pruning, method, clip, rounding. The clip defaults to the MSE search: at 2-4 bits it
     /// keeps far more accuracy than max-abs for about 1 ms more per candidate.
     compress::WeightSpec weight{compress::Granularity::PerChannel, compress::Scheme::Symmetric,
                                 compress::Pruning::Unstructured, compress::Method::Quantize, compress::WeightClip::Mse};

@@ -639,6 +639,16 @@ std::vector<UniformParams> choose_uniform_group_params(const float* x, const Lay
     return choose_params(x, l, group_ranges(x, l, per_channel), flat, granularity, bits, scheme, clip);
 }
 
+void set_uniform_side_data(const std::vector<UniformParams>& params, CompressedWeight& out) {
+    const bool asym = out.scheme == Scheme::Asymmetric;
+    out.scales.resize(params.size());
+    out.zero_points.assign(asym ? params.size() : 0, 0);
+    for (size_t g = 0; g < params.size(); ++g) {
+        out.scales[g] = params[g].scale;
+        if (asym) out.zero_points[g] = static_cast<int8_t>(params[g].zero_point);
+    }
+}
+
 UniformParams choose_uniform_params(const float* values, int64_t n, int bits, Scheme scheme, WeightClip clip) {
     return choose_uniform_group_params(values, Layout{1, 1, n}, Granularity::PerTensor, bits, scheme, clip)[0];
 }
@@ -756,13 +766,7 @@ void uniform_encode(const PrunedWeight& pw, const WeightSpec& spec, CompressedWe
     };
     const std::vector<UniformParams> params =
         choose_params(x, l, ranges, flat, out.granularity, out.bits, out.scheme, spec.clip);
-    const bool asym = out.scheme == Scheme::Asymmetric;
-    out.scales.resize(params.size());
-    out.zero_points.assign(asym ? params.size() : 0, 0);
-    for (size_t g = 0; g < params.size(); ++g) {
-        out.scales[g] = params[g].scale;
-        if (asym) out.zero_points[g] = static_cast<int8_t>(params[g].zero_point);
-    }
+    set_uniform_side_data(params, out);
     const int qmin = uniform_code_min(out.bits, out.scheme), qmax = uniform_code_max(out.bits, out.scheme);
     out.codes.resize(static_cast<size_t>(l.numel()));
     int8_t* code = out.codes.data();

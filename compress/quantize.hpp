@@ -59,6 +59,11 @@ double mse_clip_ratio(int i);
 std::vector<UniformParams> choose_uniform_group_params(const float* x, const Layout& l, Granularity granularity,
                                                        int bits, Scheme scheme, WeightClip clip);
 
+struct CompressedWeight;
+/// Sets out.scales (and out.zero_points when out.scheme is asymmetric, else none) from one
+/// UniformParams per group.
+void set_uniform_side_data(const std::vector<UniformParams>& params, CompressedWeight& out);
+
 /// choose_uniform_group_params for a single group of n values.
 UniformParams choose_uniform_params(const float* values, int64_t n, int bits, Scheme scheme, WeightClip clip);
 

@@ -14,6 +14,10 @@ enum class Calibration { MinMax, Percentile, Mse };
 enum class Method { Quantize, Cluster };
 /// How the weight quantization range is chosen.
 enum class WeightClip { MaxAbs, Mse };
+/// How weights are rounded to codes: each to its nearest code on its own, or column by column with
+/// each column's error spread over the rest through the layer's input Hessian (GPTQ; with pruning the
+/// mask is chosen by OBS saliency, as SparseGPT does). See compress/gptq.hpp.
+enum class Rounding { Nearest, Gptq };
 
 /// One layer's compression choice: what the search varies.
 struct LayerChoice {
@@ -31,6 +35,8 @@ struct WeightSpec {
     Pruning pruning = Pruning::Unstructured;
     Method method = Method::Quantize;
     WeightClip clip = WeightClip::MaxAbs;
+    /// Gptq needs the layer's input Hessian: compress_weight() ignores it, gptq_compress_weight() uses it.
+    Rounding rounding = Rounding::Nearest;
 };
 
 }  // namespace dcs::compress

@@ -7,8 +7,10 @@
 #include <tuple>
 
 #include "common/error.hpp"
+#include "compress/gptq.hpp"
 #include "compress/weight.hpp"
 #include "runtime/dnnl_executor.hpp"
+#include "runtime/layer_hessian.hpp"
 #include "runtime/ops/op_table.hpp"
 
 namespace dcs {
@@ -37,16 +39,20 @@ std::string serialize_structure(const Graph& graph) {
 
 CompressedModel compress_model(const Graph& graph, const std::vector<LayerInfo>& layers,
                                const std::vector<compress::LayerChoice>& choices, const compress::WeightSpec& spec,
-                               bool huffman) {
+                               bool huffman, const std::vector<compress::LayerHessian>* hessians) {
     if (layers.size() != choices.size())
         throw InputError("a candidate has " + std::to_string(choices.size()) + " layer choices, the model " +
                          std::to_string(layers.size()) + " compressible layers");
+    const bool gptq = spec.rounding == compress::Rounding::Gptq;
+    if (gptq && (!hessians || hessians->size() != layers.size()))
+        throw UnsupportedError("compression.rounding: gptq needs the layers' input Hessians, which this command does not compute");
     CompressedModel m;
     m.weights.reserve(layers.size());
     for (size_t i = 0; i < layers.size(); ++i) {
         const Tensor& w = graph.initializers.at(layers[i].weight);
-        m.weights.push_back(
-            compress::compress_weight(w.data.data(), w.shape, layers[i].out_axis, choices[i], spec));
+        m.weights.push_back(gptq ? compress::gptq_compress_weight(w.data.data(), w.shape, layers[i].out_axis, choices[i],
+                                                                  spec, (*hessians)[i])
+                                 : compress::compress_weight(w.data.data(), w.shape, layers[i].out_axis, choices[i], spec));
         Tensor dq;
         dq.shape = w.shape;
         dq.data = m.weights.back().dequantize();
@@ -78,7 +84,8 @@ bool WeightCache::Key::operator<(const Key& o) const {
     auto t = [](const Key& k) {
         return std::make_tuple(k.layer, k.bits, k.prune_ratio, static_cast<int>(k.spec.granularity),
                                static_cast<int>(k.spec.scheme), static_cast<int>(k.spec.pruning),
-                               static_cast<int>(k.spec.method), static_cast<int>(k.spec.clip));
+                               static_cast<int>(k.spec.method), static_cast<int>(k.spec.clip),
+                               static_cast<int>(k.spec.rounding));
     };
     return t(*this) < t(o);
 }
@@ -163,6 +170,7 @@ void check_choices(const std::vector<LayerInfo>& layers, const std::vector<compr
 struct CandidateEvaluator::State {
     std::unique_ptr<DnnlExecutor> fp32;
     std::unique_ptr<DnnlExecutor> int8;
+    std::vector<compress::LayerHessian> hessians;  ///< rounding: gptq, one per layer, made on first use
 };
 
 CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, const Subset& validation,
@@ -193,6 +201,15 @@ CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, 
 CandidateEvaluator::~CandidateEvaluator() = default;
 
 CandidateEvaluator::State& CandidateEvaluator::state() const { return *state_; }
+
+const std::vector<compress::LayerHessian>& CandidateEvaluator::hessians() const {
+    State& st = state();
+    if (st.hessians.empty() && !layers_.empty()) {
+        const SubsetEvaluator cal(graph_, data_, options_.calibration, pre_, io_, options_.batch_size);
+        st.hessians = layer_hessians(graph_, layers_, cal.batches());
+    }
+    return st.hessians;
+}
 
 namespace {
 
@@ -291,9 +308,15 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
                 p.bytes = pruned_entry_bytes(*p.pruned, static_cast<int64_t>(w.data.size()));
                 return p;
             };
-            const std::shared_ptr<const WeightCache::Entry> pruned =
-                cache_.get(WeightCache::Key{i, 0, choices[i].prune_ratio, spec_}, make_pruned);
-            compress::CompressedWeight cw = compress::compress_weight(*pruned->pruned, choices[i].weight_bits, spec_);
+            compress::CompressedWeight cw;
+            if (spec_.rounding == compress::Rounding::Gptq) {
+                const Tensor& w = graph_.initializers.at(li.weight);
+                cw = compress::gptq_compress_weight(w.data.data(), w.shape, li.out_axis, choices[i], spec_, hessians()[i]);
+            } else {
+                const std::shared_ptr<const WeightCache::Entry> pruned =
+                    cache_.get(WeightCache::Key{i, 0, choices[i].prune_ratio, spec_}, make_pruned);
+                cw = compress::compress_weight(*pruned->pruned, choices[i].weight_bits, spec_);
+            }
             WeightCache::Entry e;
             e.dcz_bytes = compress::dcz_layer_stats(li.name, cw, false, /*check=*/false).bytes;
             e.bits = cw.bits;

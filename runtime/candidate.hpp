@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "compress/dcz.hpp"
+#include "compress/gptq.hpp"
 #include "compress/types.hpp"
 #include "compress/weight.hpp"
 #include "runtime/dnnl_executor.hpp"
@@ -27,10 +28,12 @@ struct CompressedModel {
 };
 
 /// Compresses every layer of `layers` (from list_layers(graph)) with `choices` (same order, same size).
-/// @throws InputError when the sizes differ; dcs::UnsupportedError when a method cannot serve a choice
+/// With spec.rounding == Gptq, `hessians` holds each layer's input Hessian (layer_hessians()).
+/// @throws InputError when the sizes differ; dcs::UnsupportedError when a method cannot serve a choice,
+///         or for Gptq without Hessians
 CompressedModel compress_model(const Graph& graph, const std::vector<LayerInfo>& layers,
                                const std::vector<compress::LayerChoice>& choices, const compress::WeightSpec& spec,
-                               bool huffman = false);
+                               bool huffman = false, const std::vector<compress::LayerHessian>* hessians = nullptr);
 
 /// The .dcz contents of a compressed model: the graph structure (serialize_structure), each layer's
 /// compressed weight, and every other float initializer (biases included) in fp32.
@@ -76,8 +79,8 @@ struct EvaluatorOptions {
 };
 
 /// One layer's compression choice, made ready for evaluation, cached per (layer, bits, prune ratio,
-/// spec): a search proposes the same layer choice many times, and compress_weight (MSE clipping,
-/// k-means), the size accounting and the weight reorders would otherwise dominate a candidate's
+/// spec, rounding included, so nearest and gptq never share an entry): a search proposes the same layer
+/// choice many times, and compress_weight (MSE clipping, k-means, GPTQ), the size accounting and the weight reorders would otherwise dominate a candidate's
 /// overhead. An entry holds what a candidate needs of the layer, computed once, so that a cache hit
 /// costs no work per weight. Bounded in bytes, least recently used first out. Not thread-safe.
 class WeightCache {
@@ -151,6 +154,9 @@ public:
     CandidateMetrics evaluate(const std::vector<compress::LayerChoice>& choices) const;
     /// The compressed-weight cache (hit and miss counts, bytes).
     const WeightCache& cache() const { return cache_; }
+    /// Each layer's input Hessian on the calibration subset (fp32 reference executor), made on the first
+    /// call (the first evaluate() with rounding: gptq) and kept: sum over layers of groups x K^2 doubles.
+    const std::vector<compress::LayerHessian>& hessians() const;
 
 private:
     struct State;

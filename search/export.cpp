@@ -9,6 +9,7 @@
 #include "compress/dcz.hpp"
 #include "runtime/candidate.hpp"
 #include "runtime/dnnl_executor.hpp"
+#include "runtime/layer_hessian.hpp"
 #include "runtime/onnx_export.hpp"
 
 namespace dcs::search {
@@ -18,12 +19,10 @@ ExportedModel export_model(const Graph& graph, const Dataset& data, const ModelI
                            const std::string& dir) {
     namespace fs = std::filesystem;
     const auto layers = list_layers(graph);
-    CompressedModel cm = compress_model(graph, layers, choices, settings.spec);
-    std::map<std::string, Int8LayerWeights> w8;
-    for (size_t i = 0; i < layers.size(); ++i) w8[layers[i].name] = int8_weights_from(cm.weights[i]);
 
     // Calibration exactly as CandidateEvaluator does it: the same subset (clipped to the data), batch
-    // size and calibration spec, so the activation scales are the ones the recorded accuracy used.
+    // size and calibration spec, so the activation scales (and, with rounding: gptq, the layers' input
+    // Hessians) are the ones the recorded accuracy used.
     Subset cal = settings.calibration;
     if (cal.offset < 0 || cal.offset >= data.size() || cal.count < 1)
         throw InputError("dataset.calibration: offset " + std::to_string(cal.offset) + ", count " +
@@ -31,13 +30,19 @@ ExportedModel export_model(const Graph& graph, const Dataset& data, const ModelI
                          " samples");
     cal.count = std::min(cal.count, data.size() - cal.offset);
     DnnlExecutor ex(graph, DnnlExecutor::Mode::Int8, settings.batch_size);
+    CompressedModel cm;
     {
         SubsetEvaluator batches(graph, data, cal, settings.preprocess, io, settings.batch_size);
+        std::vector<compress::LayerHessian> hessians;
+        if (settings.spec.rounding == compress::Rounding::Gptq) hessians = layer_hessians(graph, layers, batches.batches());
+        cm = compress_model(graph, layers, choices, settings.spec, false, hessians.empty() ? nullptr : &hessians);
         compress::CalibrationSpec cs;
         cs.method = settings.calibration_method;
         cs.bits = std::min(std::max(settings.activation_bits, 2), 8);
         ex.calibrate(batches.batches(), cs);
     }
+    std::map<std::string, Int8LayerWeights> w8;
+    for (size_t i = 0; i < layers.size(); ++i) w8[layers[i].name] = int8_weights_from(cm.weights[i]);
     ex.set_bias_correction(settings.bias_correction);
     ex.set_weights(w8);
 

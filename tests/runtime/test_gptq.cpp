@@ -129,15 +129,33 @@ std::string lenet5_config(const std::string& rounding) {
     return c;
 }
 
+/// The number after "key": in a one-object JSON line (NaN when absent).
+double json_number(const std::string& json, const std::string& key) {
+    const size_t at = json.find("\"" + key + "\":");
+    return at == std::string::npos ? std::nan("") : std::stod(json.substr(at + key.size() + 3));
+}
+
 }  // namespace
 
-TEST(GptqCli, ASearchWithGptqRoundingRecordsItsFront) {
+TEST(GptqCli, ASearchWithGptqRoundingRecordsItsFrontAndExportsIt) {
     TempDir dir;
     const std::string cfg = dir.write("c.yaml", lenet5_config("gptq"));
     const ProcResult r = run_process({DCS_BINARY, "search", cfg, "--json"}, 600);
     ASSERT_EQ(r.status, 0) << r.err;
     EXPECT_NE(r.out.find("\"front\":[{"), std::string::npos) << r.out.substr(0, 400);
     EXPECT_TRUE(std::filesystem::exists(dir.file("r.h5")));
+
+    // Export compresses with the same Hessians: its packed model has the recorded size, and `eval
+    // --layers` of the exported configuration reproduces the recorded accuracy.
+    const ProcResult e = run_process({DCS_BINARY, "export", dir.file("r.h5"), "--max-drop", "100", "-o",
+                                      dir.file("out"), "--json"}, 600);
+    ASSERT_EQ(e.status, 0) << e.err;
+    const ProcResult v = run_process({DCS_BINARY, "eval", cfg, "--layers", dir.file("out/layers.yaml"), "--json"}, 600);
+    ASSERT_EQ(v.status, 0) << v.err;
+    EXPECT_EQ(json_number(e.out, "accuracy"), json_number(v.out, "accuracy")) << e.out << "\n" << v.out;
+    EXPECT_EQ(json_number(e.out, "size_bytes"), json_number(v.out, "size_bytes")) << e.out << "\n" << v.out;
+    EXPECT_EQ(json_number(e.out, "size_bytes"),
+              static_cast<double>(std::filesystem::file_size(dir.file("out/model.dcz"))));
 }
 
 TEST(GptqCli, AnInvalidRoundingIsAOneLineErrorWithExitStatus2) {

@@ -12,6 +12,7 @@ PACKAGES=(
   build-essential cmake pkg-config ninja-build
   libopenmpi-dev openmpi-bin libboost-dev
   libdnnl-dev ocl-icd-opencl-dev libhdf5-dev hdf5-tools libyaml-cpp-dev zlib1g-dev
+  libjpeg62-turbo-dev libpng-dev libzip-dev
   libgtest-dev googletest
   libonnx-dev libprotobuf-dev protobuf-compiler
   dataset-fashion-mnist libonnx-testdata

@@ -308,6 +308,9 @@ TEST_F(NpyReader, BrokenNpyFiles) {
     Bytes beyond = npy_file(kF4x3, Bytes(12, 'x'), 2);
     beyond[11] = '\x01';
     check("beyond.npy", beyond, {"header length 16777332", "beyond the end of the file"});
+    // A header that fits in the file but is absurdly long.
+    check("long_header.npy", npy_file(kF4x3 + std::string(2 << 20, ' '), Bytes(12, 'x'), 2),
+          {"implausible .npy header length 2097268"});
     // Missing file, directory.
     expect_error([] { dcs::read_npy("/nonexistent/x.npy"); }, {"/nonexistent/x.npy", "No such file"});
     expect_error([&] { dcs::read_npy(d.path.string()); }, {d.path.string(), "is a directory"});
@@ -353,14 +356,25 @@ TEST_F(NpyReader, BrokenNpzFiles) {
         "import zipfile, sys\n"
         "with zipfile.ZipFile(sys.argv[1], 'w') as z:\n"
         "    z.writestr('notes.txt', 'hello')\n"
-        "    z.writestr('short.npy', open(sys.argv[2], 'rb').read()[:-3])\n";
+        "    z.writestr('short.npy', open(sys.argv[2], 'rb').read()[:-3])\n"
+        "    z.writestr('lzma.npy', open(sys.argv[2], 'rb').read(), compress_type=zipfile.ZIP_LZMA)\n";
     const auto r = dcs::test::run_process({"/usr/bin/python3", "-c", script, d.file("odd.npz"), file("labels.npy")});
     ASSERT_EQ(r.status, 0) << r.err;
-    EXPECT_EQ(dcs::npz_names(d.file("odd.npz")), (std::vector<std::string>{"notes.txt", "short"}));
+    EXPECT_EQ(dcs::npz_names(d.file("odd.npz")), (std::vector<std::string>{"notes.txt", "short", "lzma"}));
     expect_error([&] { dcs::read_npz(d.file("odd.npz"), "notes.txt"); },
                  {"odd.npz:notes.txt", "not a NumPy .npy member"});
     expect_error([&] { dcs::read_npz(d.file("odd.npz"), "short"); },
                  {"odd.npz:short", "truncated .npy data", "needs 32", "holds 29"});
+    expect_error([&] { dcs::read_npz(d.file("odd.npz"), "lzma"); }, {"odd.npz:lzma", "compression method 14"});
+
+    // A deflated member whose central directory entry claims an impossible expansion (a zip bomb's trick).
+    Bytes bomb = deflated;
+    const size_t central = bomb.find(std::string("PK\x01\x02", 4));
+    ASSERT_NE(central, std::string::npos);
+    ASSERT_EQ(bomb.substr(central + 46, 10), "images.npy");
+    bomb.replace(central + 24, 4, "\xff\xff\xff\x7f");
+    expect_error([&] { dcs::read_npz(d.write("bomb.npz", bomb), "images"); },
+                 {"bomb.npz:images", "claims 2147483647 bytes"});
 }
 
 }  // namespace

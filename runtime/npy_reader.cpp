@@ -33,10 +33,10 @@ constexpr uint64_t kMaxDeflateRatio = 1032;
 
 struct PyValue {
     enum Kind { Str, Int, Bool, None, Tuple, List, Dict } kind = None;
-    std::string str;              ///< Str
-    int64_t num = 0;              ///< Int; Bool as 0 / 1
-    std::vector<PyValue> items;   ///< Tuple, List; Dict as key, value, key, value, ...
-    std::string text;             ///< the literal as written, for messages
+    std::string str;             ///< Str
+    int64_t num = 0;             ///< Int; Bool as 0 / 1
+    std::vector<PyValue> items;  ///< Tuple, List; Dict as key, value, key, value, ...
+    std::string text;            ///< the literal as written, for messages
 };
 
 class PyParser {
@@ -302,7 +302,8 @@ NpyHeader read_header(const std::function<size_t(uint8_t*, size_t)>& read, uint6
         throw InputError(source + ": not a NumPy .npy " + holder + " (expected the magic string \\x93NUMPY, got " +
                          (got ? "bytes " + start : std::string("an empty ") + holder) + ")");
     }
-    if (got < 8) throw InputError(source + ": truncated .npy header (the " + holder + " ends inside the preamble)");
+    const std::string cut = source + ": truncated .npy header (the " + holder + " ends inside the preamble)";
+    if (got < 8) throw InputError(cut);
     const int major = pre[6], minor = pre[7];
     if (major < 1 || major > 3 || minor != 0) {
         throw InputError(source + ": unsupported .npy format version " + std::to_string(major) + "." +
@@ -310,9 +311,7 @@ NpyHeader read_header(const std::function<size_t(uint8_t*, size_t)>& read, uint6
     }
     // Version 1.0 has a 2-byte header length, 2.0 and 3.0 (UTF-8 header) a 4-byte one; little-endian.
     const size_t prefix = major == 1 ? 10 : 12;
-    if (read(pre + 8, prefix - 8) < prefix - 8) {
-        throw InputError(source + ": truncated .npy header (the " + holder + " ends inside the preamble)");
-    }
+    if (read(pre + 8, prefix - 8) < prefix - 8) throw InputError(cut);
     uint64_t hlen = 0;
     for (size_t i = prefix; i-- > 8;) hlen = hlen << 8 | pre[i];
     if (prefix + hlen > total) {
@@ -392,22 +391,18 @@ struct ZipDiscard { void operator()(zip_t* z) const { zip_discard(z); } };
 struct ZipFclose { void operator()(zip_file_t* f) const { zip_fclose(f); } };
 using ZipPtr = std::unique_ptr<zip_t, ZipDiscard>;
 
-std::string zip_code_message(int code) {
-    zip_error_t e;
-    zip_error_init_with_code(&e, code);
-    std::string msg = zip_error_strerror(&e);
-    zip_error_fini(&e);
-    return msg;
-}
-
 ZipPtr open_zip(const std::string& path) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0) throw InputError(path + ": cannot open (" + std::strerror(errno) + ")");
     if (S_ISDIR(st.st_mode)) throw InputError(path + ": is a directory, expected a .npz file");
+    if (!S_ISREG(st.st_mode)) throw InputError(path + ": not a regular file, expected a .npz file");
     int code = 0;
     zip_t* z = zip_open(path.c_str(), ZIP_RDONLY, &code);
     if (!z) {
-        const std::string msg = zip_code_message(code);
+        zip_error_t e;
+        zip_error_init_with_code(&e, code);
+        const std::string msg = zip_error_strerror(&e);
+        zip_error_fini(&e);
         if (code == ZIP_ER_NOZIP) {
             throw InputError(path + ": not a .npz file (not a zip archive; libzip: " + msg + ")");
         }
@@ -485,7 +480,7 @@ int64_t NpyArray::count() const {
 
 NpyArray read_npy(const std::string& path) {
     Fd f;
-    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);  // a FIFO must not block the open
     if (f.fd < 0) throw InputError(path + ": cannot open (" + std::strerror(errno) + ")");
     struct stat st;
     if (::fstat(f.fd, &st) != 0) throw InputError(path + ": cannot stat (" + std::strerror(errno) + ")");

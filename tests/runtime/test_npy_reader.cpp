@@ -3,6 +3,7 @@
 #include "runtime/npy_reader.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <fstream>
@@ -314,6 +315,11 @@ TEST_F(NpyReader, BrokenNpyFiles) {
     // Missing file, directory.
     expect_error([] { dcs::read_npy("/nonexistent/x.npy"); }, {"/nonexistent/x.npy", "No such file"});
     expect_error([&] { dcs::read_npy(d.path.string()); }, {d.path.string(), "is a directory"});
+    // A FIFO (nothing will ever write to it) is refused at once instead of blocking.
+    ASSERT_EQ(mkfifo(d.file("fifo.npy").c_str(), 0600), 0);
+    expect_error([&] { dcs::read_npy(d.file("fifo.npy")); }, {"fifo.npy", "not a regular file"});
+    ASSERT_EQ(mkfifo(d.file("fifo.npz").c_str(), 0600), 0);
+    expect_error([&] { dcs::read_npz(d.file("fifo.npz"), "x"); }, {"fifo.npz", "not a regular file"});
 }
 
 TEST_F(NpyReader, BrokenNpzFiles) {

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "common/cpu_features.hpp"
 #include "common/error.hpp"
 
 namespace dcs {
@@ -247,11 +248,13 @@ namespace {
 /// Pillow's 8-bit fixed point: 32 - 8 - 2 fraction bits, rounding by adding half before the shift.
 constexpr int kPrecisionBits = 32 - 8 - 2;
 
-/// One pass's filter: for output positions [first, first + n), the first input index, the tap count and
-/// `ksize` fixed-point coefficients each.
+/// One pass's filter for output positions [first, first + n): the first input index of each and `ksize`
+/// fixed-point coefficients each. Every position reads exactly ksize inputs (the window is moved inside the
+/// input and padded with zero coefficients), so the loops run a fixed tap count; zero taps add nothing,
+/// which keeps the sums identical to Pillow's.
 struct PassCoeffs {
-    int64_t ksize = 0;
-    std::vector<int64_t> start, taps;
+    int ksize = 0;
+    std::vector<int32_t> start;
     std::vector<int32_t> k;
 };
 
@@ -261,12 +264,12 @@ PassCoeffs pass_coeffs(int64_t in_size, int64_t out_size, int64_t first, int64_t
     const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
     const double filterscale = std::max(scale, 1.0);
     const double support = 1.0 * filterscale;
+    const int64_t pillow_ksize = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
     PassCoeffs pc;
-    pc.ksize = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+    pc.ksize = static_cast<int>(std::min(pillow_ksize, in_size));
     pc.start.resize(n);
-    pc.taps.resize(n);
     pc.k.assign(static_cast<size_t>(n * pc.ksize), 0);
-    std::vector<double> w(static_cast<size_t>(pc.ksize));
+    std::vector<double> w(static_cast<size_t>(pillow_ksize));
     for (int64_t i = 0; i < n; ++i) {
         const double center = (static_cast<double>(first + i) + 0.5) * scale;
         const double ss = 1.0 / filterscale;
@@ -278,13 +281,14 @@ PassCoeffs pass_coeffs(int64_t in_size, int64_t out_size, int64_t first, int64_t
             w[x] = d < 1.0 ? 1.0 - d : 0.0;
             ww += w[x];
         }
+        // Move the window left where it would end past the input; its first taps are then zeros.
+        const int64_t shift = std::max<int64_t>(xmin + pc.ksize - in_size, 0);
+        pc.start[i] = static_cast<int32_t>(xmin - shift);
         for (int64_t x = 0; x < xmax; ++x) {
             const double kx = ww != 0.0 ? w[x] / ww : w[x];
-            pc.k[i * pc.ksize + x] = static_cast<int32_t>(kx < 0 ? -0.5 + kx * (1 << kPrecisionBits)
-                                                                 : 0.5 + kx * (1 << kPrecisionBits));
+            pc.k[i * pc.ksize + shift + x] = static_cast<int32_t>(kx < 0 ? -0.5 + kx * (1 << kPrecisionBits)
+                                                                         : 0.5 + kx * (1 << kPrecisionBits));
         }
-        pc.start[i] = xmin;
-        pc.taps[i] = xmax;
     }
     return pc;
 }
@@ -294,50 +298,99 @@ inline uint8_t clip8(int32_t ss) {
     return static_cast<uint8_t>(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+#define DCS_ALWAYS_INLINE inline __attribute__((always_inline))
+
 /// Horizontal pass over `rows` rows of `src` (row stride src_stride bytes) into dst (n columns, packed).
-template <int C>
-void resample_rows(const uint8_t* src, int64_t src_stride, int64_t rows, const PassCoeffs& pc, uint8_t* dst) {
+/// K > 0: the tap count as a compile-time constant; 0: pc.ksize.
+template <int C, int K>
+DCS_ALWAYS_INLINE void rows_kernel(const uint8_t* src, int64_t src_stride, int64_t rows, const PassCoeffs& pc,
+                                   uint8_t* dst) {
     const int64_t n = static_cast<int64_t>(pc.start.size());
+    const int ksize = K > 0 ? K : pc.ksize;
     for (int64_t y = 0; y < rows; ++y) {
         const uint8_t* in = src + y * src_stride;
         uint8_t* out = dst + y * n * C;
         for (int64_t x = 0; x < n; ++x) {
-            const int32_t* k = &pc.k[x * pc.ksize];
+            const int32_t* k = &pc.k[x * ksize];
             const uint8_t* p = in + pc.start[x] * C;
             int32_t ss[C];
             for (int c = 0; c < C; ++c) ss[c] = 1 << (kPrecisionBits - 1);
-            for (int64_t t = 0; t < pc.taps[x]; ++t)
+            for (int t = 0; t < ksize; ++t)
                 for (int c = 0; c < C; ++c) ss[c] += p[t * C + c] * k[t];
             for (int c = 0; c < C; ++c) out[x * C + c] = clip8(ss[c]);
         }
     }
 }
 
-/// Vertical pass: output row i of the pass is row pc.start[i] - row0 .. of `src` (width bytes per row).
-void resample_columns(const uint8_t* src, int64_t src_stride, int64_t row0, int64_t width, const PassCoeffs& pc,
-                      uint8_t* dst) {
+/// Vertical pass: output row i sums rows pc.start[i] - row0 .. of `src` (width bytes each).
+template <int K>
+DCS_ALWAYS_INLINE void columns_kernel(const uint8_t* src, int64_t src_stride, int64_t row0, int64_t width,
+                                      const PassCoeffs& pc, uint8_t* dst) {
     const int64_t n = static_cast<int64_t>(pc.start.size());
-    std::vector<int32_t> acc(static_cast<size_t>(width));
+    const int ksize = K > 0 ? K : pc.ksize;
     for (int64_t i = 0; i < n; ++i) {
-        const int32_t* k = &pc.k[i * pc.ksize];
-        std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-        for (int64_t t = 0; t < pc.taps[i]; ++t) {
-            const uint8_t* in = src + (pc.start[i] + t - row0) * src_stride;
-            const int32_t kt = k[t];
-            for (int64_t x = 0; x < width; ++x) acc[x] += in[x] * kt;
-        }
+        const int32_t* k = &pc.k[i * ksize];
+        const uint8_t* in = src + (pc.start[i] - row0) * src_stride;
         uint8_t* out = dst + i * width;
-        for (int64_t x = 0; x < width; ++x) out[x] = clip8(acc[x]);
+        for (int64_t x = 0; x < width; ++x) {
+            int32_t ss = 1 << (kPrecisionBits - 1);
+            for (int t = 0; t < ksize; ++t) ss += in[t * src_stride + x] * k[t];
+            out[x] = clip8(ss);
+        }
     }
 }
 
-/// A window of an image: `rows` x `cols` pixels of c bytes at `data`, rows `stride` bytes apart. Either a view
-/// into the source image or `storage`.
+/// Both passes for one instruction set, specialised for the common tap counts (3: upscaling; 5: down to 1/2).
+#define DCS_RESAMPLE_PASSES(suffix, attributes)                                                                \
+    attributes void resample_rows_##suffix(int64_t c, const uint8_t* src, int64_t stride, int64_t rows,         \
+                                           const PassCoeffs& pc, uint8_t* dst) {                                \
+        if (c == 1) {                                                                                          \
+            if (pc.ksize == 3) return rows_kernel<1, 3>(src, stride, rows, pc, dst);                           \
+            if (pc.ksize == 5) return rows_kernel<1, 5>(src, stride, rows, pc, dst);                           \
+            return rows_kernel<1, 0>(src, stride, rows, pc, dst);                                              \
+        }                                                                                                      \
+        if (pc.ksize == 3) return rows_kernel<3, 3>(src, stride, rows, pc, dst);                               \
+        if (pc.ksize == 5) return rows_kernel<3, 5>(src, stride, rows, pc, dst);                               \
+        return rows_kernel<3, 0>(src, stride, rows, pc, dst);                                                  \
+    }                                                                                                          \
+    attributes void resample_columns_##suffix(const uint8_t* src, int64_t stride, int64_t row0, int64_t width,  \
+                                              const PassCoeffs& pc, uint8_t* dst) {                             \
+        if (pc.ksize == 3) return columns_kernel<3>(src, stride, row0, width, pc, dst);                        \
+        if (pc.ksize == 5) return columns_kernel<5>(src, stride, row0, width, pc, dst);                        \
+        return columns_kernel<0>(src, stride, row0, width, pc, dst);                                           \
+    }
+
+DCS_RESAMPLE_PASSES(portable, )
+DCS_RESAMPLE_PASSES(avx2, __attribute__((target("avx2"))))
+
+void resample_rows(int64_t c, const uint8_t* src, int64_t stride, int64_t rows, const PassCoeffs& pc, uint8_t* dst) {
+    if (cpu::has(cpu::Isa::Avx2)) return resample_rows_avx2(c, src, stride, rows, pc, dst);
+    resample_rows_portable(c, src, stride, rows, pc, dst);
+}
+
+void resample_columns(const uint8_t* src, int64_t stride, int64_t row0, int64_t width, const PassCoeffs& pc,
+                      uint8_t* dst) {
+    if (cpu::has(cpu::Isa::Avx2)) return resample_columns_avx2(src, stride, row0, width, pc, dst);
+    resample_columns_portable(src, stride, row0, width, pc, dst);
+}
+
+/// A window of an image: `rows` x `cols` pixels of c bytes at `data`, rows `stride` bytes apart. A view into
+/// the source image or into the thread's scratch buffers (valid until the thread's next resize).
 struct Window {
     const uint8_t* data = nullptr;
     int64_t stride = 0, rows = 0, cols = 0;
-    std::vector<uint8_t> storage;
 };
+
+/// The passes' buffers, kept per thread: a fresh allocation per image costs page faults and zeroing that
+/// take as long as the resize itself.
+struct ResizeScratch {
+    std::vector<uint8_t> horizontal, vertical;
+};
+
+uint8_t* scratch_bytes(std::vector<uint8_t>& buffer, int64_t size) {
+    if (buffer.size() < static_cast<size_t>(size)) buffer.resize(static_cast<size_t>(size));
+    return buffer.data();
+}
 
 /// Rows [y0, y1) and columns [x0, x1) of `img` resized to rh x rw, as PIL's Image.resize(BILINEAR).
 Window resized_window(const Image& img, int64_t rh, int64_t rw, int64_t y0, int64_t y1, int64_t x0, int64_t x1) {
@@ -356,33 +409,28 @@ Window resized_window(const Image& img, int64_t rh, int64_t rw, int64_t y0, int6
     int64_t row0 = y0, row1 = y1;
     if (need_v) {
         vert = pass_coeffs(img.h, rh, y0, win.rows);
-        row0 = vert.start.front();
-        row1 = 0;
-        for (size_t i = 0; i < vert.start.size(); ++i) row1 = std::max(row1, vert.start[i] + vert.taps[i]);
+        row0 = *std::min_element(vert.start.begin(), vert.start.end());
+        row1 = *std::max_element(vert.start.begin(), vert.start.end()) + vert.ksize;
     }
+    thread_local ResizeScratch scratch;
     const uint8_t* src = img.pixels.data() + row0 * img.w * c;
     int64_t src_stride = img.w * c;
-    std::vector<uint8_t> horizontal;
     if (need_h) {
-        horizontal.resize(static_cast<size_t>((row1 - row0) * win.cols * c));
-        const PassCoeffs hor = pass_coeffs(img.w, rw, x0, win.cols);
-        if (c == 1)
-            resample_rows<1>(src, src_stride, row1 - row0, hor, horizontal.data());
-        else
-            resample_rows<3>(src, src_stride, row1 - row0, hor, horizontal.data());
-        src = horizontal.data();
+        uint8_t* horizontal = scratch_bytes(scratch.horizontal, (row1 - row0) * win.cols * c);
+        resample_rows(c, src, src_stride, row1 - row0, pass_coeffs(img.w, rw, x0, win.cols), horizontal);
+        src = horizontal;
         src_stride = win.cols * c;
     } else {
         src += x0 * c;
     }
-    win.stride = win.cols * c;
+    win.stride = src_stride;
+    win.data = src;
     if (need_v) {
-        win.storage.resize(static_cast<size_t>(win.rows * win.stride));
-        resample_columns(src, src_stride, row0, win.stride, vert, win.storage.data());
-    } else {
-        win.storage = std::move(horizontal);
+        win.stride = win.cols * c;
+        uint8_t* vertical = scratch_bytes(scratch.vertical, win.rows * win.stride);
+        resample_columns(src, src_stride, row0, win.stride, vert, vertical);
+        win.data = vertical;
     }
-    win.data = win.storage.data();
     return win;
 }
 

@@ -8,7 +8,10 @@
 #include <fstream>
 #include <jpeglib.h>
 #include <png.h>
+#include <algorithm>
+#include <cmath>
 #include <random>
+#include <tuple>
 #include <stdexcept>
 
 #include "common/error.hpp"
@@ -330,6 +333,75 @@ TEST(ImageTransform, CentreCropUsesPythonRoundingAndZeroPads) {
     Image wide{1, 7, 1, {1, 2, 3, 4, 5, 6, 7}};
     EXPECT_EQ(transform(wide, {0, 2, 3, 1}), Bytes({3, 4, 5, 0, 0, 0}));
     EXPECT_EQ(transform(wide, {0, 3, 3, 1}), Bytes({0, 0, 0, 3, 4, 5, 0, 0, 0}));
+}
+
+/// Pillow's ImagingResample with the bilinear filter, written as literally as Resample.c (variable tap counts,
+/// every row of the horizontal pass): the oracle for the library's windowed, fixed-tap version.
+Image pillow_resize_reference(const Image& in, int64_t oh, int64_t ow) {
+    const auto coeffs = [](int64_t in_size, int64_t out_size, std::vector<int>& bounds, std::vector<int>& kk) {
+        const double scale = double(in_size) / out_size, filterscale = std::max(scale, 1.0);
+        const double support = filterscale;
+        const int ksize = int(std::ceil(support)) * 2 + 1;
+        bounds.assign(out_size * 2, 0);
+        kk.assign(out_size * ksize, 0);
+        for (int64_t xx = 0; xx < out_size; ++xx) {
+            const double center = (xx + 0.5) * scale;
+            int xmin = std::max(int(center - support + 0.5), 0);
+            int xmax = std::min<int>(int(center + support + 0.5), int(in_size)) - xmin;
+            std::vector<double> k(xmax);
+            double ww = 0;
+            for (int x = 0; x < xmax; ++x) {
+                const double d = std::abs((x + xmin - center + 0.5) / filterscale);
+                k[x] = d < 1 ? 1 - d : 0;
+                ww += k[x];
+            }
+            for (int x = 0; x < xmax; ++x) {
+                const double v = ww != 0 ? k[x] / ww : k[x];
+                kk[xx * ksize + x] = int(v < 0 ? -0.5 + v * (1 << 22) : 0.5 + v * (1 << 22));
+            }
+            bounds[xx * 2] = xmin;
+            bounds[xx * 2 + 1] = xmax;
+        }
+        return ksize;
+    };
+    const auto clip = [](int ss) { return uint8_t(std::clamp(ss >> 22, 0, 255)); };
+    const int64_t c = in.c;
+    Image tmp = in;
+    if (ow != in.w) {
+        std::vector<int> b, k;
+        const int ks = coeffs(in.w, ow, b, k);
+        tmp = Image{in.h, ow, c, Bytes(in.h * ow * c)};
+        for (int64_t y = 0; y < in.h; ++y)
+            for (int64_t x = 0; x < ow; ++x)
+                for (int64_t ch = 0; ch < c; ++ch) {
+                    int ss = 1 << 21;
+                    for (int t = 0; t < b[x * 2 + 1]; ++t)
+                        ss += in.pixels[(y * in.w + b[x * 2] + t) * c + ch] * k[x * ks + t];
+                    tmp.pixels[(y * ow + x) * c + ch] = clip(ss);
+                }
+    }
+    if (oh == in.h) return tmp;
+    std::vector<int> b, k;
+    const int ks = coeffs(in.h, oh, b, k);
+    Image out{oh, ow, c, Bytes(oh * ow * c)};
+    for (int64_t y = 0; y < oh; ++y)
+        for (int64_t x = 0; x < ow * c; ++x) {
+            int ss = 1 << 21;
+            for (int t = 0; t < b[y * 2 + 1]; ++t) ss += tmp.pixels[(b[y * 2] + t) * ow * c + x] * k[y * ks + t];
+            out.pixels[y * ow * c + x] = clip(ss);
+        }
+    return out;
+}
+
+TEST(ImageTransform, ResizeMatchesALiteralPillowReference) {
+    const std::tuple<int64_t, int64_t, int64_t, int64_t, int64_t> cases[] = {
+        {224, 224, 3, 256, 256}, {375, 500, 3, 256, 341}, {61, 40, 1, 13, 9}, {5, 7, 3, 40, 3},
+        {3, 2, 1, 17, 11},       {100, 100, 3, 33, 100},  {28, 28, 1, 56, 56}, {480, 640, 3, 224, 298}};
+    for (const auto& [h, w, c, oh, ow] : cases) {
+        const Image img = make_image(h, w, c, static_cast<uint32_t>(h * w));
+        EXPECT_EQ(resize_bilinear(img, oh, ow).pixels, pillow_resize_reference(img, oh, ow).pixels)
+            << h << "x" << w << " -> " << oh << "x" << ow;
+    }
 }
 
 TEST(ImageTransform, CroppedResizeEqualsResizeThenCrop) {

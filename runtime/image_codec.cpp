@@ -73,11 +73,13 @@ void install_jpeg_errors(JpegErrorManager& err) {
 
 enum class JpegResult { ok, libjpeg_error, cmyk, too_large };
 
-/// The numerator M of the DCT scaling M/8 that keeps the shorter side >= min_short (8 = full size).
+/// The numerator M of the DCT scaling M/8 that keeps the shorter side >= min_short (8 = full size). Only
+/// 1/2, 1/4 and 1/8: libjpeg-turbo has SIMD inverse DCTs for those; the others (3/8, 5/8, ...) run plain C
+/// and are slower than decoding at full size (measured: docs/performance.md).
 unsigned jpeg_scale_num(int64_t short_side, int64_t min_short) {
     if (min_short <= 0) return 8;
     unsigned m = 8;
-    while (m > 1 && (short_side * (m - 1) + 7) / 8 >= min_short) --m;
+    while (m > 1 && (short_side * (m / 2) + 7) / 8 >= min_short) m /= 2;
     return m;
 }
 

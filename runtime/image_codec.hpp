@@ -21,8 +21,8 @@ struct Image {
 struct JpegOptions {
     bool fast_dct = false;          ///< JDCT_IFAST instead of JDCT_ISLOW
     bool fancy_upsampling = true;   ///< false: libjpeg's cheaper (box) chroma upsampling
-    int64_t min_short_side = 0;     ///< > 0: let libjpeg scale down in the DCT (by a factor M/8) while the
-                                    ///< shorter side stays >= this; 0 = full size
+    int64_t min_short_side = 0;     ///< > 0: let libjpeg scale down in the DCT (by 1/2, 1/4 or 1/8) while
+                                    ///< the shorter side stays >= this; 0 = full size
 };
 
 /// Decodes a JPEG or PNG file, recognised by its magic bytes (not the extension). Grayscale, grayscale+alpha,

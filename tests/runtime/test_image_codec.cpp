@@ -202,7 +202,7 @@ TEST_F(ImageCodec, JpegDctScalingKeepsTheShorterSideAboveTheTarget) {
     JpegOptions opt;
     opt.min_short_side = 224;
     const Image small = decode_image_file(dir.file("big.jpg"), opt);
-    EXPECT_EQ(small.h, 240);  // 4/8: 3/8 would give 180 < 224
+    EXPECT_EQ(small.h, 240);  // 1/2: 1/4 would give 120 < 224
     EXPECT_EQ(small.w, 320);
     opt.min_short_side = 480;
     EXPECT_EQ(decode_image_file(dir.file("big.jpg"), opt).h, 480);
@@ -215,6 +215,7 @@ TEST_F(ImageCodec, BadFilesAreInputErrorsNamingTheFile) {
     Bytes jpeg = read_bytes(dir.file("ok.jpg"));
     write_bytes(dir.file("trunc.jpg"), Bytes(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));
     write_bytes(dir.file("header_only.jpg"), Bytes(jpeg.begin(), jpeg.begin() + 20));
+    write_bytes(dir.file("no_eoi.jpg"), Bytes(jpeg.begin(), jpeg.end() - 2));
     write_png_file(dir.file("ok.png"), make_image(32, 32, 3, 5));
     Bytes png = read_bytes(dir.file("ok.png"));
     write_bytes(dir.file("trunc.png"), Bytes(png.begin(), png.begin() + png.size() / 2));
@@ -231,6 +232,7 @@ TEST_F(ImageCodec, BadFilesAreInputErrorsNamingTheFile) {
         {"text.jpg", "not a JPEG or PNG image"},
         {"trunc.jpg", "truncated JPEG data (libjpeg: Premature end of JPEG file)"},
         {"header_only.jpg", "JPEG data"},
+        {"no_eoi.jpg", "truncated JPEG data"},
         {"trunc.png", "truncated PNG data"},
         {"corrupt.png", "corrupt PNG data (libpng:"},
         {"cmyk.jpg", "CMYK/YCCK JPEG is not supported"},

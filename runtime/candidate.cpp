@@ -12,6 +12,7 @@
 #include "runtime/dnnl_executor.hpp"
 #include "runtime/layer_hessian.hpp"
 #include "runtime/ops/op_table.hpp"
+#include "runtime/reference_executor.hpp"
 
 namespace dcs {
 namespace {
@@ -167,6 +168,18 @@ void check_choices(const std::vector<LayerInfo>& layers, const std::vector<compr
 
 /// The executors, created on first use: a search never needs the fp32 one after the baseline, and
 /// `eval` of the baseline never calibrates.
+namespace {
+
+/// Creates every batch size's primitives (and brings an int8 executor's weights up to date), so the
+/// timed forward passes are forward passes only.
+void prepare(DnnlExecutor& ex, const SubsetEvaluator& eval) {
+    std::set<int64_t> sizes;
+    for (const auto& b : eval.batches()) sizes.insert(b.shape.at(0));
+    for (int64_t n : sizes) ex.prepare(n);
+}
+
+}  // namespace
+
 struct CandidateEvaluator::State {
     std::unique_ptr<DnnlExecutor> fp32;
     std::unique_ptr<DnnlExecutor> int8;
@@ -181,7 +194,7 @@ CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, 
       pre_(pre),
       io_(io),
       layers_(list_layers(graph)),
-      eval_(graph, data, validation, pre, io, std::max<int64_t>(options.batch_size, 1)),
+      eval_(graph, data, validation, pre, io, std::max<int64_t>(options.batch_size, 1), options.metric),
       spec_(spec),
       activation_bits_(activation_bits),
       options_(options),
@@ -196,6 +209,17 @@ CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, 
                          std::to_string(cal.count) + " lies outside the dataset's " + std::to_string(data.size()) +
                          " samples");
     cal.count = std::min(cal.count, data.size() - cal.offset);
+    if (options.metric == Metric::Agreement) {
+        if (options_.runtime == EvalRuntime::Reference) {
+            ReferenceExecutor ex(graph_);
+            eval_.label_with([&](const Tensor& x) { return ex.run({x}).at(0); });
+        } else {
+            State& st = state();
+            st.fp32 = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Fp32, options_.batch_size);
+            prepare(*st.fp32, eval_);
+            eval_.label_with([&](const Tensor& x) { return st.fp32->run(x); });
+        }
+    }
 }
 
 CandidateEvaluator::~CandidateEvaluator() = default;
@@ -211,17 +235,6 @@ const std::vector<compress::LayerHessian>& CandidateEvaluator::hessians() const 
     return st.hessians;
 }
 
-namespace {
-
-/// Creates every batch size's primitives (and brings an int8 executor's weights up to date), so the
-/// timed forward passes are forward passes only.
-void prepare(DnnlExecutor& ex, const SubsetEvaluator& eval) {
-    std::set<int64_t> sizes;
-    for (const auto& b : eval.batches()) sizes.insert(b.shape.at(0));
-    for (int64_t n : sizes) ex.prepare(n);
-}
-
-}  // namespace
 
 namespace {
 /// The forward-pass part of the metrics, from one pass over the validation batches.

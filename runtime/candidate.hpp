@@ -76,6 +76,9 @@ struct EvaluatorOptions {
     int64_t batch_size = 256;      ///< >= 1
     /// Bound of the compressed-weight cache in bytes (least recently used entries leave first); 0 disables it.
     size_t cache_bytes = size_t(256) << 20;
+    /// What accuracy measures. Metric::Agreement labels the validation images with the baseline's own
+    /// executor (oneDNN fp32, or the reference) when the evaluator is made, so the baseline scores 1.
+    Metric metric = Metric::Top1;
 };
 
 /// One layer's compression choice, made ready for evaluation, cached per (layer, bits, prune ratio,

@@ -40,8 +40,8 @@ ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::strin
 }
 
 SubsetEvaluator::SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset,
-                                 const Preprocess& pre, const ModelIo& io, int64_t batch_size)
-    : graph_(graph) {
+                                 const Preprocess& pre, const ModelIo& io, int64_t batch_size, Metric metric)
+    : graph_(graph), metric_(metric) {
     for (int64_t off = subset.offset; off < subset.offset + subset.count; off += batch_size) {
         int64_t n = std::min(batch_size, subset.offset + subset.count - off);
         Tensor b = data.batch(off, n, pre);
@@ -65,6 +65,24 @@ std::vector<int64_t> argmax_rows(const Tensor& logits) {
     return out;
 }
 
+std::vector<bool> in_top_k(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k) {
+    const int64_t n = logits.shape.at(0), classes = logits.numel() / std::max<int64_t>(n, 1);
+    std::vector<bool> out(static_cast<size_t>(n), false);
+    for (int64_t i = 0; i < n; ++i) {
+        const int64_t y = labels.at(static_cast<size_t>(i));
+        if (y < 0 || y >= classes) continue;
+        const float* row = logits.data.data() + i * classes;
+        int64_t ahead = 0;  // classes ranked before y
+        for (int64_t j = 0; j < classes && ahead < k; ++j) ahead += row[j] > row[y] || (row[j] == row[y] && j < y);
+        out[static_cast<size_t>(i)] = ahead < k;
+    }
+    return out;
+}
+
+void SubsetEvaluator::label_with(const std::function<Tensor(const Tensor&)>& forward) {
+    for (size_t b = 0; b < batches_.size(); ++b) labels_[b] = argmax_rows(forward(batches_[b]));
+}
+
 EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* overrides) const {
     ReferenceExecutor ex(graph_);
     return run([&](const Tensor& x) { return ex.run({x}, overrides).at(0); });
@@ -77,9 +95,13 @@ EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forw
         auto t0 = std::chrono::steady_clock::now();
         Tensor out = forward(batches_[b]);
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        auto pred = argmax_rows(out);
-        for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
-        r.samples += static_cast<int64_t>(pred.size());
+        if (metric_ == Metric::Top5) {
+            for (bool hit : in_top_k(out, labels_[b], 5)) r.correct += hit;
+        } else {
+            const auto pred = argmax_rows(out);
+            for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
+        }
+        r.samples += static_cast<int64_t>(labels_[b].size());
     }
     r.seconds = seconds;
     r.accuracy = r.samples ? static_cast<double>(r.correct) / static_cast<double>(r.samples) : 0.0;

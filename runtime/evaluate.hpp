@@ -1,11 +1,12 @@
 #pragma once
-/// Accuracy of a model on a labelled subset: the fp32 baseline and candidates whose weights are
-/// replaced (dequantized) through the reference executor.
+/// Accuracy of a model on a subset (top-1, top-5, or agreement with the fp32 model on unlabelled data):
+/// the fp32 baseline and candidates whose weights are replaced (dequantized) through the reference executor.
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "common/metric.hpp"
 #include "runtime/dataset.hpp"
 #include "runtime/graph.hpp"
 
@@ -34,26 +35,34 @@ ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::strin
 /// only for forward passes.
 class SubsetEvaluator {
 public:
+    /// Labels come from `data` (Metric::Agreement: set_labels() before run(); unlabelled data holds -1).
     SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset, const Preprocess& pre,
-                    const ModelIo& io, int64_t batch_size = 256);
+                    const ModelIo& io, int64_t batch_size = 256, Metric metric = Metric::Top1);
 
     /// Top-1 accuracy with the reference executor; `overrides` replaces initializers by name.
     EvalResult run_reference(const std::map<std::string, Tensor>* overrides = nullptr) const;
 
-    /// Top-1 accuracy of `forward` (one batch in, [N, classes] logits out); `seconds` times the calls.
+    /// The metric of `forward` (one batch in, [N, classes] logits out); `seconds` times the calls.
     EvalResult run(const std::function<Tensor(const Tensor&)>& forward) const;
+
+    /// Metric::Agreement: replaces the labels by `forward`'s top-1 predictions, so that run(forward) is 1.
+    void label_with(const std::function<Tensor(const Tensor&)>& forward);
+    Metric metric() const { return metric_; }
 
     const std::vector<Tensor>& batches() const { return batches_; }
     const std::vector<std::vector<int64_t>>& labels() const { return labels_; }
 
 private:
     const Graph& graph_;
+    Metric metric_;
     std::vector<Tensor> batches_;
     std::vector<std::vector<int64_t>> labels_;
 };
 
 /// Index of the largest logit per row of a [N, K] tensor (first on ties).
 std::vector<int64_t> argmax_rows(const Tensor& logits);
+/// Per row of a [N, K] tensor: whether class labels[i] is among its `k` largest logits (ties: lower index first).
+std::vector<bool> in_top_k(const Tensor& logits, const std::vector<int64_t>& labels, int64_t k);
 
 /// Bytes of the fp32 model: 4 per float parameter (every float initializer element).
 int64_t fp32_size_bytes(const Graph& graph);

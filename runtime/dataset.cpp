@@ -7,8 +7,10 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "runtime/folder_dataset.hpp"
 #include "runtime/hdf5_dataset.hpp"
 #include "runtime/idx_reader.hpp"
+#include "runtime/npy_dataset.hpp"
 
 namespace dcs {
 namespace {
@@ -138,13 +140,42 @@ void check_preprocess(const Preprocess& pre, int64_t channels, const std::string
     }
 }
 
-Dataset Dataset::load(const DatasetConfig& cfg) {
-    if (cfg.format == DatasetFormat::Hdf5) {
-        if (cfg.file.empty()) throw InputError("dataset.hdf5.file: no HDF5 file given");
-        return load_hdf5_dataset(cfg.file, cfg.images.empty() ? "/images" : cfg.images,
-                                 cfg.labels.empty() ? "/labels" : cfg.labels);
-    }
-    return load_idx_dataset(cfg);
+namespace {
+
+/// One row per dataset format: its config word and its loader (each in its own file).
+struct FormatDef {
+    DatasetFormat format;
+    const char* name;
+    Dataset (*load)(const DatasetConfig& cfg, const std::vector<Subset>& used);
+};
+
+Dataset load_hdf5(const DatasetConfig& cfg, const std::vector<Subset>&) {
+    if (cfg.file.empty()) throw InputError("dataset.hdf5.file: no HDF5 file given");
+    return load_hdf5_dataset(cfg.file, cfg.images.empty() ? "/images" : cfg.images,
+                             cfg.labels.empty() ? "/labels" : cfg.labels);
+}
+
+Dataset load_idx(const DatasetConfig& cfg, const std::vector<Subset>&) { return load_idx_dataset(cfg); }
+
+const FormatDef kFormats[] = {
+    {DatasetFormat::Idx, "idx", load_idx},
+    {DatasetFormat::Hdf5, "hdf5", load_hdf5},
+    {DatasetFormat::Npy, "npy", load_npy_dataset},
+    {DatasetFormat::Folder, "folder", load_folder_dataset},
+};
+
+const FormatDef& format_def(DatasetFormat f) {
+    for (const FormatDef& d : kFormats)
+        if (d.format == f) return d;
+    throw std::logic_error("unknown dataset format");
+}
+
+}  // namespace
+
+const char* dataset_format_name(DatasetFormat f) { return format_def(f).name; }
+
+Dataset Dataset::load(const DatasetConfig& cfg, const std::vector<Subset>& used) {
+    return format_def(cfg.format).load(cfg, used);
 }
 
 void Dataset::set_sources(std::string images, std::string labels) {
@@ -153,6 +184,7 @@ void Dataset::set_sources(std::string images, std::string labels) {
 }
 
 void Dataset::check_labels(int64_t num_classes) const {
+    if (!labelled_) return;
     for (size_t i = 0; i < labels_.size(); ++i) {
         const int64_t v = labels_[i];
         if (v < 0 || v >= num_classes) {
@@ -179,6 +211,14 @@ Tensor Dataset::batch(int64_t offset, int64_t count, const Preprocess& pre) cons
     }
     check_preprocess(pre, c_);
     const int64_t plane = h_ * w_;
+    // Stored image of each sample of the batch.
+    std::vector<int64_t> stored(static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) {
+        stored[i] = slots_.empty() ? offset + i : slots_[offset + i];
+        if (stored[i] < 0)
+            throw std::logic_error("batch: sample " + std::to_string(offset + i) + " of " + images_source_ +
+                                   " was not loaded (outside the subsets given to Dataset::load)");
+    }
     Tensor t;
     t.dtype = DType::f32;
     t.shape = {count, c_, h_, w_};
@@ -192,13 +232,13 @@ Tensor Dataset::batch(int64_t offset, int64_t count, const Preprocess& pre) cons
             float lut[256];
             for (int p = 0; p < 256; ++p) lut[p] = (static_cast<float>(p) * pre.scale - mean) / sd;
             for (int64_t i = 0; i < count; ++i) {
-                const uint8_t* src = u8_.data() + ((offset + i) * c_ + ch) * plane;
+                const uint8_t* src = u8_ + (stored[i] * c_ + ch) * plane;
                 float* dst = out + (i * c_ + ch) * plane;
                 for (int64_t k = 0; k < plane; ++k) dst[k] = lut[src[k]];
             }
         } else {
             for (int64_t i = 0; i < count; ++i) {
-                const float* src = f32_.data() + ((offset + i) * c_ + ch) * plane;
+                const float* src = f32_ + (stored[i] * c_ + ch) * plane;
                 float* dst = out + (i * c_ + ch) * plane;
                 for (int64_t k = 0; k < plane; ++k) dst[k] = (src[k] * pre.scale - mean) / sd;
             }
@@ -220,28 +260,41 @@ void check_memory_dataset(const char* what, int64_t total, size_t pixels, int64_
 Dataset Dataset::from_u8(int64_t n, int64_t c, int64_t h, int64_t w, std::vector<uint8_t> pixels,
                          std::vector<int64_t> labels) {
     check_memory_dataset("Dataset::from_u8", checked_numel(n, c, h, w), pixels.size(), n, labels.size());
-    Dataset d;
-    d.count_ = n;
-    d.c_ = c;
-    d.h_ = h;
-    d.w_ = w;
-    d.is_float_ = false;
-    d.u8_ = std::move(pixels);
-    d.labels_ = std::move(labels);
-    return d;
+    auto owner = std::make_shared<const std::vector<uint8_t>>(std::move(pixels));
+    return from_storage(n, c, h, w, false, owner, owner->data(), std::move(labels));
 }
 
 Dataset Dataset::from_f32(int64_t n, int64_t c, int64_t h, int64_t w, std::vector<float> pixels,
                           std::vector<int64_t> labels) {
     check_memory_dataset("Dataset::from_f32", checked_numel(n, c, h, w), pixels.size(), n, labels.size());
+    auto owner = std::make_shared<const std::vector<float>>(std::move(pixels));
+    return from_storage(n, c, h, w, true, owner, owner->data(), std::move(labels));
+}
+
+Dataset Dataset::from_storage(int64_t n, int64_t c, int64_t h, int64_t w, bool is_float,
+                              std::shared_ptr<const void> owner, const void* pixels, std::vector<int64_t> labels,
+                              std::vector<int64_t> slots) {
+    checked_numel(n, c, h, w);
+    if (!labels.empty() && static_cast<int64_t>(labels.size()) != n)
+        throw std::invalid_argument("Dataset::from_storage: " + std::to_string(labels.size()) + " labels for " +
+                                    std::to_string(n) + " samples");
+    if (!slots.empty() && static_cast<int64_t>(slots.size()) != n)
+        throw std::invalid_argument("Dataset::from_storage: " + std::to_string(slots.size()) + " slots for " +
+                                    std::to_string(n) + " samples");
     Dataset d;
     d.count_ = n;
     d.c_ = c;
     d.h_ = h;
     d.w_ = w;
-    d.is_float_ = true;
-    d.f32_ = std::move(pixels);
-    d.labels_ = std::move(labels);
+    d.is_float_ = is_float;
+    d.owner_ = std::move(owner);
+    if (is_float)
+        d.f32_ = static_cast<const float*>(pixels);
+    else
+        d.u8_ = static_cast<const uint8_t*>(pixels);
+    d.labelled_ = !labels.empty();
+    d.labels_ = d.labelled_ ? std::move(labels) : std::vector<int64_t>(static_cast<size_t>(n), -1);
+    d.slots_ = std::move(slots);
     return d;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-/// Labelled image datasets (IDX raw/gzip, HDF5), preprocessing, subsets and batches.
+/// Image datasets (IDX raw/gzip, HDF5, NumPy arrays, image folders), labelled or not: preprocessing,
+/// subsets and batches.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,29 +29,52 @@ struct Subset {
     int64_t count = 0;
 };
 
-enum class DatasetFormat { Idx, Hdf5 };
+enum class DatasetFormat { Idx, Hdf5, Npy, Folder };
+
+/// The config's word for a format ("idx", "hdf5", "npy", "folder").
+const char* dataset_format_name(DatasetFormat f);
+
+/// How images of an image folder become the model's input: torchvision's Resize(resize) and
+/// CenterCrop((crop_h, crop_w)), then gray or colour to `channels`. Set from the model's input unless
+/// the config gives it (see load_data in app/).
+struct ImageGeometry {
+    int64_t resize = 0;  ///< shorter side after resizing; 0: none
+    int64_t crop_h = 0, crop_w = 0;
+    int64_t channels = 0;  ///< 1 or 3
+};
 
 struct DatasetConfig {
     DatasetFormat format = DatasetFormat::Idx;
-    std::string images;  ///< idx: path of the image file; hdf5: dataset path inside `file` (default /images)
-    std::string labels;  ///< idx: path of the label file; hdf5: dataset path inside `file` (default /labels)
-    std::string file;    ///< hdf5 only: the .h5 file
+    /// idx: path of the image file; hdf5: dataset path inside `file` (default /images); npy: a .npy
+    /// file, or with `file` a .npz archive, the array's name in it (default images)
+    std::string images;
+    /// as `images`, for the labels; npy: optional (no labels: the metric is agreement with fp32)
+    std::string labels;
+    std::string file;  ///< hdf5: the .h5 file; npy: a .npz archive (empty for .npy files)
+    std::string root;  ///< folder: the root holding one subfolder per class
+    std::vector<std::string> classes;  ///< folder: the class subfolders in label order (default: all, sorted)
+    ImageGeometry image;               ///< folder: resize, crop and channels
     Subset calibration{0, 512};
     Subset validation{512, 2000};
 };
 
-/// Images held in memory in their stored type, NCHW (N×H×W files get C = 1).
+/// Images held in their stored type (uint8 or float32), NCHW (N×H×W files get C = 1), in memory or
+/// memory-mapped, with one label each or none.
 class Dataset {
 public:
     /// Loads and checks the files (headers against real file length, image/label counts).
+    /// `used`: the subsets that will be read; formats that decode (folder) decode only these, the
+    /// others hold every sample. Empty: every sample.
     /// Throws InputError naming the file and what was expected.
-    static Dataset load(const DatasetConfig& cfg);
+    static Dataset load(const DatasetConfig& cfg, const std::vector<Subset>& used = {});
 
     int64_t size() const { return count_; }
     int64_t channels() const { return c_; }
     int64_t height() const { return h_; }
     int64_t width() const { return w_; }
+    /// One per sample; -1 for every sample of an unlabelled dataset.
     const std::vector<int64_t>& labels() const { return labels_; }
+    bool has_labels() const { return labelled_; }
     /// True when the images are stored as float32 (else uint8).
     bool is_float() const { return is_float_; }
 
@@ -75,12 +100,22 @@ public:
                            std::vector<int64_t> labels);
     static Dataset from_f32(int64_t n, int64_t c, int64_t h, int64_t w, std::vector<float> pixels,
                             std::vector<int64_t> labels);
+    /// Images stored elsewhere (a memory-mapped array, decoded images) and kept alive by `owner`:
+    /// `pixels` holds the stored images, uint8 or float32 (`is_float`), C×H×W each. `labels`: n, or
+    /// empty for an unlabelled dataset. `slots`: empty when sample i is stored image i; else n entries,
+    /// sample i's stored image or -1 when it was not loaded (batch() refuses it).
+    static Dataset from_storage(int64_t n, int64_t c, int64_t h, int64_t w, bool is_float,
+                                std::shared_ptr<const void> owner, const void* pixels, std::vector<int64_t> labels,
+                                std::vector<int64_t> slots = {});
 
 private:
     int64_t count_ = 0, c_ = 1, h_ = 0, w_ = 0;
     bool is_float_ = false;
-    std::vector<uint8_t> u8_;
-    std::vector<float> f32_;
+    bool labelled_ = true;
+    std::shared_ptr<const void> owner_;  ///< keeps the stored images alive
+    const uint8_t* u8_ = nullptr;
+    const float* f32_ = nullptr;
+    std::vector<int64_t> slots_;  ///< empty: identity
     std::vector<int64_t> labels_;
     std::string images_source_ = "<memory>";
     std::string labels_source_ = "<memory>";

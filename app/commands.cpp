@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "app/config.hpp"
+#include "app/load_data.hpp"
 #include "app/layers_file.hpp"
 #include "runtime/candidate.hpp"
 #include "app/json.hpp"
@@ -83,10 +84,9 @@ int run_eval(const ParsedArgs& args) {
     Config cfg = load_config(args.positionals.at(0));
     for (const auto& w : cfg.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
     Graph g = import_onnx(cfg.model.path);
-    Dataset data = Dataset::load(cfg.dataset);
-    ModelIo io = check_model_io(g, data, cfg.model.path);
-    data.check_labels(io.num_classes);
-    check_subsets(cfg, data);
+    LoadedData loaded = load_data(cfg, g);
+    const Dataset& data = loaded.data;
+    const ModelIo& io = loaded.io;
     const auto layers = list_layers(g);
     const bool per_layer = args.options.count("--layers") > 0;
     std::vector<compress::LayerChoice> choices;
@@ -96,6 +96,7 @@ int run_eval(const ParsedArgs& args) {
     opts.calibration = cfg.dataset.calibration;
     opts.bias_correction = cfg.compression.bias_correction;
     opts.calibration_method = cfg.compression.calibration;
+    opts.metric = loaded.metric;
     CandidateEvaluator ev(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight,
                           cfg.compression.activation_bits, opts);
     if (args.flag("--explain")) {
@@ -124,7 +125,7 @@ int run_eval(const ParsedArgs& args) {
     const double ratio = size > 0 ? static_cast<double>(fp32_size) / static_cast<double>(size) : 0.0;
     if (args.flag("--json")) {
         Json j = Json::object();
-        j.field("accuracy", m.accuracy);
+        j.field("accuracy", m.accuracy).field("metric", metric_name(loaded.metric));
         if (cfg.test) j.field("test_accuracy", t.accuracy).field("test_samples", static_cast<long long>(t.samples));
         j.field("size_bytes", static_cast<long long>(size))
             .field("samples", static_cast<long long>(m.samples))
@@ -150,12 +151,12 @@ int run_eval(const ParsedArgs& args) {
         }
         std::cout << j.str() << "\n";
     } else {
-        std::printf("accuracy %.4f (%lld/%lld), size %lld bytes (%.2fx smaller than fp32), %.4g BOPs/sample, "
+        std::printf("%s %.4f (%lld/%lld), size %lld bytes (%.2fx smaller than fp32), %.4g BOPs/sample, "
                     "%.0f images/s (%s)\n",
-                    m.accuracy, static_cast<long long>(m.correct), static_cast<long long>(m.samples),
+                    metric_label(loaded.metric), m.accuracy, static_cast<long long>(m.correct), static_cast<long long>(m.samples),
                     static_cast<long long>(size), ratio, m.bops, m.images_per_second, m.executor.c_str());
         if (cfg.test)
-            std::printf("test accuracy %.4f (%lld/%lld)\n", t.accuracy, static_cast<long long>(t.correct),
+            std::printf("test %s %.4f (%lld/%lld)\n", metric_label(loaded.metric), t.accuracy, static_cast<long long>(t.correct),
                         static_cast<long long>(t.samples));
     }
     return 0;

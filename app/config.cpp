@@ -27,7 +27,8 @@ namespace fs = std::filesystem;
 const std::vector<std::string> kTopKeys{"model", "dataset", "compression", "search", "output"};
 const std::vector<std::string> kModelKeys{"path", "preprocess"};
 const std::vector<std::string> kPreprocessKeys{"scale", "mean", "std"};
-const std::vector<std::string> kDatasetKeys{"format", "images", "labels", "hdf5", "calibration", "validation", "test"};
+const std::vector<std::string> kDatasetKeys{"format", "images",  "labels",      "hdf5",       "file", "root",
+                                            "classes", "resize", "crop", "metric", "calibration", "validation", "test"};
 const std::vector<std::string> kHdf5Keys{"file", "images", "labels"};
 const std::vector<std::string> kSubsetKeys{"offset", "count"};
 const std::vector<std::string> kCompressionKeys{"weight_bits",     "prune_ratios", "granularity", "scheme",
@@ -366,38 +367,103 @@ void parse_model(const Reader& r, const Fields& top, ModelConfig& model) {
     }
 }
 
-void parse_dataset(const Reader& r, const Fields& top, Config& cfg) {
-    DatasetConfig& ds = cfg.dataset;
-    if (!top.get("dataset")) r.fail(0, "dataset", "required section is missing (it needs the image and label files)");
-    const Fields m = r.sub(top, "dataset", kDatasetKeys);
-    if (const Field* f = m.get("format")) {
-        ds.format = r.to_enum<DatasetFormat>(*f, {{"idx", DatasetFormat::Idx}, {"hdf5", DatasetFormat::Hdf5}});
-    } else if (const Field* h = m.get("hdf5")) {
+/// The dataset keys each format reads (besides format, metric and the subsets).
+const std::vector<std::pair<DatasetFormat, std::vector<std::string>>> kFormatKeys{
+    {DatasetFormat::Idx, {"images", "labels"}},
+    {DatasetFormat::Hdf5, {"hdf5"}},
+    {DatasetFormat::Npy, {"images", "labels", "file"}},
+    {DatasetFormat::Folder, {"root", "classes", "resize", "crop"}},
+};
+
+bool ends_with(const std::string& s, const std::string& tail) {
+    return s.size() >= tail.size() && lower(s.substr(s.size() - tail.size())) == tail;
+}
+
+/// The format the keys given imply when dataset.format is absent.
+DatasetFormat implied_format(const Reader& r, const Fields& m) {
+    if (const Field* h = m.get("hdf5")) {
         // Without a format the keys given decide it, unless they contradict each other.
         if (m.get("images") || m.get("labels")) {
             r.fail(h->line, h->key,
                    "given together with dataset.images/labels; use either the IDX files (format: idx) or "
                    "dataset.hdf5 (format: hdf5)");
         }
-        ds.format = DatasetFormat::Hdf5;
-    } else {
-        ds.format = DatasetFormat::Idx;
+        return DatasetFormat::Hdf5;
     }
-    if (ds.format == DatasetFormat::Idx) {
-        if (const Field* f = m.get("hdf5")) {
-            r.fail(f->line, f->key, "only used with dataset.format: hdf5, but dataset.format is idx");
+    if (m.get("root")) return DatasetFormat::Folder;
+    const Field* img = m.get("images");
+    if (m.get("file") || (img && img->value.IsScalar() && ends_with(img->value.Scalar(), ".npy")))
+        return DatasetFormat::Npy;
+    return DatasetFormat::Idx;
+}
+
+void parse_folder(const Reader& r, const Fields& m, DatasetConfig& ds) {
+    ds.root = r.to_path(r.required(m, "root"));
+    if (const Field* f = m.get("classes")) {
+        const std::string what = "a non-empty list of class folder names, e.g. [cat, dog]";
+        const auto items = r.to_list(*f, what);
+        if (items.empty()) r.expected(*f, what);
+        for (const Field& e : items) {
+            const std::string name = r.to_string(e, "a class folder name");
+            if (std::find(ds.classes.begin(), ds.classes.end(), name) != ds.classes.end())
+                r.fail(e.line, e.key, "duplicate class '" + name + "'");
+            ds.classes.push_back(name);
         }
+    }
+    const int64_t kMaxSide = 1 << 16;
+    if (const Field* f = m.get("resize"))
+        ds.image.resize = r.to_int(*f, 1, kMaxSide, "an integer in 1..65536 (the shorter side after resizing, pixels)");
+    if (const Field* f = m.get("crop")) {
+        const std::string what = "an integer or [height, width] in 1..65536 (the centre crop, pixels)";
+        if (f->value.IsSequence()) {
+            const auto items = r.to_list(*f, what);
+            if (items.size() != 2) r.expected(*f, what);
+            ds.image.crop_h = r.to_int(items[0], 1, kMaxSide, what);
+            ds.image.crop_w = r.to_int(items[1], 1, kMaxSide, what);
+        } else {
+            ds.image.crop_h = ds.image.crop_w = r.to_int(*f, 1, kMaxSide, what);
+        }
+    }
+}
+
+void parse_dataset(const Reader& r, const Fields& top, Config& cfg) {
+    DatasetConfig& ds = cfg.dataset;
+    if (!top.get("dataset")) r.fail(0, "dataset", "required section is missing (it needs the image and label files)");
+    const Fields m = r.sub(top, "dataset", kDatasetKeys);
+    if (const Field* f = m.get("format")) {
+        ds.format = r.to_enum<DatasetFormat>(*f, {{"idx", DatasetFormat::Idx},
+                                                  {"hdf5", DatasetFormat::Hdf5},
+                                                  {"npy", DatasetFormat::Npy},
+                                                  {"folder", DatasetFormat::Folder}});
+    } else {
+        ds.format = implied_format(r, m);
+    }
+    const char* format = dataset_format_name(ds.format);
+    // Keys of other formats are errors: they would be silently ignored.
+    for (const auto& [fmt, keys] : kFormatKeys) {
+        if (fmt == ds.format) continue;
+        for (const std::string& key : keys) {
+            const Field* f = m.get(key);
+            const auto& mine = std::find_if(kFormatKeys.begin(), kFormatKeys.end(),
+                                            [&](const auto& row) { return row.first == ds.format; })->second;
+            if (!f || std::find(mine.begin(), mine.end(), key) != mine.end()) continue;
+            if (ds.format == DatasetFormat::Hdf5 && (key == "images" || key == "labels"))
+                r.fail(f->line, f->key,
+                       "not used with dataset.format: hdf5; give the dataset path inside the file as dataset.hdf5." +
+                           key);
+            std::string users;
+            for (const auto& [other, other_keys] : kFormatKeys)
+                if (std::find(other_keys.begin(), other_keys.end(), key) != other_keys.end())
+                    users += std::string(users.empty() ? "" : " or ") + dataset_format_name(other);
+            r.fail(f->line, f->key, "only used with dataset.format: " + users + ", but dataset.format is " + format);
+        }
+    }
+    switch (ds.format) {
+    case DatasetFormat::Idx:
         ds.images = r.to_path(r.required(m, "images"));
         ds.labels = r.to_path(r.required(m, "labels"));
-        ds.file.clear();
-    } else {
-        for (const char* name : {"images", "labels"}) {
-            if (const Field* f = m.get(name)) {
-                r.fail(f->line, f->key,
-                       std::string("not used with dataset.format: hdf5; give the dataset path inside the file as "
-                                   "dataset.hdf5.") + name);
-            }
-        }
+        break;
+    case DatasetFormat::Hdf5: {
         if (!m.get("hdf5")) r.fail(m.line, "dataset.hdf5.file", "required key is missing (dataset.format is hdf5)");
         const Fields h = r.sub(m, "hdf5", kHdf5Keys);
         ds.file = r.to_path(r.required(h, "file"));
@@ -405,6 +471,31 @@ void parse_dataset(const Reader& r, const Fields& top, Config& cfg) {
         ds.labels = "/labels";
         if (const Field* f = h.get("images")) ds.images = r.to_string(*f, "a dataset path inside the file, e.g. /images");
         if (const Field* f = h.get("labels")) ds.labels = r.to_string(*f, "a dataset path inside the file, e.g. /labels");
+        break;
+    }
+    case DatasetFormat::Npy:
+        if (const Field* f = m.get("file")) {
+            // An .npz archive: images and labels name arrays in it.
+            ds.file = r.to_path(*f);
+            if (const Field* i = m.get("images")) ds.images = r.to_string(*i, "the name of the image array in dataset.file");
+            if (const Field* l = m.get("labels")) ds.labels = r.to_string(*l, "the name of the label array in dataset.file");
+        } else {
+            const Field& i = r.required(m, "images");
+            if (i.value.IsScalar() && ends_with(i.value.Scalar(), ".npz"))
+                r.fail(i.line, i.key,
+                       "an .npz archive goes in dataset.file, with dataset.images/labels naming its arrays "
+                       "(default images, labels)");
+            ds.images = r.to_path(i);
+            if (const Field* l = m.get("labels")) ds.labels = r.to_path(*l);
+        }
+        break;
+    case DatasetFormat::Folder: parse_folder(r, m, ds); break;
+    }
+    if (const Field* f = m.get("metric"))
+        {
+        std::vector<std::pair<std::string, Metric>> table;
+        for (Metric x : {Metric::Top1, Metric::Top5, Metric::Agreement}) table.emplace_back(metric_name(x), x);
+        cfg.metric = r.to_enum<Metric>(*f, table);
     }
     ds.calibration = parse_subset(r, m, "calibration", ds.calibration);
     ds.validation = parse_subset(r, m, "validation", ds.validation);

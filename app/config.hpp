@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "common/metric.hpp"
 #include "compress/types.hpp"
 #include "runtime/dataset.hpp"
 #include "search/search_space.hpp"
@@ -57,6 +58,8 @@ struct Config {
     /// dataset.test: the held-out subset the final front is evaluated on after a search (never used by
     /// calibration or selection); absent when not configured. Disjoint from calibration and validation.
     std::optional<Subset> test;
+    /// dataset.metric; absent: top1, or agreement when the dataset has no labels (see load_data).
+    std::optional<Metric> metric;
     CompressionConfig compression;
     SearchConfig search;
     OutputConfig output;

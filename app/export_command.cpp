@@ -6,6 +6,7 @@
 
 #include "app/commands.hpp"
 #include "app/config.hpp"
+#include "app/load_data.hpp"
 #include "app/json.hpp"
 #include "app/layers_file.hpp"
 #include "common/error.hpp"
@@ -34,10 +35,9 @@ Loaded load(Config cfg) {
     Loaded l{std::move(cfg), {}, {}, {}, {}};
     for (const auto& w : l.cfg.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
     l.graph = import_onnx(l.cfg.model.path);
-    l.data = Dataset::load(l.cfg.dataset);
-    l.io = check_model_io(l.graph, l.data, l.cfg.model.path);
-    l.data.check_labels(l.io.num_classes);
-    check_subsets(l.cfg, l.data);
+    LoadedData loaded = load_data(l.cfg, l.graph);
+    l.data = std::move(loaded.data);
+    l.io = loaded.io;
     l.layers = list_layers(l.graph);
     return l;
 }

@@ -16,6 +16,7 @@
 #include "app/cli.hpp"
 #include "app/commands.hpp"
 #include "app/config.hpp"
+#include "app/load_data.hpp"
 #include "app/json.hpp"
 #include "common/error.hpp"
 #include "runtime/candidate.hpp"
@@ -101,6 +102,7 @@ struct Prepared {
     std::unique_ptr<Graph> graph;
     std::unique_ptr<Dataset> data;
     ModelIo io;
+    Metric metric = Metric::Top1;
     std::vector<LayerInfo> layers;
     std::unique_ptr<search::SearchSpace> space;
     std::vector<std::string> warnings;
@@ -112,10 +114,10 @@ Prepared prepare(const std::string& config_path) {
     p.cfg = load_config(config_path);
     p.warnings = p.cfg.warnings;
     p.graph = std::make_unique<Graph>(import_onnx(p.cfg.model.path));
-    p.data = std::make_unique<Dataset>(Dataset::load(p.cfg.dataset));
-    p.io = check_model_io(*p.graph, *p.data, p.cfg.model.path);
-    p.data->check_labels(p.io.num_classes);
-    check_subsets(p.cfg, *p.data);
+    LoadedData loaded = load_data(p.cfg, *p.graph, &p.warnings);
+    p.data = std::make_unique<Dataset>(std::move(loaded.data));
+    p.io = loaded.io;
+    p.metric = loaded.metric;
     p.layers = list_layers(*p.graph);
     if (p.layers.empty())
         throw InputError(p.cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
@@ -127,6 +129,7 @@ Prepared prepare(const std::string& config_path) {
     eo.calibration = p.cfg.dataset.calibration;
     eo.bias_correction = p.cfg.compression.bias_correction;
     eo.calibration_method = p.cfg.compression.calibration;
+    eo.metric = p.metric;
     p.evaluator = std::make_unique<CandidateEvaluator>(*p.graph, *p.data, p.cfg.dataset.validation,
                                                        p.cfg.model.preprocess, p.io, p.cfg.compression.weight,
                                                        p.cfg.compression.activation_bits, eo);
@@ -276,9 +279,11 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     base.model_hash = model_hash;
     std::cerr << "dcsearch: fp32 baseline on " << cfg.dataset.validation.count << " samples\n";
     CandidateMetrics baseline = p.evaluator->baseline();
-    std::cerr << "dcsearch: baseline accuracy " << baseline.accuracy << ", " << baseline.size_bytes << " bytes; "
+    std::cerr << "dcsearch: baseline " << metric_label(p.metric) << " " << baseline.accuracy << ", "
+              << baseline.size_bytes << " bytes; "
               << p.layers.size() << " layers, " << p.space->size() << " configurations\n";
     base.baseline_accuracy = baseline.accuracy;
+    base.metric = metric_name(p.metric);
     base.baseline_size_bytes = static_cast<double>(baseline.size_bytes);
     base.baseline_bops = baseline.bops;
     base.validation_samples = baseline.samples;
@@ -363,17 +368,20 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
         std::cout << Json::object()
                          .field("evaluations", static_cast<long long>(res.evaluations.size()))
                          .field("failed", static_cast<long long>(failed))
+                         .field("metric", res.metric)
                          .field("baseline", b)
                          .field("front", fr)
                          .field("results", out_path)
                          .str()
                   << "\n";
     } else {
+        // The accuracy column is named after the metric (dataset.metric).
+        const char* acc = p.metric == Metric::Top1 ? "accuracy" : metric_name(p.metric);
         if (res.test)
-            std::printf("%-6s %-9s %-8s %-12s %-8s %-9s %s\n", "id", "accuracy", "drop", "size", "ratio", "test",
+            std::printf("%-6s %-9s %-8s %-12s %-8s %-9s %s\n", "id", acc, "drop", "size", "ratio", "test",
                         "test drop");
         else
-            std::printf("%-6s %-9s %-8s %-12s %s\n", "id", "accuracy", "drop", "size", "ratio");
+            std::printf("%-6s %-9s %-8s %-12s %s\n", "id", acc, "drop", "size", "ratio");
         for (size_t i : front) {
             const auto& e = res.evaluations[i];
             const double drop = (res.baseline_accuracy - e.accuracy) * 100.0,

@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "app/config.hpp"
+#include "app/load_data.hpp"
 #include "common/error.hpp"
 #include "common/memory.hpp"
 #include "runtime/candidate.hpp"
@@ -66,8 +67,9 @@ int main(int argc, char** argv) try {
     const int repeats = argc > 2 && !replaying ? std::max(1, std::atoi(argv[2])) : 20;
     Config cfg = load_config(argv[1]);
     Graph g = import_onnx(cfg.model.path);
-    Dataset data = Dataset::load(cfg.dataset);
-    ModelIo io = check_model_io(g, data, cfg.model.path);
+    LoadedData loaded = load_data(cfg, g);  // any dataset format, checked as the commands check it
+    const Dataset& data = loaded.data;
+    const ModelIo& io = loaded.io;
     EvaluatorOptions opts;
     opts.calibration = cfg.dataset.calibration;
     opts.bias_correction = cfg.compression.bias_correction;

@@ -20,6 +20,7 @@
 #include <string>
 
 #include "app/config.hpp"
+#include "app/load_data.hpp"
 #include "common/memory.hpp"
 #include "runtime/dnnl_executor.hpp"
 #include "runtime/evaluate.hpp"
@@ -105,8 +106,9 @@ int main(int argc, char** argv) try {
     }
     Config cfg = load_config(argv[1]);
     Graph g = import_onnx(cfg.model.path);
-    Dataset data = Dataset::load(cfg.dataset);
-    ModelIo io = check_model_io(g, data, cfg.model.path);
+    LoadedData loaded = load_data(cfg, g);  // any dataset format, checked as the commands check it
+    const Dataset& data = loaded.data;
+    const ModelIo& io = loaded.io;
     SubsetEvaluator val(g, data, cfg.dataset.validation, cfg.model.preprocess, io, batch);
     SubsetEvaluator cal(g, data, cfg.dataset.calibration, cfg.model.preprocess, io, batch);
     if (!dump_prefix.empty()) dump(dump_prefix, val, g, cfg.model.path);

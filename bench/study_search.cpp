@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "app/config.hpp"
+#include "app/load_data.hpp"
 #include "runtime/candidate.hpp"
 #include "runtime/onnx_import.hpp"
 #include "search/driver.hpp"
@@ -78,8 +79,9 @@ int main(int argc, char** argv) {
     const int seeds = argc > 3 ? std::atoi(argv[3]) : 10;
     Config cfg = load_config(argv[1]);
     Graph g = import_onnx(cfg.model.path);
-    Dataset data = Dataset::load(cfg.dataset);
-    ModelIo io = check_model_io(g, data, cfg.model.path);
+    LoadedData loaded = load_data(cfg, g);  // any dataset format, checked as the commands check it
+    const Dataset& data = loaded.data;
+    const ModelIo& io = loaded.io;
     CandidateEvaluator ce(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight);
     std::vector<std::string> layer_names;
     for (const auto& l : ce.layers()) layer_names.push_back(l.name);

@@ -9,11 +9,21 @@
 #include <set>
 #include <sstream>
 
+#include "common/metric.hpp"
 #include "search/queries.hpp"
 #include "search/run_stats.hpp"
 
 namespace dcs::search {
 namespace {
+
+/// What the results' accuracy measures (dataset.metric).
+Metric metric_of(const ResultsData& r) { return metric_from_name(r.metric).value_or(Metric::Top1); }
+
+/// The y-axis title of the accuracy charts.
+std::string metric_axis(const ResultsData& r) {
+    const Metric m = metric_of(r);
+    return std::string(m == Metric::Top1 ? "top-1 accuracy" : metric_label(m)) + " (%)";
+}
 
 std::string esc(const std::string& s) {
     std::string o;
@@ -239,7 +249,7 @@ std::string tradeoff_chart(const ResultsData& r, const std::vector<size_t>& fron
     p.mr = 210;  // legend column
     std::ostringstream s;
     s << p.open("chart tradeoff", "accuracy against compressed size");
-    s << p.axes("compressed size (bytes of model.dcz, log scale)", "top-1 accuracy (%)", log_ticks(p.x0, p.x1),
+    s << p.axes("compressed size (bytes of model.dcz, log scale)", metric_axis(r), log_ticks(p.x0, p.x1),
                 linear_ticks(p.y0, p.y1), bytes_str, pct1);
     // Budget and baseline lines.
     const double yb = p.py(r.baseline_accuracy * 100.0), yf = p.py((r.baseline_accuracy * 100.0 - r.max_accuracy_drop));
@@ -352,7 +362,7 @@ std::string progress_chart(const ResultsData& r) {
     p.mr = 110;
     std::ostringstream s;
     s << p.open("chart progress", "front per generation");
-    s << p.axes("compressed size (bytes, log scale)", "top-1 accuracy (%)", log_ticks(p.x0, p.x1),
+    s << p.axes("compressed size (bytes, log scale)", metric_axis(r), log_ticks(p.x0, p.x1),
                 linear_ticks(p.y0, p.y1, 5), bytes_str, pct1);
     const int gmax = gens.empty() ? 0 : gens.back()->generation;
     for (const auto* g : gens) {
@@ -575,8 +585,9 @@ std::string sensitivity_grid(const ResultsData& r) {
 
 std::string front_table(const ResultsData& r, const std::vector<size_t>& front) {
     std::ostringstream s;
-    s << "<table class=\"front\">\n<thead><tr><th>id</th><th>gen.</th><th>accuracy</th><th>drop (pt)</th>";
-    if (r.test) s << "<th>test accuracy</th><th>test drop (pt)</th>";
+    const std::string acc = metric_of(r) == Metric::Top1 ? "accuracy" : metric_label(metric_of(r));
+    s << "<table class=\"front\">\n<thead><tr><th>id</th><th>gen.</th><th>" << acc << "</th><th>drop (pt)</th>";
+    if (r.test) s << "<th>test " << acc << "</th><th>test drop (pt)</th>";
     s << "<th>size (bytes)</th><th>ratio vs fp32</th><th>BOPs / sample</th><th>per-layer bits / "
          "pruned</th></tr></thead>\n<tbody>\n";
     for (size_t i : front) {
@@ -659,6 +670,9 @@ std::string report_html(const ResultsData& r) {
       << feasible_count << " within the " << num(r.max_accuracy_drop) << " pt budget), " << r.generations.size()
       << " generations" << (r.complete ? "" : " (search not finished)") << ", " << r.layers.size()
       << " compressible layers, " << r.validation_samples << " validation images, seed " << r.seed
+      << ". Metric: " << metric_label(metric_of(r))
+      << (metric_of(r) == Metric::Agreement ? " (top-1 agreement with the fp32 model's predictions; the data has no labels)"
+                                             : "")
       << ". fp32 baseline: " << fmt("%.2f%%", r.baseline_accuracy * 100.0) << ", " << bytes_str(r.baseline_size_bytes)
       << ". Config: " << esc(r.config_path) << "</p>\n";
     // Summary line: best compression within 0.5, 1 and 2 points.

@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "common/error.hpp"
+#include "common/metric.hpp"
 
 namespace dcs::search {
 namespace {
@@ -388,6 +389,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                 write_attr<double>(g, "size_bytes", d.baseline_size_bytes);
                 write_attr<double>(g, "bops", d.baseline_bops);
                 write_attr<int64_t>(g, "samples", d.validation_samples);
+                write_attr_string(g, "metric", d.metric);
             }
             {
                 Handle g = group(f, "search");
@@ -570,6 +572,8 @@ ResultsData read_results(const std::string& path) {
         d.baseline_size_bytes = r.attr<double>(g, "size_bytes");
         d.baseline_bops = r.attr<double>(g, "bops");
         d.validation_samples = r.attr<int64_t>(g, "samples");
+        if (H5Aexists(g, "metric") > 0) d.metric = r.attr_string(g, "metric");
+        if (!metric_from_name(d.metric)) r.fail("baseline metric '" + d.metric + "' is not top1, top5 or agreement");
     }
     {
         Handle g = r.open_group(f, "search");

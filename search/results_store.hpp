@@ -63,6 +63,9 @@ struct ResultsData {
     std::string model_hash;     ///< FNV-1a 64 of the model file, hex
     std::vector<LayerRow> layers;
     double baseline_accuracy = 0.0;
+    /// What accuracy measures: "top1", "top5" or "agreement" (common/metric.hpp); files written before
+    /// dataset.metric existed read as "top1".
+    std::string metric = "top1";
     double baseline_size_bytes = 0.0;
     double baseline_bops = 0.0;
     int64_t validation_samples = 0;

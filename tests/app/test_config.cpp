@@ -418,9 +418,57 @@ TEST(Config, DatasetFormatMismatches) {
                         {"line 6: dataset.hdf5: given together with dataset.images/labels", "format: idx"});
     expect_config_error("model: {path: m}\ndataset: {format: hdf5, images: a, hdf5: {file: d.h5}}\n",
                         {"dataset.images: not used with dataset.format: hdf5", "dataset.hdf5.images"});
-    expect_config_error(kMinimal + "  format: hdf55\n", {"line 6: dataset.format: must be one of idx, hdf5, got hdf55",
+    expect_config_error(kMinimal + "  format: hdf55\n", {"line 6: dataset.format: must be one of idx, hdf5, npy, folder, got hdf55",
                                                          "did you mean 'hdf5'?"});
     expect_config_error("model: {path: m}\ndataset: {hdf5: {file: ''}}\n", {"dataset.hdf5.file: must be a non-empty file path, got \"\""});
+}
+
+TEST(Config, FolderAndNpyDatasets) {
+    const Config f = parse_config(
+        "model: {path: m.onnx}\ndataset:\n  root: val\n  classes: [cat, dog]\n  resize: 256\n  crop: [224, 200]\n"
+        "  metric: top5\n",
+        kCfg);
+    EXPECT_EQ(f.dataset.format, dcs::DatasetFormat::Folder);  // implied by root
+    EXPECT_EQ(f.dataset.root, (fs::path(kCfg).parent_path() / "val").lexically_normal().string());
+    EXPECT_EQ(f.dataset.classes, (std::vector<std::string>{"cat", "dog"}));
+    EXPECT_EQ(f.dataset.image.resize, 256);
+    EXPECT_EQ(f.dataset.image.crop_h, 224);
+    EXPECT_EQ(f.dataset.image.crop_w, 200);
+    EXPECT_EQ(f.metric, dcs::Metric::Top5);
+    const Config sq = parse_config("model: {path: m.onnx}\ndataset: {format: folder, root: /v, crop: 32}\n", kCfg);
+    EXPECT_EQ(sq.dataset.image.crop_h, 32);
+    EXPECT_EQ(sq.dataset.image.crop_w, 32);
+    EXPECT_EQ(sq.dataset.image.resize, 0);  // from the model (load_data)
+    EXPECT_FALSE(sq.metric.has_value());
+
+    const Config n = parse_config("model: {path: m.onnx}\ndataset: {images: /d/x.npy}\n", kCfg);
+    EXPECT_EQ(n.dataset.format, dcs::DatasetFormat::Npy);  // implied by .npy
+    EXPECT_EQ(n.dataset.images, "/d/x.npy");
+    EXPECT_EQ(n.dataset.labels, "");  // no labels: agreement
+    const Config z = parse_config("model: {path: m.onnx}\ndataset: {file: /d/a.npz, images: x, labels: y}\n", kCfg);
+    EXPECT_EQ(z.dataset.format, dcs::DatasetFormat::Npy);
+    EXPECT_EQ(z.dataset.file, "/d/a.npz");
+    EXPECT_EQ(z.dataset.images, "x");
+    EXPECT_EQ(z.dataset.labels, "y");
+}
+
+TEST(Config, FolderAndNpyErrors) {
+    const std::string m = "model: {path: m}\ndataset:\n";
+    expect_config_error(m + "  format: folder\n", {"line 3: dataset.root: required key is missing"});
+    expect_config_error(m + "  root: v\n  images: x\n",
+                        {"line 4: dataset.images: only used with dataset.format: idx or npy, but dataset.format is folder"});
+    expect_config_error(m + "  format: npy\n  images: x.npy\n  root: v\n",
+                        {"line 5: dataset.root: only used with dataset.format: folder, but dataset.format is npy"});
+    expect_config_error(m + "  images: a\n  labels: b\n  crop: 3\n", {"dataset.crop: only used with dataset.format: folder"});
+    expect_config_error(m + "  format: npy\n  images: d.npz\n", {"dataset.images: an .npz archive goes in dataset.file"});
+    expect_config_error(m + "  format: npy\n", {"dataset.images: required key is missing"});
+    expect_config_error(m + "  root: v\n  crop: [1, 2, 3]\n", {"line 4: dataset.crop: must be an integer or [height, width]"});
+    expect_config_error(m + "  root: v\n  crop: 0\n", {"dataset.crop: must be an integer or [height, width] in 1..65536"});
+    expect_config_error(m + "  root: v\n  resize: -1\n", {"dataset.resize: must be an integer in 1..65536"});
+    expect_config_error(m + "  root: v\n  classes: []\n", {"dataset.classes: must be a non-empty list"});
+    expect_config_error(m + "  root: v\n  classes: [a, a]\n", {"dataset.classes[1]: duplicate class 'a'"});
+    expect_config_error(m + "  root: v\n  metric: top3\n",
+                        {"dataset.metric: must be one of top1, top5, agreement, got top3"});
 }
 
 // ---------------------------------------------------------------- types and ranges

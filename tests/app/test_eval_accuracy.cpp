@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <regex>
 
 #include "support/process.hpp"
 
@@ -13,13 +12,6 @@ namespace fs = std::filesystem;
 using namespace dcs::test;
 
 namespace {
-
-double json_number(const std::string& json, const std::string& key) {
-    std::smatch m;
-    std::regex re("\"" + key + "\"\\s*:\\s*(-?[0-9.eE+-]+)");
-    if (!std::regex_search(json, m, re)) return -1.0;
-    return std::stod(m[1]);
-}
 
 const fs::path kConfigs = fs::path(DCS_SOURCE_DIR) / "configs";
 

@@ -129,12 +129,6 @@ std::string lenet5_config(const std::string& rounding) {
     return c;
 }
 
-/// The number after "key": in a one-object JSON line (NaN when absent).
-double json_number(const std::string& json, const std::string& key) {
-    const size_t at = json.find("\"" + key + "\":");
-    return at == std::string::npos ? std::nan("") : std::stod(json.substr(at + key.size() + 3));
-}
-
 }  // namespace
 
 TEST(GptqCli, ASearchWithGptqRoundingRecordsItsFrontAndExportsIt) {

@@ -16,6 +16,7 @@
 
 #include "common/error.hpp"
 #include "runtime/idx_reader.hpp"
+#include "support/image_files.hpp"
 #include "support/process.hpp"
 
 namespace dcs {
@@ -76,29 +77,6 @@ void write_png_raw(const std::string& path, int w, int h, int color_type, int bi
     std::fclose(f);
 }
 
-void write_cmyk_jpeg(const std::string& path, int w, int h) {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    ASSERT_NE(f, nullptr);
-    jpeg_compress_struct cinfo;
-    jpeg_error_mgr err;
-    cinfo.err = jpeg_std_error(&err);
-    jpeg_create_compress(&cinfo);
-    jpeg_stdio_dest(&cinfo, f);
-    cinfo.image_width = w;
-    cinfo.image_height = h;
-    cinfo.input_components = 4;
-    cinfo.in_color_space = JCS_CMYK;
-    jpeg_set_defaults(&cinfo);
-    jpeg_start_compress(&cinfo, TRUE);
-    Bytes row(static_cast<size_t>(w * 4), 100);
-    while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW r = row.data();
-        jpeg_write_scanlines(&cinfo, &r, 1);
-    }
-    jpeg_finish_compress(&cinfo);
-    jpeg_destroy_compress(&cinfo);
-    std::fclose(f);
-}
 
 /// The InputError message of decoding `path`, or "" when it decodes.
 std::string decode_error(const std::string& path) {
@@ -222,7 +200,7 @@ TEST_F(ImageCodec, BadFilesAreInputErrorsNamingTheFile) {
     Bytes corrupt = png;
     for (size_t i = 60; i < 80; ++i) corrupt[i] ^= 0x5a;  // inside the IDAT chunk: its CRC fails
     write_bytes(dir.file("corrupt.png"), corrupt);
-    write_cmyk_jpeg(dir.file("cmyk.jpg"), 16, 16);
+    dcs::test::write_cmyk_jpeg(dir.file("cmyk.jpg"), 16, 16);
 
     const struct {
         const char* name;

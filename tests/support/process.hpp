@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -121,6 +122,12 @@ struct TempDir {
         return file(name);
     }
 };
+
+/// The number after "key": in a JSON text (the first occurrence; NaN when absent).
+inline double json_number(const std::string& json, const std::string& key) {
+    const size_t at = json.find("\"" + key + "\":");
+    return at == std::string::npos ? std::nan("") : std::stod(json.substr(at + key.size() + 3));
+}
 
 /// Counts the lines of a message (a trailing newline does not count).
 inline int count_lines(const std::string& s) {

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 secs="${1:-600}"
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(onnx config idx results)
+[[ ${#targets[@]} -gt 0 ]] || targets=(onnx config idx results npy)
 dir="${FUZZ_BUILD_DIR:-build-fuzz}"
 if ! command -v clang++ > /dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev > /dev/null

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Rebuilds the seed corpora of the fuzz targets in fuzz/corpus/<target>/ from the project's own
 # files: small test models and ONNX backend node tests of supported operators (onnx), the shipped
-# configs (config), small IDX files cut from Fashion-MNIST in every supported form (idx), and the
-# results files of two tiny searches (results). Needs a built build/dcsearch (scripts/setup.sh).
+# configs (config), small IDX files cut from Fashion-MNIST in every supported form (idx), small .npy/.npz
+# arrays of each layout, type and archive kind (npy), and the results files of two tiny searches (results). Needs a built build/dcsearch (scripts/setup.sh).
 # The corpora are committed; CI replays them (fuzz_replay_* tests). See docs/reliability.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${BUILD_DIR:-build}"
 out=fuzz/corpus
 rm -rf "$out"
-mkdir -p "$out"/{onnx,config,idx,results}
+mkdir -p "$out"/{onnx,config,idx,results,npy}
 
 /usr/bin/python3 - "$out" <<'PY'
 import glob, gzip, hashlib, os, shutil, struct, sys
@@ -54,6 +54,18 @@ pair("f32_nhw", idx(0x08, [2], lb[:2]), idx(0x0D, [2, 4, 4], b"".join(struct.pac
 pair("i32_labels", idx(0x0C, [2], struct.pack(">ii", 1, 9)), idx(0x08, [2, 2, 2], bytes(8)))
 pair("i16_labels_gzip_labels", gzip.compress(idx(0x0B, [2], struct.pack(">hh", 0, 3)), mtime=0),
      idx(0x08, [2, 2, 2], bytes(8)))
+
+# npy: fuzz_npy loads its input both as an .npy file and as an .npz archive.
+import numpy as np
+rng = np.random.default_rng(0)
+d = os.path.join(out, "npy")
+np.save(f"{d}/u8_nhw.npy", rng.integers(0, 255, (3, 4, 4), dtype=np.uint8))
+np.save(f"{d}/f32_nchw.npy", rng.random((2, 3, 2, 2), dtype=np.float32))
+np.save(f"{d}/labels_i64.npy", np.arange(3, dtype=np.int64))
+np.save(f"{d}/be_f32.npy", rng.random((2, 1, 2, 2)).astype(">f4"))
+np.savez(f"{d}/stored.npz", images=rng.integers(0, 255, (3, 1, 4, 4), dtype=np.uint8), labels=np.array([0, 1, 2], np.uint8))
+np.savez_compressed(f"{d}/deflated.npz", images=rng.integers(0, 255, (2, 4, 4), dtype=np.uint8),
+                    labels=np.array([1, 9], np.int32))
 PY
 
 # results: two tiny searches on the LeNet-5 example (one with 8 layers of choices, one with BOPs).
@@ -85,6 +97,6 @@ YAML
   OMP_NUM_THREADS=1 "$BUILD_DIR/dcsearch" search "$tmp/$variant.yaml" --force > /dev/null
   cp "$tmp/$variant.h5" "$out/results/$variant.h5"
 done
-for t in onnx config idx results; do
+for t in onnx config idx results npy; do
   echo "$t: $(ls "$out/$t" | wc -l) files, $(du -sk "$out/$t" | cut -f1) KiB"
 done

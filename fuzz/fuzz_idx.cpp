@@ -3,11 +3,11 @@
 /// The input holds an image file and a label file: a 2-byte big-endian length L, then L bytes of the
 /// label file, then the image file. Both are written to scratch files and loaded as `dataset.images`
 /// and `dataset.labels`, as a config names them; a loaded dataset is then checked and batched.
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "fuzz/fuzz_dataset.hpp"
 #include "fuzz/fuzz_target.hpp"
 #include "runtime/dataset.hpp"
 
@@ -20,15 +20,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     cfg.images = dir + "/images.idx";
     dcs::fuzz::write_file(cfg.labels, data + 2, label_len);
     dcs::fuzz::write_file(cfg.images, data + 2 + label_len, size - 2 - label_len);
-    dcs::fuzz::expect_input_errors_only("fuzz_idx", [&] {
-        const dcs::Dataset ds = dcs::Dataset::load(cfg);
-        ds.check_labels(10);
-        const dcs::Subset s{0, std::min<int64_t>(ds.size(), 4)};
-        ds.check_subset(s, "dataset.validation");
-        dcs::Preprocess pre;
-        if (ds.channels() == 3) pre.mean = {0.5f, 0.5f, 0.5f};
-        dcs::check_preprocess(pre, ds.channels());
-        ds.batch(s.offset, s.count, pre);
-    });
+    dcs::fuzz::expect_input_errors_only("fuzz_idx", [&] { dcs::fuzz::check_and_batch(dcs::Dataset::load(cfg)); });
     return 0;
 }

@@ -4,11 +4,11 @@
 /// The input is written to a scratch file twice, as `x.npy` and as `x.npz`, and loaded as
 /// `dataset.format: npy` loads it: the .npy as unlabelled images, the .npz with its `images` and
 /// (when present) `labels` arrays. A loaded dataset is then checked and batched.
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
+#include "fuzz/fuzz_dataset.hpp"
 #include "fuzz/fuzz_target.hpp"
 #include "runtime/dataset.hpp"
 
@@ -22,16 +22,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     as_npy.images = npy;
     as_npz.file = npz;
     for (const dcs::DatasetConfig* cfg : {&as_npy, &as_npz}) {
-        dcs::fuzz::expect_input_errors_only("fuzz_npy", [&] {
-            const dcs::Dataset ds = dcs::Dataset::load(*cfg);
-            ds.check_labels(10);
-            const dcs::Subset s{0, std::min<int64_t>(ds.size(), 4)};
-            ds.check_subset(s, "dataset.validation");
-            dcs::Preprocess pre;
-            if (ds.channels() == 3) pre.mean = {0.5f, 0.5f, 0.5f};
-            dcs::check_preprocess(pre, ds.channels());
-            ds.batch(s.offset, s.count, pre);
-        });
+        dcs::fuzz::expect_input_errors_only("fuzz_npy", [&] { dcs::fuzz::check_and_batch(dcs::Dataset::load(*cfg)); });
     }
     return 0;
 }

@@ -26,7 +26,22 @@ std::unique_ptr<Plan> DnnlExecutor::Impl::compile(int64_t batch) {
     const auto& out = graph.outputs.at(0);
     P->output = get_as(*P, out, make_md(shapes.at(out), dt::f32, false), QType::F32);
     if (share_buffers) pack(*P);
+    for (auto& b : P->buffers)
+        if (!b.zeroed) {
+            std::memset(b.data.get(), 0, std::max<size_t>(64, (b.bytes + 63) / 64 * 64));
+            b.zeroed = true;
+        }
     return P;
+}
+
+int64_t DnnlExecutor::Impl::chunk_for_budget(size_t budget_bytes) {
+    const Plan& one = plan_for(1);
+    size_t bytes = 0;
+    for (const auto& b : one.buffers)
+        if (!b.persistent) bytes += b.bytes;
+    const size_t fit = budget_bytes / std::max<size_t>(bytes, 1);
+    fp32_chunk = std::clamp<int64_t>(static_cast<int64_t>(std::min<size_t>(fit, INT64_MAX)), 1, std::max<int64_t>(batch_size, 1));
+    return fp32_chunk;
 }
 
 // Activations whose lifetimes do not overlap share memory: every buffer gets a slot (best fit among
@@ -111,7 +126,7 @@ void DnnlExecutor::Impl::pack(Plan& P) {
     std::vector<Plan::Buffer> kept;
     for (size_t b = 0; b < nb; ++b)
         if (slot_of[b] < 0) kept.push_back(P.buffers[b]);
-    for (size_t k = 0; k < slots.size(); ++k) kept.push_back({slot_data[k], slots[k].bytes, false});
+    for (size_t k = 0; k < slots.size(); ++k) kept.push_back({slot_data[k], slots[k].bytes, false, true});
     P.buffers = std::move(kept);
 }
 

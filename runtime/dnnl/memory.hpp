@@ -17,6 +17,7 @@ namespace dcs::dnnl_exec {
 using dnnl::memory;
 using dt = memory::data_type;
 using kernels::aligned_buffer;
+using kernels::untouched_buffer;
 
 dt to_dt(QType t);
 

@@ -83,6 +83,7 @@ struct Plan {
         std::shared_ptr<void> data;
         size_t bytes = 0;
         bool persistent = false;  ///< weights, biases, padded borders: never shared
+        bool zeroed = false;      ///< false: untouched since alloc(), zeroed by compile() if pack() keeps it
     };
     std::vector<Buffer> buffers;
     memory input;
@@ -130,6 +131,8 @@ struct DnnlExecutor::Impl {
     /// 0.. are single-threaded plans that run concurrently (Split).
     std::map<std::pair<int64_t, int>, std::unique_ptr<Plan>> plans;
     int64_t sub_batch = 0;   ///< int8: larger batches run in sub-batches of this size (choose_sub_batch)
+    /// fp32 (and calibration): larger batches run in chunks of this size (chunk_for_budget); 0: not yet chosen
+    int64_t fp32_chunk = 0;
     int streams = 1;         ///< int8: image streams of run() (choose_streams)
     bool keep_codes = true;  ///< set_keep_codes()
     std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)
@@ -176,7 +179,7 @@ struct DnnlExecutor::Impl {
         int streams;
     };
     Split split(int64_t nb) const {
-        if (mode != Mode::Int8) return {nb, 1};
+        if (mode != Mode::Int8) return {std::min(nb, fp32_chunk > 0 ? fp32_chunk : nb), 1};
         if (streams > 1 && nb > 1) {
             int64_t k = (nb + sub_batch - 1) / sub_batch;
             k = std::min(nb, (k + streams - 1) / streams * streams);
@@ -203,9 +206,14 @@ struct DnnlExecutor::Impl {
         return out;
     }
 
+    /// A buffer of the plan. Activations of a plan whose buffers are shared stay untouched (no resident
+    /// memory) while it compiles: pack() moves them into shared slots, so the buffers it replaces never
+    /// cost memory, and compile() zeroes what is left of them. The others (weights, biases, padded
+    /// borders, every buffer of an unshared plan) are zeroed now: compilation may write into them.
     memory alloc(Plan& P, const memory::desc& md, bool persistent = false) {
-        auto buf = aligned_buffer(md.get_size());
-        P.buffers.push_back({buf, md.get_size(), persistent});
+        const bool later = share_buffers && !persistent;
+        auto buf = later ? untouched_buffer(md.get_size()) : aligned_buffer(md.get_size());
+        P.buffers.push_back({buf, md.get_size(), persistent, !later});
         return memory(md, eng, buf.get());
     }
 
@@ -281,6 +289,10 @@ struct DnnlExecutor::Impl {
     }
 
     bool share_buffers = true;  ///< false for calibration, which reads every value after the run
+    /// The largest chunk of images whose plan's activation buffers (measured on the plan of one image:
+    /// after buffer sharing, or all of them without it) fit `budget_bytes`, at least 1 and at most
+    /// batch_size; sets fp32_chunk.
+    int64_t chunk_for_budget(size_t budget_bytes);
     std::unique_ptr<Plan> compile(int64_t batch);
     void pack(Plan& P);
     void compile_layer(Plan& P, const QStep& s, const std::map<std::string, std::vector<int64_t>>& shapes);

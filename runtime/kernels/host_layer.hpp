@@ -50,13 +50,20 @@ struct HostLayer {
     std::shared_ptr<const void> loaded;  ///< the prepared layer it holds (the executor's)
 };
 
-/// Zeroed, 64-byte aligned memory (at least 64 bytes, a multiple of 64).
-inline std::shared_ptr<void> aligned_buffer(size_t bytes) {
-    size_t n = std::max<size_t>(64, (bytes + 63) / 64 * 64);
+/// 64-byte aligned memory (at least 64 bytes, a multiple of 64), not touched: large blocks take no
+/// resident memory until written.
+inline std::shared_ptr<void> untouched_buffer(size_t bytes) {
+    const size_t n = std::max<size_t>(64, (bytes + 63) / 64 * 64);
     void* p = std::aligned_alloc(64, n);
     if (!p) throw std::bad_alloc();
-    std::memset(p, 0, n);
     return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+/// Zeroed, 64-byte aligned memory (at least 64 bytes, a multiple of 64).
+inline std::shared_ptr<void> aligned_buffer(size_t bytes) {
+    auto p = untouched_buffer(bytes);
+    std::memset(p.get(), 0, std::max<size_t>(64, (bytes + 63) / 64 * 64));
+    return p;
 }
 
 /// Calls f(TX{}, TY{}) with the C++ types of an 8-bit input type and an output type.

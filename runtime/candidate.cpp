@@ -174,7 +174,7 @@ namespace {
 /// timed forward passes are forward passes only.
 void prepare(DnnlExecutor& ex, const SubsetEvaluator& eval) {
     std::set<int64_t> sizes;
-    for (const auto& b : eval.batches()) sizes.insert(b.shape.at(0));
+    for (int64_t n : eval.batch_sizes()) sizes.insert(n);
     for (int64_t n : sizes) ex.prepare(n);
 }
 
@@ -262,7 +262,7 @@ CandidateMetrics CandidateEvaluator::baseline() const {
         r = eval_.run([&](const Tensor& x) { return st.fp32->run(x); });
         m.executor = "onednn-fp32";
     }
-    record_forward(r, eval_.batches().size(), m);
+    record_forward(r, eval_.batch_count(), m);
     m.size_bytes = static_cast<uint64_t>(fp32_size_bytes(graph_));
     for (const auto& l : layers_) m.bops += static_cast<double>(l.macs) * 32.0 * 32.0;
     m.seconds = since(t0);
@@ -358,7 +358,7 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
         r = eval_.run_reference(&overrides);
         m.executor = "reference";
     }
-    record_forward(r, eval_.batches().size(), m);
+    record_forward(r, eval_.batch_count(), m);
     m.seconds = since(t0);
     return m;
 }

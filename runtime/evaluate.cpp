@@ -1,6 +1,7 @@
 #include "runtime/evaluate.hpp"
 
 #include <chrono>
+#include <cstdlib>
 
 #include "common/error.hpp"
 #include "runtime/reference_executor.hpp"
@@ -39,17 +40,58 @@ ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::strin
     return io;
 }
 
+size_t SubsetEvaluator::kept_bytes_default() {
+    if (const char* e = std::getenv("DCS_KEPT_BATCHES_MB")) {
+        const long long v = std::atoll(e);
+        if (v >= 0) return static_cast<size_t>(v) << 20;
+    }
+    return size_t(256) << 20;
+}
+
 SubsetEvaluator::SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset,
-                                 const Preprocess& pre, const ModelIo& io, int64_t batch_size, Metric metric)
-    : graph_(graph), metric_(metric) {
+                                 const Preprocess& pre, const ModelIo& io, int64_t batch_size, Metric metric,
+                                 size_t max_kept_bytes)
+    : graph_(graph), data_(data), pre_(pre), input_shape_(io.input_shape), metric_(metric) {
+    size_t bytes = 0;
     for (int64_t off = subset.offset; off < subset.offset + subset.count; off += batch_size) {
-        int64_t n = std::min(batch_size, subset.offset + subset.count - off);
-        Tensor b = data.batch(off, n, pre);
-        std::vector<int64_t> shape{n};
-        shape.insert(shape.end(), io.input_shape.begin(), io.input_shape.end());
-        b.shape = shape;
-        batches_.push_back(std::move(b));
+        const int64_t n = std::min(batch_size, subset.offset + subset.count - off);
+        ranges_.emplace_back(off, n);
         labels_.emplace_back(data.labels().begin() + off, data.labels().begin() + off + n);
+        bytes += static_cast<size_t>(n * Tensor::numel_of(input_shape_)) * sizeof(float);
+    }
+    kept_ = bytes <= max_kept_bytes;
+    if (kept_) batches();
+}
+
+Tensor SubsetEvaluator::make_batch(size_t i) const {
+    const auto [off, n] = ranges_.at(i);
+    Tensor b = data_.batch(off, n, pre_);
+    std::vector<int64_t> shape{n};
+    shape.insert(shape.end(), input_shape_.begin(), input_shape_.end());
+    b.shape = shape;
+    return b;
+}
+
+const std::vector<Tensor>& SubsetEvaluator::batches() const {
+    if (batches_.size() != ranges_.size())
+        for (size_t i = batches_.size(); i < ranges_.size(); ++i) batches_.push_back(make_batch(i));
+    return batches_;
+}
+
+std::vector<int64_t> SubsetEvaluator::batch_sizes() const {
+    std::vector<int64_t> out;
+    for (const auto& r : ranges_) out.push_back(r.second);
+    return out;
+}
+
+void SubsetEvaluator::each_batch(const std::function<void(const Tensor&, size_t)>& f) const {
+    for (size_t i = 0; i < ranges_.size(); ++i) {
+        if (i < batches_.size()) {
+            f(batches_[i], i);
+        } else {
+            const Tensor b = make_batch(i);
+            f(b, i);
+        }
     }
 }
 
@@ -80,7 +122,7 @@ std::vector<bool> in_top_k(const Tensor& logits, const std::vector<int64_t>& lab
 }
 
 void SubsetEvaluator::label_with(const std::function<Tensor(const Tensor&)>& forward) {
-    for (size_t b = 0; b < batches_.size(); ++b) labels_[b] = argmax_rows(forward(batches_[b]));
+    each_batch([&](const Tensor& x, size_t b) { labels_[b] = argmax_rows(forward(x)); });
 }
 
 EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* overrides) const {
@@ -91,9 +133,9 @@ EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* o
 EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forward) const {
     EvalResult r;
     double seconds = 0.0;
-    for (size_t b = 0; b < batches_.size(); ++b) {
+    each_batch([&](const Tensor& x, size_t b) {
         auto t0 = std::chrono::steady_clock::now();
-        Tensor out = forward(batches_[b]);
+        Tensor out = forward(x);
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (metric_ == Metric::Top5) {
             for (bool hit : in_top_k(out, labels_[b], 5)) r.correct += hit;
@@ -102,7 +144,7 @@ EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forw
             for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
         }
         r.samples += static_cast<int64_t>(labels_[b].size());
-    }
+    });
     r.seconds = seconds;
     r.accuracy = r.samples ? static_cast<double>(r.correct) / static_cast<double>(r.samples) : 0.0;
     r.images_per_second = r.seconds > 0 ? static_cast<double>(r.samples) / r.seconds : 0.0;

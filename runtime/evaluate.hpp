@@ -31,13 +31,19 @@ struct ModelIo {
 /// the model and both shapes.
 ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::string& model_path);
 
-/// Evaluates on a fixed subset with batches prepared once, so repeated candidate evaluations pay
-/// only for forward passes.
+/// Evaluates on a fixed subset. The preprocessed batches are made once and kept when they take at most
+/// `max_kept_bytes`, so repeated candidate evaluations pay only for forward passes; larger subsets are
+/// preprocessed batch by batch on every run (from the dataset's stored images), so that memory does not
+/// grow with the subset. `data` must outlive the evaluator.
 class SubsetEvaluator {
 public:
-    /// Labels come from `data` (Metric::Agreement: set_labels() before run(); unlabelled data holds -1).
+    /// The default bound of kept batches: 256 MiB, or DCS_KEPT_BATCHES_MB=N MiB.
+    static size_t kept_bytes_default();
+
+    /// Labels come from `data` (Metric::Agreement: label_with() before run(); unlabelled data holds -1).
     SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset, const Preprocess& pre,
-                    const ModelIo& io, int64_t batch_size = 256, Metric metric = Metric::Top1);
+                    const ModelIo& io, int64_t batch_size = 256, Metric metric = Metric::Top1,
+                    size_t max_kept_bytes = kept_bytes_default());
 
     /// Top-1 accuracy with the reference executor; `overrides` replaces initializers by name.
     EvalResult run_reference(const std::map<std::string, Tensor>* overrides = nullptr) const;
@@ -49,13 +55,27 @@ public:
     void label_with(const std::function<Tensor(const Tensor&)>& forward);
     Metric metric() const { return metric_; }
 
-    const std::vector<Tensor>& batches() const { return batches_; }
+    /// Every preprocessed batch at once (made now, and kept, when the evaluator does not keep them).
+    const std::vector<Tensor>& batches() const;
+    size_t batch_count() const { return ranges_.size(); }
+    std::vector<int64_t> batch_sizes() const;
+    /// Whether the batches are kept between runs (at most max_kept_bytes).
+    bool keeps_batches() const { return kept_; }
     const std::vector<std::vector<int64_t>>& labels() const { return labels_; }
 
 private:
+    /// Calls f(batch, i) for every batch, kept or made for the call.
+    void each_batch(const std::function<void(const Tensor&, size_t)>& f) const;
+    Tensor make_batch(size_t i) const;
+
     const Graph& graph_;
+    const Dataset& data_;
+    Preprocess pre_;
+    std::vector<int64_t> input_shape_;  ///< per sample
     Metric metric_;
-    std::vector<Tensor> batches_;
+    std::vector<std::pair<int64_t, int64_t>> ranges_;  ///< (first sample, count) of each batch
+    bool kept_ = true;
+    mutable std::vector<Tensor> batches_;  ///< all of them when kept_ (or once batches() was called)
     std::vector<std::vector<int64_t>> labels_;
 };
 

@@ -6,6 +6,7 @@
 
 #include "app/config.hpp"
 #include "app/load_data.hpp"
+#include "common/memory.hpp"
 #include "app/layers_file.hpp"
 #include "runtime/candidate.hpp"
 #include "app/json.hpp"
@@ -134,6 +135,7 @@ int run_eval(const ParsedArgs& args) {
             .field("images_per_second", m.images_per_second)
             .field("seconds", m.forward_seconds)
             .field("latency_seconds", m.latency)
+            .field("peak_rss_bytes", static_cast<long long>(peak_rss_bytes()))
             .field("fp32_size_bytes", static_cast<long long>(fp32_size))
             .field("compression_ratio", ratio)
             .field("precision", per_layer ? "int8" : "fp32")

@@ -1,5 +1,9 @@
 #pragma once
-/// Process-wide heap policy for the evaluating processes (dcsearch, the benchmarks).
+/// Process-wide heap policy for the evaluating processes (dcsearch, the benchmarks), and their peak
+/// memory.
+#include <sys/resource.h>
+
+#include <cstdint>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
@@ -17,6 +21,14 @@ inline void keep_freed_memory() {
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
+}
+
+/// The process's peak resident set size so far, in bytes (getrusage: the high-water mark of RSS,
+/// memory-mapped file pages that were read included).
+inline int64_t peak_rss_bytes() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
 }  // namespace dcs

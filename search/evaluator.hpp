@@ -26,6 +26,9 @@ struct Evaluation {
     double size_bytes = 0.0;
     double bops = 0.0;
     double latency = 0.0;
+    /// The evaluating process's peak resident memory in bytes once this evaluation ended (0: unknown,
+    /// e.g. read from a results file written before it was recorded).
+    double peak_rss_bytes = 0.0;
 };
 
 class Evaluator {

@@ -4,6 +4,8 @@
 #include <exception>
 #include <new>
 
+#include "common/memory.hpp"
+
 namespace dcs::search {
 
 Evaluation evaluate_genome(const CandidateEvaluator& evaluator, const SearchSpace& space,
@@ -27,6 +29,7 @@ Evaluation evaluate_genome(const CandidateEvaluator& evaluator, const SearchSpac
     }
     if (!e.ok) score(e, settings);
     e.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    e.peak_rss_bytes = static_cast<double>(peak_rss_bytes());
     return e;
 }
 

@@ -61,7 +61,7 @@ private:
     size_t pos_ = 0;
 };
 
-constexpr uint8_t kVersion = 1;
+constexpr uint8_t kVersion = 2;
 
 }  // namespace
 
@@ -97,6 +97,7 @@ std::vector<char> encode_result(const ResultMessage& m) {
     w.put<double>(e.latency);
     w.put<double>(e.seconds);
     w.put<int32_t>(e.rank);
+    w.put<double>(e.peak_rss_bytes);
     return w.take();
 }
 
@@ -115,6 +116,7 @@ ResultMessage decode_result(const std::vector<char>& bytes) {
     e.latency = r.get<double>();
     e.seconds = r.get<double>();
     e.rank = r.get<int32_t>();
+    e.peak_rss_bytes = r.get<double>();
     r.done();
     return m;
 }

@@ -403,7 +403,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                 const size_t n = d.evaluations.size(), nl = d.layers.size();
                 std::vector<int64_t> id(n);
                 std::vector<int32_t> gen(n), rank(n), bits(n * nl), genome(n * 2 * nl);
-                std::vector<double> prune(n * nl), acc(n), size(n), bops(n), lat(n), secs(n), viol(n);
+                std::vector<double> prune(n * nl), acc(n), size(n), bops(n), lat(n), secs(n), viol(n), rss(n);
                 std::vector<int8_t> ok(n), feasible(n);
                 std::vector<std::string> err(n);
                 for (size_t i = 0; i < n; ++i) {
@@ -424,6 +424,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                     bops[i] = e.bops;
                     lat[i] = e.latency;
                     secs[i] = e.seconds;
+                    rss[i] = e.peak_rss_bytes;
                     viol[i] = e.violation;
                     ok[i] = e.ok ? 1 : 0;
                     feasible[i] = e.ok && e.violation <= 0.0 ? 1 : 0;
@@ -444,6 +445,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                 write_strings(g, "error", err);
                 write_array(g, "seconds", secs);
                 write_array(g, "rank", rank);
+                write_array(g, "peak_rss_bytes", rss);
             }
             {
                 Handle g = group(f, "generations");
@@ -463,7 +465,7 @@ void write_results(const std::string& path, const ResultsData& d) {
             }
             {
                 Handle g = group(f, "runs");
-                std::vector<double> wall, cpu, busy;
+                std::vector<double> wall, cpu, busy, wrss;
                 std::vector<int32_t> workers, wrun, wrank;
                 std::vector<int64_t> wevals;
                 for (const auto& r : d.runs) {
@@ -476,6 +478,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                     wrank.push_back(w.rank);
                     wevals.push_back(w.evaluations);
                     busy.push_back(w.busy_seconds);
+                    wrss.push_back(w.peak_rss_bytes);
                 }
                 write_array(g, "wall_seconds", wall);
                 write_array(g, "coordinator_cpu_seconds", cpu);
@@ -484,6 +487,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                 write_array(g, "worker_rank", wrank);
                 write_array(g, "worker_evaluations", wevals);
                 write_array(g, "worker_busy_seconds", busy);
+                write_array(g, "worker_peak_rss_bytes", wrss);
             }
             if (d.test) {
                 Handle g = group(f, "test");
@@ -598,6 +602,9 @@ ResultsData read_results(const std::string& path) {
         for (const auto* v : {&acc, &size, &bops, &lat, &viol, &secs})
             if (v->size() != n) r.fail("evaluation columns differ in length");
         if (ok.size() != n || rank.size() != n || err.size() != n) r.fail("evaluation columns differ in length");
+        std::vector<double> rss(n, 0.0);  // optional: older files have no peak memory
+        if (H5Lexists(g, "peak_rss_bytes", H5P_DEFAULT) > 0) rss = r.array<double>(g, "peak_rss_bytes");
+        if (rss.size() != n) r.fail("evaluation columns differ in length");
         for (size_t i = 0; i < n; ++i) {
             Evaluation e;
             e.genome.assign(genome.begin() + static_cast<long>(i * 2 * nl), genome.begin() + static_cast<long>((i + 1) * 2 * nl));
@@ -612,6 +619,7 @@ ResultsData read_results(const std::string& path) {
             e.latency = lat[i];
             e.violation = viol[i];
             e.seconds = secs[i];
+            e.peak_rss_bytes = rss[i];
             e.ok = ok[i] != 0;
             e.rank = rank[i];
             e.error = err[i];
@@ -643,11 +651,14 @@ ResultsData read_results(const std::string& path) {
         auto wrun = r.array<int32_t>(g, "worker_run"), wrank = r.array<int32_t>(g, "worker_rank");
         auto wevals = r.array<int64_t>(g, "worker_evaluations");
         auto busy = r.array<double>(g, "worker_busy_seconds");
-        if (wrank.size() != wrun.size() || wevals.size() != wrun.size() || busy.size() != wrun.size())
+        std::vector<double> wrss(wrun.size(), 0.0);  // optional: older files have no peak memory
+        if (H5Lexists(g, "worker_peak_rss_bytes", H5P_DEFAULT) > 0) wrss = r.array<double>(g, "worker_peak_rss_bytes");
+        if (wrank.size() != wrun.size() || wevals.size() != wrun.size() || busy.size() != wrun.size() ||
+            wrss.size() != wrun.size())
             r.fail("worker columns differ in length");
         for (size_t i = 0; i < wrun.size(); ++i) {
             if (wrun[i] < 0 || static_cast<size_t>(wrun[i]) >= d.runs.size()) r.fail("bad worker_run");
-            d.workers.push_back({wrun[i], wrank[i], wevals[i], busy[i]});
+            d.workers.push_back({wrun[i], wrank[i], wevals[i], busy[i], wrss[i]});
         }
     }
     if (H5Lexists(f, "test", H5P_DEFAULT) > 0) {  // optional: only searches with a test subset write it

@@ -40,6 +40,7 @@ struct WorkerRow {
     int rank = 0;
     int64_t evaluations = 0;    ///< evaluations it finished in that run
     double busy_seconds = 0.0;  ///< the sum of their evaluation times
+    double peak_rss_bytes = 0.0;  ///< the rank's peak resident memory over them (0: not recorded)
 };
 
 /// The held-out test subset (config dataset.test): after the search, the fp32 baseline and every member

@@ -33,12 +33,13 @@ ResultsData RunAccounting::with_runs(const ResultsData& d) const {
     r.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
     r.coordinator_cpu_seconds = process_cpu_seconds() - cpu0_;
     std::map<int, WorkerRow> rows;
-    for (int rank : ranks_) rows[rank] = {run, rank, 0, 0.0};
+    for (int rank : ranks_) rows[rank] = {run, rank, 0, 0.0, 0.0};
     for (const auto& e : d.evaluations) {
         if (earlier_.count(e.genome)) continue;
-        WorkerRow& w = rows.try_emplace(e.rank, WorkerRow{run, e.rank, 0, 0.0}).first->second;
+        WorkerRow& w = rows.try_emplace(e.rank, WorkerRow{run, e.rank, 0, 0.0, 0.0}).first->second;
         ++w.evaluations;
         w.busy_seconds += e.seconds;
+        w.peak_rss_bytes = std::max(w.peak_rss_bytes, e.peak_rss_bytes);
     }
     for (const auto& [rank, w] : rows) out.workers.push_back(w);
     return out;
@@ -48,8 +49,8 @@ std::vector<std::string> run_summary(const ResultsData& d) {
     std::vector<std::string> lines;
     for (size_t run = 0; run < d.runs.size(); ++run) {
         const RunRow& r = d.runs[run];
-        double busy = 0.0, lo = 1e300, hi = 0.0;
-        int lo_rank = -1, hi_rank = -1;
+        double busy = 0.0, lo = 1e300, hi = 0.0, rss = 0.0;
+        int lo_rank = -1, hi_rank = -1, rss_rank = -1;
         int64_t evals = 0;
         for (const auto& w : d.workers) {
             if (w.run != static_cast<int>(run)) continue;
@@ -57,6 +58,7 @@ std::vector<std::string> run_summary(const ResultsData& d) {
             evals += w.evaluations;
             if (w.busy_seconds < lo) lo = w.busy_seconds, lo_rank = w.rank;
             if (w.busy_seconds > hi) hi = w.busy_seconds, hi_rank = w.rank;
+            if (w.peak_rss_bytes > rss) rss = w.peak_rss_bytes, rss_rank = w.rank;
         }
         // Under MPI the workers are ranks 1..N-1 and rank 0 only coordinates; in one process rank 0 does both.
         bool mpi = false;
@@ -76,6 +78,7 @@ std::vector<std::string> run_summary(const ResultsData& d) {
         if (mpi)
             append("; coordinator CPU %.2f s (%.1f%%)", r.coordinator_cpu_seconds,
                    r.wall_seconds > 0 ? 100.0 * r.coordinator_cpu_seconds / r.wall_seconds : 0.0);
+        if (rss_rank >= 0) append("; peak memory %.0f MB (rank %d)", rss / 1e6, rss_rank);
         lines.push_back(line);
     }
     return lines;

@@ -226,6 +226,9 @@ std::string search_report_export(const TempDir& dir, const std::string& ds, cons
                                       "b = f['baseline'].attrs\n"
                                       "print(b['metric'].decode() if isinstance(b['metric'], bytes) else b['metric'], "
                                       "repr(b['accuracy']))\n"
+                                      "w = f['runs']\n"
+                                      "print('workers record their peak memory:', all(m > 1e7 for m, n in "
+                                      "zip(w['worker_peak_rss_bytes'][:], w['worker_evaluations'][:]) if n > 0))\n"
                                       "e = f['evaluations']\n"
                                       "for i in range(e['id'].shape[0]):\n"
                                       "    print(list(e['genome'][i]), repr(e['accuracy'][i]), e['size_bytes'][i])\n",
@@ -233,6 +236,7 @@ std::string search_report_export(const TempDir& dir, const std::string& ds, cons
                                      60);
     EXPECT_EQ(d.status, 0) << d.err;
     EXPECT_EQ(d.out.rfind(metric + " ", 0), 0u) << d.out.substr(0, 200);
+    EXPECT_NE(d.out.find("workers record their peak memory: True"), std::string::npos) << d.out.substr(0, 200);
     return d.out;
 }
 

@@ -39,6 +39,7 @@ ResultsData sample() {
         e.ok = i != 2;
         e.error = i == 2 ? "injected failure \"quoted\"" : "";
         e.seconds = 0.5;
+        e.peak_rss_bytes = 1e8 * (i + 1);
         e.rank = i % 2;
         e.generation = i - 1;
         e.objectives = {1 - e.accuracy, e.size_bytes};
@@ -46,7 +47,7 @@ ResultsData sample() {
     }
     d.generations = {{0, {0, 1, 3}, {0, 1}, 0.5}, {1, {1, 3, 4}, {3}, 0.75}};
     d.runs = {{12.5, 0.25, 2}, {3.0, 0.125, 1}};
-    d.workers = {{0, 1, 3, 1.5}, {0, 2, 1, 0.5}, {1, 1, 1, 0.5}};
+    d.workers = {{0, 1, 3, 1.5, 2.5e8}, {0, 2, 1, 0.5, 0.0}, {1, 1, 1, 0.5, 3e8}};
     return d;
 }
 
@@ -69,6 +70,7 @@ TEST(ResultsStore, RoundTrip) {
         EXPECT_EQ(r.evaluations[i].error, d.evaluations[i].error);
         EXPECT_DOUBLE_EQ(r.evaluations[i].accuracy, d.evaluations[i].accuracy);
         EXPECT_EQ(r.evaluations[i].generation, d.evaluations[i].generation);
+        EXPECT_DOUBLE_EQ(r.evaluations[i].peak_rss_bytes, d.evaluations[i].peak_rss_bytes);
     }
     ASSERT_EQ(r.generations.size(), 2u);
     EXPECT_EQ(r.generations[1].front, d.generations[1].front);
@@ -84,6 +86,8 @@ TEST(ResultsStore, RoundTrip) {
     EXPECT_EQ(r.workers[2].run, 1);
     EXPECT_EQ(r.workers[0].evaluations, 3);
     EXPECT_DOUBLE_EQ(r.workers[0].busy_seconds, 1.5);
+    EXPECT_DOUBLE_EQ(r.workers[0].peak_rss_bytes, 2.5e8);
+    EXPECT_DOUBLE_EQ(r.workers[2].peak_rss_bytes, 3e8);
 }
 
 TEST(ResultsStore, TestRecordRoundTripAndAbsence) {
@@ -139,6 +143,8 @@ TEST(ResultsStore, ReadableByH5pyAndH5dump) {
                                    "assert f['layers/name'][1].decode() == 'fc1'\n"
                                    "assert abs(f['baseline'].attrs['accuracy'] - 0.91) < 1e-12\n"
                                    "assert list(f['runs/worker_busy_seconds'][:]) == [1.5, 0.5, 0.5]\n"
+                                   "assert list(f['runs/worker_peak_rss_bytes'][:]) == [2.5e8, 0.0, 3e8]\n"
+                                   "assert f['evaluations/peak_rss_bytes'][4] == 5e8\n"
                                    "print('ok')\n");
     auto r = dcs::test::run_process({"/usr/bin/python3", script, path}, 60);
     EXPECT_EQ(r.status, 0) << r.err;

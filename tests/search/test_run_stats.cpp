@@ -9,11 +9,12 @@ using namespace dcs::search;
 
 namespace {
 
-Evaluation evaluation(int gene, int rank, double seconds) {
+Evaluation evaluation(int gene, int rank, double seconds, double peak_rss = 0.0) {
     Evaluation e;
     e.genome = {gene};
     e.rank = rank;
     e.seconds = seconds;
+    e.peak_rss_bytes = peak_rss;
     return e;
 }
 
@@ -26,9 +27,9 @@ TEST(RunStats, CountsThisRunsEvaluationsPerWorkerIdleOnesIncluded) {
     ResultsData now = earlier;
     now.runs.clear();
     now.workers.clear();
-    now.evaluations.push_back(evaluation(2, 1, 0.25));
-    now.evaluations.push_back(evaluation(3, 1, 0.5));
-    now.evaluations.push_back(evaluation(4, 2, 1.0));
+    now.evaluations.push_back(evaluation(2, 1, 0.25, 3e8));
+    now.evaluations.push_back(evaluation(3, 1, 0.5, 2e8));
+    now.evaluations.push_back(evaluation(4, 2, 1.0, 1e8));
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     ResultsData out = acc.with_runs(now);
     ASSERT_EQ(out.runs.size(), 2u);
@@ -42,6 +43,8 @@ TEST(RunStats, CountsThisRunsEvaluationsPerWorkerIdleOnesIncluded) {
     EXPECT_EQ(out.workers[2].rank, 1);
     EXPECT_EQ(out.workers[2].evaluations, 2);
     EXPECT_DOUBLE_EQ(out.workers[2].busy_seconds, 0.75);
+    EXPECT_DOUBLE_EQ(out.workers[2].peak_rss_bytes, 3e8);  // the largest of its evaluations
+    EXPECT_DOUBLE_EQ(out.workers[3].peak_rss_bytes, 1e8);
     EXPECT_EQ(out.workers[3].rank, 2);
     EXPECT_EQ(out.workers[3].evaluations, 1);
     EXPECT_EQ(out.workers[4].rank, 3);
@@ -68,6 +71,11 @@ TEST(RunStats, SummaryGivesTheBusyShareAndTheSpread) {
     lines = run_summary(d);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0], "run 1: 8 evaluations by 1 worker in 2.0 s, busy 75% of the time; coordinator CPU 0.10 s (5.0%)");
+    // Peak memory: the largest worker's, when recorded.
+    d.runs = {{10.0, 0.2, 2}};
+    d.workers = {{0, 1, 30, 9.0, 7.5e8}, {0, 2, 25, 7.0, 9.25e8}};
+    lines = run_summary(d);
+    EXPECT_NE(lines[0].find("; peak memory 925 MB (rank 2)"), std::string::npos) << lines[0];
 }
 
 }  // namespace

@@ -69,7 +69,7 @@ namespace {
 /// at the evaluator's batch size (which kernel serves each layer, why the kernel table's rows before
 /// it declined).
 void explain(const Config& cfg, const Graph& g, const Dataset& data, const ModelIo& io, const EvaluatorOptions& opts) {
-    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, opts.batch_size);
+    DnnlExecutor q(g, DnnlExecutor::Mode::Int8, opts.batch_size, opts.activation_bytes);
     SubsetEvaluator cal(g, data, opts.calibration, cfg.model.preprocess, io, opts.batch_size);
     compress::CalibrationSpec cs;
     cs.method = opts.calibration_method;
@@ -93,11 +93,7 @@ int run_eval(const ParsedArgs& args) {
     std::vector<compress::LayerChoice> choices;
     if (per_layer) choices = load_layers_file(args.options.at("--layers"), layers);
 
-    EvaluatorOptions opts;
-    opts.calibration = cfg.dataset.calibration;
-    opts.bias_correction = cfg.compression.bias_correction;
-    opts.calibration_method = cfg.compression.calibration;
-    opts.metric = loaded.metric;
+    const EvaluatorOptions opts = evaluator_options(cfg, loaded.metric);
     CandidateEvaluator ev(g, data, cfg.dataset.validation, cfg.model.preprocess, io, cfg.compression.weight,
                           cfg.compression.activation_bits, opts);
     if (args.flag("--explain")) {

@@ -24,7 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // The schema: every key the config accepts, by section. Unknown keys are checked against these.
-const std::vector<std::string> kTopKeys{"model", "dataset", "compression", "search", "output"};
+const std::vector<std::string> kTopKeys{"model", "dataset", "compression", "search", "runtime", "output"};
 const std::vector<std::string> kModelKeys{"path", "preprocess"};
 const std::vector<std::string> kPreprocessKeys{"scale", "mean", "std"};
 const std::vector<std::string> kDatasetKeys{"format", "images",  "labels",      "hdf5",       "file", "root",
@@ -39,13 +39,14 @@ const std::vector<std::string> kLayerKeys{"match", "weight_bits", "prune_ratios"
 const std::vector<std::string> kSearchKeys{"algorithm",         "population", "offspring", "generations",
                                            "seed",              "max_accuracy_drop", "objectives",
                                            "max_evaluations",   "stagnation_generations"};
+const std::vector<std::string> kRuntimeKeys{"memory_limit"};
 const std::vector<std::string> kOutputKeys{"path"};
 
 /// Sections whose keys may be suggested when a key is given in the wrong place.
 const std::vector<std::pair<std::string, const std::vector<std::string>*>> kSections{
     {"model", &kModelKeys},           {"model.preprocess", &kPreprocessKeys}, {"dataset", &kDatasetKeys},
     {"dataset.hdf5", &kHdf5Keys},     {"compression", &kCompressionKeys},    {"search", &kSearchKeys},
-    {"output", &kOutputKeys}};
+    {"runtime", &kRuntimeKeys},       {"output", &kOutputKeys}};
 
 std::string lower(std::string s) {
     for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -746,6 +747,10 @@ Config parse_config(const std::string& text, const std::string& path) {
         parse_dataset(r, top, cfg);
         parse_compression(r, top, cfg);
         parse_search(r, top, cfg.search);
+        const Fields rt = r.sub(top, "runtime", kRuntimeKeys);
+        if (const Field* f = rt.get("memory_limit"))
+            cfg.runtime.memory_limit_mb =
+                r.to_int(*f, 256, int64_t(1) << 30, "an integer >= 256 (MiB of memory per process for evaluation)");
         const Fields out = r.sub(top, "output", kOutputKeys);
         if (const Field* f = out.get("path")) {
             cfg.output.path = r.to_path(*f);

@@ -46,6 +46,12 @@ struct SearchConfig {
     int stagnation_generations = 0;  ///< 0: off; else stop when hypervolume has not improved for this many
 };
 
+struct RuntimeConfig {
+    /// runtime.memory_limit: MiB a process may use for evaluation; its parts bound the activations of a
+    /// plan (1/4), the kept validation batches (1/8) and the compressed-weight cache (1/8).
+    int64_t memory_limit_mb = 2048;
+};
+
 struct OutputConfig {
     std::string path;  ///< absolute; default "results.h5" beside the config
 };
@@ -62,6 +68,7 @@ struct Config {
     std::optional<Metric> metric;
     CompressionConfig compression;
     SearchConfig search;
+    RuntimeConfig runtime;
     OutputConfig output;
     std::vector<std::string> warnings;  ///< e.g. calibration and validation subsets overlap
 };

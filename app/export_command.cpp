@@ -28,16 +28,18 @@ struct Loaded {
     Graph graph;
     Dataset data;
     ModelIo io;
+    Metric metric = Metric::Top1;
     std::vector<LayerInfo> layers;
 };
 
 Loaded load(Config cfg) {
-    Loaded l{std::move(cfg), {}, {}, {}, {}};
+    Loaded l{std::move(cfg), {}, {}, {}, Metric::Top1, {}};
     for (const auto& w : l.cfg.warnings) std::cerr << "dcsearch: warning: " << w << "\n";
     l.graph = import_onnx(l.cfg.model.path);
     LoadedData loaded = load_data(l.cfg, l.graph);
     l.data = std::move(loaded.data);
     l.io = loaded.io;
+    l.metric = loaded.metric;
     l.layers = list_layers(l.graph);
     return l;
 }
@@ -51,6 +53,7 @@ search::ExportSettings settings_of(const Config& cfg) {
     s.calibration_method = cfg.compression.calibration;
     s.bias_correction = cfg.compression.bias_correction;
     s.batch_size = EvaluatorOptions{}.batch_size;  // what `eval` and `search` calibrate with
+    s.activation_bytes = evaluator_options(cfg, Metric::Top1).activation_bytes;
     return s;
 }
 
@@ -186,10 +189,7 @@ int run_apply(const ParsedArgs& args) {
     const std::string yaml = write_all(l, choices, dir, &m);
 
     // The accuracy of what was written, evaluated as `eval --layers` evaluates it.
-    EvaluatorOptions opts;
-    opts.calibration = l.cfg.dataset.calibration;
-    opts.bias_correction = l.cfg.compression.bias_correction;
-    opts.calibration_method = l.cfg.compression.calibration;
+    const EvaluatorOptions opts = evaluator_options(l.cfg, l.metric);
     CandidateEvaluator ev(l.graph, l.data, l.cfg.dataset.validation, l.cfg.model.preprocess, l.io,
                           l.cfg.compression.weight, l.cfg.compression.activation_bits, opts);
     std::cerr << "dcsearch: evaluating on " << l.cfg.dataset.validation.count << " samples (int8)\n";

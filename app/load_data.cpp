@@ -66,4 +66,17 @@ LoadedData load_data(const Config& cfg, const Graph& graph, std::vector<std::str
     return l;
 }
 
+EvaluatorOptions evaluator_options(const Config& cfg, Metric metric) {
+    EvaluatorOptions o;
+    o.calibration = cfg.dataset.calibration;
+    o.bias_correction = cfg.compression.bias_correction;
+    o.calibration_method = cfg.compression.calibration;
+    o.metric = metric;
+    const size_t limit = static_cast<size_t>(cfg.runtime.memory_limit_mb) << 20;
+    o.activation_bytes = limit / 4;
+    o.kept_batch_bytes = limit / 8;
+    o.cache_bytes = limit / 8;
+    return o;
+}
+
 }  // namespace dcs

@@ -3,6 +3,7 @@
 /// export need before they evaluate.
 #include "app/config.hpp"
 #include "common/metric.hpp"
+#include "runtime/candidate.hpp"
 #include "runtime/dataset.hpp"
 #include "runtime/evaluate.hpp"
 #include "runtime/graph.hpp"
@@ -23,5 +24,9 @@ struct LoadedData {
 /// by agreement with the fp32 model; a warning says so (into `warnings` when given, else on stderr).
 /// Throws InputError naming the file or key.
 LoadedData load_data(const Config& cfg, const Graph& graph, std::vector<std::string>* warnings = nullptr);
+
+/// The evaluator settings of a config, as eval, search, export and apply evaluate: the calibration
+/// subset and method, bias correction, the metric, and the memory bounds of runtime.memory_limit.
+EvaluatorOptions evaluator_options(const Config& cfg, Metric metric);
 
 }  // namespace dcs

@@ -125,11 +125,8 @@ Prepared prepare(const std::string& config_path) {
     for (const auto& l : p.layers) layer_names.push_back(l.name);
     p.space = std::make_unique<search::SearchSpace>(search::SearchSpace::build(
         layer_names, p.cfg.compression.weight_bits, p.cfg.compression.prune_ratios, p.cfg.compression.layers, &p.warnings));
-    EvaluatorOptions eo;  // int8 evaluation calibrated as `eval --layers` and `export` calibrate
-    eo.calibration = p.cfg.dataset.calibration;
-    eo.bias_correction = p.cfg.compression.bias_correction;
-    eo.calibration_method = p.cfg.compression.calibration;
-    eo.metric = p.metric;
+    // int8 evaluation calibrated as `eval --layers` and `export` calibrate
+    const EvaluatorOptions eo = evaluator_options(p.cfg, p.metric);
     p.evaluator = std::make_unique<CandidateEvaluator>(*p.graph, *p.data, p.cfg.dataset.validation,
                                                        p.cfg.model.preprocess, p.io, p.cfg.compression.weight,
                                                        p.cfg.compression.activation_bits, eo);

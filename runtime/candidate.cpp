@@ -194,7 +194,8 @@ CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, 
       pre_(pre),
       io_(io),
       layers_(list_layers(graph)),
-      eval_(graph, data, validation, pre, io, std::max<int64_t>(options.batch_size, 1), options.metric),
+      eval_(graph, data, validation, pre, io, std::max<int64_t>(options.batch_size, 1), options.metric,
+            options.kept_batch_bytes),
       spec_(spec),
       activation_bits_(activation_bits),
       options_(options),
@@ -215,7 +216,7 @@ CandidateEvaluator::CandidateEvaluator(const Graph& graph, const Dataset& data, 
             eval_.label_with([&](const Tensor& x) { return ex.run({x}).at(0); });
         } else {
             State& st = state();
-            st.fp32 = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Fp32, options_.batch_size);
+            st.fp32 = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Fp32, options_.batch_size, options_.activation_bytes);
             prepare(*st.fp32, eval_);
             eval_.label_with([&](const Tensor& x) { return st.fp32->run(x); });
         }
@@ -257,7 +258,7 @@ CandidateMetrics CandidateEvaluator::baseline() const {
         m.executor = "reference";
     } else {
         State& st = state();
-        if (!st.fp32) st.fp32 = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Fp32, options_.batch_size);
+        if (!st.fp32) st.fp32 = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Fp32, options_.batch_size, options_.activation_bytes);
         prepare(*st.fp32, eval_);
         r = eval_.run([&](const Tensor& x) { return st.fp32->run(x); });
         m.executor = "onednn-fp32";
@@ -287,7 +288,7 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
         State& st = state();
         if (!st.int8) {
             // Once per evaluator: calibration on its own subset, then the primitives of every batch size.
-            auto q = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Int8, options_.batch_size);
+            auto q = std::make_unique<DnnlExecutor>(graph_, DnnlExecutor::Mode::Int8, options_.batch_size, options_.activation_bytes);
             SubsetEvaluator cal(graph_, data_, options_.calibration, pre_, io_, options_.batch_size);
             compress::CalibrationSpec cs;
             cs.method = options_.calibration_method;

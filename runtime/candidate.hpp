@@ -76,6 +76,10 @@ struct EvaluatorOptions {
     int64_t batch_size = 256;      ///< >= 1
     /// Bound of the compressed-weight cache in bytes (least recently used entries leave first); 0 disables it.
     size_t cache_bytes = size_t(256) << 20;
+    /// Activation memory of a plan of the fp32 executor and of calibration (DnnlExecutor's activation_bytes).
+    size_t activation_bytes = size_t(512) << 20;
+    /// Validation batches are kept between evaluations up to this many bytes, else streamed (SubsetEvaluator).
+    size_t kept_batch_bytes = SubsetEvaluator::kKeptBytes;
     /// What accuracy measures. Metric::Agreement labels the validation images with the baseline's own
     /// executor (oneDNN fp32, or the reference) when the evaluator is made, so the baseline scores 1.
     Metric metric = Metric::Top1;

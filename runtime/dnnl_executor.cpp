@@ -78,13 +78,14 @@ int64_t choose_sub_batch(const QuantPlan& plan, int threads) {
 /// The bytes of activation buffers a plan of the fp32 executor (and of calibration, whose buffers are
 /// not shared) may hold: batches run in chunks of as many images as fit (Impl::chunk_for_budget), so
 /// that memory does not grow with the batch size. ResNet-50 at 224x224 needs about 10 MB an image with
-/// shared buffers (a chunk of 51 images) and 50 MB without (10). DCS_ACTIVATION_MB=N sets it in MiB.
-size_t activation_budget() {
+/// shared buffers (a chunk of 51 images in 512 MiB) and 50 MB without (10). DCS_ACTIVATION_MB=N (MiB)
+/// overrides `requested`; 0 requested: 512 MiB.
+size_t activation_budget(size_t requested) {
     if (const char* e = std::getenv("DCS_ACTIVATION_MB")) {
         const long long v = std::atoll(e);
         if (v > 0) return static_cast<size_t>(v) << 20;
     }
-    return size_t(512) << 20;
+    return requested > 0 ? requested : size_t(512) << 20;
 }
 
 /// The image streams of int8 runs: OMP_NUM_THREADS by default, each thread taking whole sub-batches
@@ -103,15 +104,16 @@ int choose_streams() {
 
 }  // namespace
 
-DnnlExecutor::DnnlExecutor(const Graph& graph, Mode mode, int64_t batch_size) {
+DnnlExecutor::DnnlExecutor(const Graph& graph, Mode mode, int64_t batch_size, size_t activation_bytes) {
     if (batch_size < 1) throw InputError("batch size must be >= 1, got " + std::to_string(batch_size));
     if (graph.inputs.size() != 1)
         throw InputError("the oneDNN executor runs models with one input, this one has " +
                          std::to_string(graph.inputs.size()));
     impl_ = std::make_unique<Impl>(graph, mode, batch_size, plan_graph(graph, mode == Mode::Int8));
+    impl_->activation_bytes = activation_budget(activation_bytes);
     if (mode == Mode::Fp32) {
         try {
-            impl_->plan_for(std::min(batch_size, impl_->chunk_for_budget(activation_budget())));
+            impl_->plan_for(std::min(batch_size, impl_->chunk_for_budget(impl_->activation_bytes)));
         } catch (const dnnl::error& e) {
             throw UnsupportedError(std::string("oneDNN: ") + e.what());
         }
@@ -149,7 +151,7 @@ void DnnlExecutor::calibrate(const std::vector<Tensor>& batches, const compress:
     Impl cal(I.graph, Mode::Fp32, I.batch_size, fp);
     cal.share_buffers = false;
     // Every value of a chunk is read after it runs: chunks bound the memory of the unshared buffers.
-    const int64_t chunk = cal.chunk_for_budget(activation_budget());
+    const int64_t chunk = cal.chunk_for_budget(I.activation_bytes);
     std::map<std::string, compress::ActivationObserver> observed;
     // Per layer: sums of its input per input channel (Conv) or per column of K (Gemm / MatMul).
     std::map<std::string, std::pair<std::vector<double>, int64_t>> sums;

@@ -59,10 +59,12 @@ public:
     /// Plans the graph (fusions, types) and creates the primitives for `batch_size` (fp32 mode; int8
     /// primitives are created by calibrate()). Keeps a reference to `graph`, which must outlive it.
     /// @param batch_size >= 1; batches of other sizes get primitives of their own, created on first use
+    /// @param activation_bytes the activation memory a plan of fp32 runs and of calibration may hold:
+    ///        larger batches run in chunks that fit (0: 512 MiB; DCS_ACTIVATION_MB overrides both)
     /// @throws InputError on a graph it cannot plan (not one input, bad shapes); UnsupportedError (an
     ///         InputError) on an operator configuration it cannot serve, naming the node, including
     ///         oneDNN refusing a primitive
-    DnnlExecutor(const Graph& graph, Mode mode, int64_t batch_size);
+    DnnlExecutor(const Graph& graph, Mode mode, int64_t batch_size, size_t activation_bytes = 0);
     ~DnnlExecutor();
     DnnlExecutor(const DnnlExecutor&) = delete;
     DnnlExecutor& operator=(const DnnlExecutor&) = delete;

@@ -40,12 +40,12 @@ ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::strin
     return io;
 }
 
-size_t SubsetEvaluator::kept_bytes_default() {
+size_t SubsetEvaluator::kept_bytes(size_t requested) {
     if (const char* e = std::getenv("DCS_KEPT_BATCHES_MB")) {
         const long long v = std::atoll(e);
         if (v >= 0) return static_cast<size_t>(v) << 20;
     }
-    return size_t(256) << 20;
+    return requested;
 }
 
 SubsetEvaluator::SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset,
@@ -59,7 +59,7 @@ SubsetEvaluator::SubsetEvaluator(const Graph& graph, const Dataset& data, const 
         labels_.emplace_back(data.labels().begin() + off, data.labels().begin() + off + n);
         bytes += static_cast<size_t>(n * Tensor::numel_of(input_shape_)) * sizeof(float);
     }
-    kept_ = bytes <= max_kept_bytes;
+    kept_ = bytes <= kept_bytes(max_kept_bytes);
     if (kept_) batches();
 }
 

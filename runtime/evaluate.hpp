@@ -37,13 +37,14 @@ ModelIo check_model_io(const Graph& graph, const Dataset& data, const std::strin
 /// grow with the subset. `data` must outlive the evaluator.
 class SubsetEvaluator {
 public:
-    /// The default bound of kept batches: 256 MiB, or DCS_KEPT_BATCHES_MB=N MiB.
-    static size_t kept_bytes_default();
+    static constexpr size_t kKeptBytes = size_t(256) << 20;
+    /// The bound of kept batches: `requested`, unless DCS_KEPT_BATCHES_MB=N (MiB) overrides it.
+    static size_t kept_bytes(size_t requested = kKeptBytes);
 
     /// Labels come from `data` (Metric::Agreement: label_with() before run(); unlabelled data holds -1).
     SubsetEvaluator(const Graph& graph, const Dataset& data, const Subset& subset, const Preprocess& pre,
                     const ModelIo& io, int64_t batch_size = 256, Metric metric = Metric::Top1,
-                    size_t max_kept_bytes = kept_bytes_default());
+                    size_t max_kept_bytes = kKeptBytes);
 
     /// Top-1 accuracy with the reference executor; `overrides` replaces initializers by name.
     EvalResult run_reference(const std::map<std::string, Tensor>* overrides = nullptr) const;

@@ -29,7 +29,7 @@ ExportedModel export_model(const Graph& graph, const Dataset& data, const ModelI
                          std::to_string(cal.count) + " lies outside the dataset's " + std::to_string(data.size()) +
                          " samples");
     cal.count = std::min(cal.count, data.size() - cal.offset);
-    DnnlExecutor ex(graph, DnnlExecutor::Mode::Int8, settings.batch_size);
+    DnnlExecutor ex(graph, DnnlExecutor::Mode::Int8, settings.batch_size, settings.activation_bytes);
     CompressedModel cm;
     {
         SubsetEvaluator batches(graph, data, cal, settings.preprocess, io, settings.batch_size);

@@ -22,6 +22,7 @@ struct ExportSettings {
     compress::Calibration calibration_method = compress::Calibration::MinMax;
     bool bias_correction = false;
     int64_t batch_size = 256;  ///< calibration batches, as the evaluator makes them
+    size_t activation_bytes = 0;  ///< calibration's activation memory (DnnlExecutor; 0: its default)
 };
 
 struct ExportedModel {

@@ -133,6 +133,7 @@ struct DnnlExecutor::Impl {
     int64_t sub_batch = 0;   ///< int8: larger batches run in sub-batches of this size (choose_sub_batch)
     /// fp32 (and calibration): larger batches run in chunks of this size (chunk_for_budget); 0: not yet chosen
     int64_t fp32_chunk = 0;
+    size_t activation_bytes = size_t(512) << 20;  ///< the budget of chunk_for_budget (DnnlExecutor's)
     int streams = 1;         ///< int8: image streams of run() (choose_streams)
     bool keep_codes = true;  ///< set_keep_codes()
     std::vector<std::unique_ptr<Graph>> fallback_graphs;  ///< mini graphs of host fallbacks (stable addresses)

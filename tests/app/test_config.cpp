@@ -452,6 +452,14 @@ TEST(Config, FolderAndNpyDatasets) {
     EXPECT_EQ(z.dataset.labels, "y");
 }
 
+TEST(Config, RuntimeMemoryLimit) {
+    EXPECT_EQ(parse_config(kMinimal, kCfg).runtime.memory_limit_mb, 2048);
+    EXPECT_EQ(parse_config(kMinimal + "runtime: {memory_limit: 4096}\n", kCfg).runtime.memory_limit_mb, 4096);
+    expect_config_error(kMinimal + "runtime: {memory_limit: 100}\n",
+                        {"runtime.memory_limit: must be an integer >= 256 (MiB of memory per process for evaluation), got 100"});
+    expect_config_error(kMinimal + "runtime: {memory: 100}\n", {"runtime.memory: unknown key", "memory_limit"});
+}
+
 TEST(Config, FolderAndNpyErrors) {
     const std::string m = "model: {path: m}\ndataset:\n";
     expect_config_error(m + "  format: folder\n", {"line 3: dataset.root: required key is missing"});

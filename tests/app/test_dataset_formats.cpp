@@ -197,6 +197,12 @@ TEST(DatasetFormats, UnlabelledArraysAreScoredByAgreementWithFp32) {
     ASSERT_EQ(q.status, 0) << q.err;
     EXPECT_LT(json_number(q.out, "accuracy"), 1.0);
     EXPECT_GT(json_number(q.out, "accuracy"), 0.8);
+    // apply evaluates what it writes with the same metric.
+    const ProcResult applied = run_process(
+        {DCS_BINARY, "apply", files().dir.write("apply.yaml", config(ds)), kLayers, "-o", files().dir.file("applied"), "--json"},
+        300);
+    ASSERT_EQ(applied.status, 0) << applied.err;
+    EXPECT_EQ(json_number(applied.out, "accuracy"), json_number(q.out, "accuracy")) << applied.out;
     const ProcResult text = run_process({DCS_BINARY, "eval", files().dir.write("text.yaml", config(ds))}, 300);
     EXPECT_EQ(text.out.rfind("agreement with fp32 1.0000", 0), 0u) << text.out;
     // top1 needs labels.

@@ -38,7 +38,7 @@ const std::vector<std::string> kCompressionKeys{"weight_bits",     "prune_ratios
 const std::vector<std::string> kLayerKeys{"match", "weight_bits", "prune_ratios"};
 const std::vector<std::string> kSearchKeys{"algorithm",         "population", "offspring", "generations",
                                            "seed",              "max_accuracy_drop", "objectives",
-                                           "max_evaluations",   "stagnation_generations"};
+                                           "max_evaluations",   "stagnation_generations", "early_stop"};
 const std::vector<std::string> kRuntimeKeys{"memory_limit"};
 const std::vector<std::string> kOutputKeys{"path"};
 
@@ -644,6 +644,7 @@ void parse_search(const Reader& r, const Fields& top, SearchConfig& s) {
     if (const Field* f = m.get("stagnation_generations")) {
         s.stagnation_generations = static_cast<int>(r.to_int(*f, 0, int_max, "an integer >= 0 (0: off)"));
     }
+    if (const Field* f = m.get("early_stop")) s.early_stop = r.to_bool(*f);
 }
 
 }  // namespace

@@ -44,6 +44,8 @@ struct SearchConfig {
     std::vector<Objective> objectives{Objective::Accuracy, Objective::Size};
     int64_t max_evaluations = 0;     ///< 0: no budget beyond generations
     int stagnation_generations = 0;  ///< 0: off; else stop when hypervolume has not improved for this many
+    /// An evaluation stops once its accuracy is clearly below the budget (ProblemSettings::early_stop_below).
+    bool early_stop = false;
 };
 
 struct RuntimeConfig {

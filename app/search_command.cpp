@@ -118,6 +118,10 @@ Prepared prepare(const std::string& config_path) {
     p.data = std::make_unique<Dataset>(std::move(loaded.data));
     p.io = loaded.io;
     p.metric = loaded.metric;
+    if (p.cfg.search.early_stop && p.cfg.dataset.format == DatasetFormat::Folder)
+        p.warnings.push_back(p.cfg.file + ": search.early_stop judges a candidate on the first validation batches, "
+                             "but an image folder's samples come class by class: a candidate may be stopped before "
+                             "the classes it does well on (shuffle the data into arrays, or leave early_stop off)");
     p.layers = list_layers(*p.graph);
     if (p.layers.empty())
         throw InputError(p.cfg.model.path + ": the model has no compressible layer (Conv, Gemm or MatMul with a constant weight)");
@@ -299,6 +303,8 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     settings.nsga.random_search = cfg.search.algorithm == "random";
     settings.problem.baseline_accuracy = baseline.accuracy;
     settings.problem.max_accuracy_drop = cfg.search.max_accuracy_drop;
+    if (cfg.search.early_stop)
+        settings.problem.early_stop_below = baseline.accuracy - cfg.search.max_accuracy_drop / 100.0;
     // Accuracy and size first: the hypervolume is taken over these two.
     settings.problem.objectives = {Objective::Accuracy, Objective::Size};
     for (Objective o : cfg.search.objectives)
@@ -336,7 +342,9 @@ int coordinate(const ParsedArgs& args, Prepared& p, const std::string& out_path,
     }
     int64_t failed = 0;
     for (const auto& e : res.evaluations) failed += !e.ok;
-    std::cerr << "dcsearch: " << res.evaluations.size() << " evaluations (" << failed << " failed), front of "
+    std::cerr << "dcsearch: " << res.evaluations.size() << " evaluations (" << failed << " failed"
+              << (cfg.search.early_stop ? ", " + std::to_string(res.stopped_early()) + " stopped early" : "")
+              << "), front of "
               << front.size() << " written to " << out_path << "\n";
     const auto runs = search::run_summary(res);
     if (!runs.empty()) std::cerr << "dcsearch: " << runs.back() << "\n";
@@ -448,8 +456,9 @@ int run_mpi(const ParsedArgs& args) {
         const double rate = fault_rate();
         search::ProblemSettings unscored;  // rank 0 scores the results
         try {
-            return search::run_worker(load_error, [&](const search::Genome& g) {
+            return search::run_worker(load_error, [&](const search::Genome& g, double early_stop_below) {
                 exit_if_orphaned(launcher);
+                unscored.early_stop_below = early_stop_below;
                 return evaluate_with_faults(*p, unscored, g, rate);
             });
         } catch (const std::exception& e) {

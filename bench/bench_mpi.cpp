@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     if (mpi.rank() != 0) {
-        return run_worker("", [&](const Genome& g) {
+        return run_worker("", [&](const Genome& g, double) {
             const double ms = sleep_ms * (1.0 - spread + 2.0 * spread * unit_hash(g));
             const auto t0 = std::chrono::steady_clock::now();
             if (ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));

@@ -241,6 +241,7 @@ namespace {
 /// The forward-pass part of the metrics, from one pass over the validation batches.
 void record_forward(const EvalResult& r, size_t batches, CandidateMetrics& m) {
     m.accuracy = r.accuracy;
+    m.stopped_early = r.stopped;
     m.samples = r.samples;
     m.correct = r.correct;
     m.forward_seconds = r.seconds;
@@ -279,7 +280,7 @@ double compressed_bops(const std::vector<LayerInfo>& layers, const CompressedMod
     return bops;
 }
 
-CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerChoice>& choices) const {
+CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerChoice>& choices, double stop_below) const {
     check_choices(layers_, choices);
     auto t0 = std::chrono::steady_clock::now();
     const bool int8 = options_.runtime == EvalRuntime::OneDnn;
@@ -306,6 +307,11 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
     // The size equals dcz_size(dcz_contents(...)) of the compressed model (see dcz_frame_bytes).
     CandidateMetrics m;
     m.size_bytes = frame_bytes_;
+    std::function<bool(const EvalResult&, int64_t)> stop;
+    if (stop_below >= 0.0)
+        stop = [stop_below](const EvalResult& so_far, int64_t total) {
+            return clearly_below(so_far.correct, so_far.samples, total, stop_below);
+        };
     std::vector<DnnlExecutor::Prepared> w8;
     w8.reserve(layers_.size());
     std::map<std::string, Tensor> overrides;
@@ -352,7 +358,7 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
         ex->load(w8);         // the executor holds the layers while they are loaded
         prepare(*ex, eval_);  // pointer swaps (reorders only for layers prepared without a layout)
         m.compress_seconds = since(t0);
-        r = eval_.run([&](const Tensor& x) { return ex->run(x); });
+        r = eval_.run([&](const Tensor& x) { return ex->run(x); }, stop);
         m.executor = "onednn-int8";
     } else {
         m.compress_seconds = since(t0);

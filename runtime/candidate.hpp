@@ -57,6 +57,7 @@ struct CandidateMetrics {
     double images_per_second = 0.0;  ///< samples / forward_seconds
     double latency = 0.0;            ///< mean seconds per forward pass of one batch (EvaluatorOptions::batch_size)
     std::string executor;            ///< "onednn-int8", "onednn-fp32" or "reference"
+    bool stopped_early = false;      ///< evaluate() stopped: accuracy is over the first `samples` only
 };
 
 /// Which executor runs the forward passes.
@@ -156,9 +157,10 @@ public:
     const EvaluatorOptions& options() const { return options_; }
     /// The fp32 model (BOPs count 32-bit weights and activations).
     CandidateMetrics baseline() const;
-    /// One candidate: one choice per layer, in layers() order.
+    /// One candidate: one choice per layer, in layers() order. With `stop_below` >= 0 (a fraction) the
+    /// forward passes stop after a batch once the accuracy is clearly below it (clearly_below()).
     /// @throws InputError / UnsupportedError when a choice cannot be applied
-    CandidateMetrics evaluate(const std::vector<compress::LayerChoice>& choices) const;
+    CandidateMetrics evaluate(const std::vector<compress::LayerChoice>& choices, double stop_below = -1.0) const;
     /// The compressed-weight cache (hit and miss counts, bytes).
     const WeightCache& cache() const { return cache_; }
     /// Each layer's input Hessian on the calibration subset (fp32 reference executor), made on the first

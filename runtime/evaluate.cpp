@@ -1,6 +1,7 @@
 #include "runtime/evaluate.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 
 #include "common/error.hpp"
@@ -130,10 +131,24 @@ EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* o
     return run([&](const Tensor& x) { return ex.run({x}, overrides).at(0); });
 }
 
-EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forward) const {
+bool clearly_below(int64_t correct, int64_t seen, int64_t total, double threshold) {
+    if (seen <= 0 || seen >= total) return false;
+    const double z = 4.0, n = static_cast<double>(seen), p = static_cast<double>(correct) / n;
+    const double upper =
+        (p + z * z / (2 * n) + z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n))) / (1 + z * z / n);
+    return (static_cast<double>(correct) + upper * static_cast<double>(total - seen)) / static_cast<double>(total) <
+           threshold;
+}
+
+EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forward,
+                                const std::function<bool(const EvalResult&, int64_t)>& stop) const {
     EvalResult r;
     double seconds = 0.0;
-    each_batch([&](const Tensor& x, size_t b) {
+    int64_t total = 0;
+    for (const auto& range : ranges_) total += range.second;
+    for (size_t b = 0; b < ranges_.size() && !r.stopped; ++b) {
+        const Tensor fresh = b < batches_.size() ? Tensor{} : make_batch(b);
+        const Tensor& x = b < batches_.size() ? batches_[b] : fresh;
         auto t0 = std::chrono::steady_clock::now();
         Tensor out = forward(x);
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -144,7 +159,8 @@ EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forw
             for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
         }
         r.samples += static_cast<int64_t>(labels_[b].size());
-    });
+        if (stop && b + 1 < ranges_.size() && stop(r, total)) r.stopped = true;
+    }
     r.seconds = seconds;
     r.accuracy = r.samples ? static_cast<double>(r.correct) / static_cast<double>(r.samples) : 0.0;
     r.images_per_second = r.seconds > 0 ? static_cast<double>(r.samples) / r.seconds : 0.0;

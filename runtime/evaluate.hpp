@@ -18,7 +18,15 @@ struct EvalResult {
     int64_t samples = 0;
     double seconds = 0.0;            ///< forward passes only
     double images_per_second = 0.0;  ///< samples / seconds
+    bool stopped = false;            ///< run() stopped before the last batch (samples < the subset)
 };
+
+/// Whether a subset's metric is clearly below `threshold` (a fraction) after `seen` of its `total`
+/// samples, `correct` of them right: even if the remaining samples were right at the rate of the upper
+/// end of a one-sided 99.9% Wilson interval around correct / seen, the whole subset's accuracy would
+/// stay below it. Assumes the samples seen are representative of the rest (the subset's order is the
+/// dataset's).
+bool clearly_below(int64_t correct, int64_t seen, int64_t total, double threshold);
 
 /// How a model's input relates to the dataset's images, and how many classes it predicts.
 struct ModelIo {
@@ -50,7 +58,10 @@ public:
     EvalResult run_reference(const std::map<std::string, Tensor>* overrides = nullptr) const;
 
     /// The metric of `forward` (one batch in, [N, classes] logits out); `seconds` times the calls.
-    EvalResult run(const std::function<Tensor(const Tensor&)>& forward) const;
+    /// `stop`, when given, is asked after every batch but the last with the result so far and the
+    /// subset's size: true ends the run there (EvalResult::stopped, over the samples seen).
+    EvalResult run(const std::function<Tensor(const Tensor&)>& forward,
+                   const std::function<bool(const EvalResult&, int64_t)>& stop = {}) const;
 
     /// Metric::Agreement: replaces the labels by `forward`'s top-1 predictions, so that run(forward) is 1.
     void label_with(const std::function<Tensor(const Tensor&)>& forward);

@@ -29,6 +29,9 @@ struct Evaluation {
     /// The evaluating process's peak resident memory in bytes once this evaluation ended (0: unknown,
     /// e.g. read from a results file written before it was recorded).
     double peak_rss_bytes = 0.0;
+    /// Validation samples the accuracy was measured on: fewer than the subset when the evaluation
+    /// stopped early (search.early_stop), 0 when unknown (failed, or from an older results file).
+    int64_t samples = 0;
 };
 
 class Evaluator {

@@ -14,8 +14,9 @@ Evaluation evaluate_genome(const CandidateEvaluator& evaluator, const SearchSpac
     e.genome = genome;
     auto t0 = std::chrono::steady_clock::now();
     try {
-        CandidateMetrics m = evaluator.evaluate(space.decode(genome));
+        CandidateMetrics m = evaluator.evaluate(space.decode(genome), settings.early_stop_below);
         e.accuracy = m.accuracy;
+        e.samples = m.samples;
         e.size_bytes = static_cast<double>(m.size_bytes);
         e.bops = m.bops;
         e.latency = m.latency;

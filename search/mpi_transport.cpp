@@ -142,7 +142,7 @@ std::vector<Evaluation> MpiEvaluator::evaluate(const std::vector<Genome>& batch)
     auto dispatch = [&](int worker) {
         const int64_t j = todo.front();
         todo.pop_front();
-        send(encode_work({j, batch[static_cast<size_t>(j)]}), worker, Tag::Work);
+        send(encode_work({j, batch[static_cast<size_t>(j)], settings_.early_stop_below}), worker, Tag::Work);
         ++outstanding[static_cast<size_t>(worker)];
         ++busy;
     };
@@ -210,7 +210,7 @@ void MpiEvaluator::stop_workers() {
     for (int w = 1; w < size_; ++w) send({}, w, Tag::Stop);
 }
 
-int run_worker(const std::string& load_error, const std::function<Evaluation(const Genome&)>& evaluate) {
+int run_worker(const std::string& load_error, const std::function<Evaluation(const Genome&, double)>& evaluate) {
     int rank = 0;
     check(MPI_Comm_rank(MPI_COMM_WORLD, &rank), "MPI_Comm_rank");
     if (!load_error.empty()) send(encode_text(load_error), 0, Tag::Failed);
@@ -228,7 +228,7 @@ int run_worker(const std::string& load_error, const std::function<Evaluation(con
         if (st.MPI_TAG == static_cast<int>(Tag::Stop)) return load_error.empty() ? 0 : 1;
         if (st.MPI_TAG != static_cast<int>(Tag::Work)) throw MpiError("unexpected message tag " + std::to_string(st.MPI_TAG));
         WorkMessage w = decode_work(bytes);
-        Evaluation e = evaluate(w.genome);
+        Evaluation e = evaluate(w.genome, w.early_stop_below);
         e.genome = w.genome;
         e.rank = rank;
         if (e.seconds > 0) mean_seconds = mean_seconds <= 0 ? e.seconds : mean_seconds + (e.seconds - mean_seconds) / 32.0;

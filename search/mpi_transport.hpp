@@ -79,6 +79,7 @@ private:
 
 /// Worker side: reports Ready (or Failed with `load_error` when it is not empty), then evaluates
 /// genomes until Stop. Returns the exit status the worker should leave with.
-int run_worker(const std::string& load_error, const std::function<Evaluation(const Genome&)>& evaluate);
+/// `evaluate` gets each job's genome and its ProblemSettings::early_stop_below.
+int run_worker(const std::string& load_error, const std::function<Evaluation(const Genome&, double)>& evaluate);
 
 }  // namespace dcs::search

@@ -70,6 +70,7 @@ std::vector<char> encode_work(const WorkMessage& m) {
     w.put<uint8_t>(kVersion);
     w.put<int64_t>(m.job);
     w.put_genome(m.genome);
+    w.put<double>(m.early_stop_below);
     return w.take();
 }
 
@@ -79,6 +80,7 @@ WorkMessage decode_work(const std::vector<char>& bytes) {
     WorkMessage m;
     m.job = r.get<int64_t>();
     m.genome = r.get_genome();
+    m.early_stop_below = r.get<double>();
     r.done();
     return m;
 }
@@ -98,6 +100,7 @@ std::vector<char> encode_result(const ResultMessage& m) {
     w.put<double>(e.seconds);
     w.put<int32_t>(e.rank);
     w.put<double>(e.peak_rss_bytes);
+    w.put<int64_t>(e.samples);
     return w.take();
 }
 
@@ -117,6 +120,7 @@ ResultMessage decode_result(const std::vector<char>& bytes) {
     e.seconds = r.get<double>();
     e.rank = r.get<int32_t>();
     e.peak_rss_bytes = r.get<double>();
+    e.samples = r.get<int64_t>();
     r.done();
     return m;
 }

@@ -21,6 +21,7 @@ enum class Tag : int { Ready = 1, Failed = 2, Result = 3, Work = 4, Stop = 5 };
 struct WorkMessage {
     int64_t job = 0;  ///< position in the coordinator's batch
     Genome genome;
+    double early_stop_below = -1.0;  ///< ProblemSettings::early_stop_below
 };
 
 struct ResultMessage {

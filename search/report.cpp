@@ -667,6 +667,7 @@ std::string report_html(const ResultsData& r) {
       << "</title>\n<style>" << kStyle << "</style>\n</head>\n<body>\n";
     s << "<h1>Compression trade-off: " << esc(model) << "</h1>\n";
     s << "<p class=\"meta\">" << n << " evaluations (" << scan << " in the sensitivity scan, " << failed << " failed, "
+      << (r.stopped_early() > 0 ? std::to_string(r.stopped_early()) + " stopped early as clearly infeasible, " : "")
       << feasible_count << " within the " << num(r.max_accuracy_drop) << " pt budget), " << r.generations.size()
       << " generations" << (r.complete ? "" : " (search not finished)") << ", " << r.layers.size()
       << " compressible layers, " << r.validation_samples << " validation images, seed " << r.seed

@@ -401,7 +401,7 @@ void write_results(const std::string& path, const ResultsData& d) {
             {
                 Handle g = group(f, "evaluations");
                 const size_t n = d.evaluations.size(), nl = d.layers.size();
-                std::vector<int64_t> id(n);
+                std::vector<int64_t> id(n), samples(n);
                 std::vector<int32_t> gen(n), rank(n), bits(n * nl), genome(n * 2 * nl);
                 std::vector<double> prune(n * nl), acc(n), size(n), bops(n), lat(n), secs(n), viol(n), rss(n);
                 std::vector<int8_t> ok(n), feasible(n);
@@ -425,6 +425,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                     lat[i] = e.latency;
                     secs[i] = e.seconds;
                     rss[i] = e.peak_rss_bytes;
+                    samples[i] = e.samples;
                     viol[i] = e.violation;
                     ok[i] = e.ok ? 1 : 0;
                     feasible[i] = e.ok && e.violation <= 0.0 ? 1 : 0;
@@ -446,6 +447,7 @@ void write_results(const std::string& path, const ResultsData& d) {
                 write_array(g, "seconds", secs);
                 write_array(g, "rank", rank);
                 write_array(g, "peak_rss_bytes", rss);
+                write_array(g, "samples", samples);
             }
             {
                 Handle g = group(f, "generations");
@@ -604,7 +606,9 @@ ResultsData read_results(const std::string& path) {
         if (ok.size() != n || rank.size() != n || err.size() != n) r.fail("evaluation columns differ in length");
         std::vector<double> rss(n, 0.0);  // optional: older files have no peak memory
         if (H5Lexists(g, "peak_rss_bytes", H5P_DEFAULT) > 0) rss = r.array<double>(g, "peak_rss_bytes");
-        if (rss.size() != n) r.fail("evaluation columns differ in length");
+        std::vector<int64_t> samples(n, 0);  // optional: older files have no sample counts
+        if (H5Lexists(g, "samples", H5P_DEFAULT) > 0) samples = r.array<int64_t>(g, "samples");
+        if (rss.size() != n || samples.size() != n) r.fail("evaluation columns differ in length");
         for (size_t i = 0; i < n; ++i) {
             Evaluation e;
             e.genome.assign(genome.begin() + static_cast<long>(i * 2 * nl), genome.begin() + static_cast<long>((i + 1) * 2 * nl));
@@ -620,6 +624,7 @@ ResultsData read_results(const std::string& path) {
             e.violation = viol[i];
             e.seconds = secs[i];
             e.peak_rss_bytes = rss[i];
+            e.samples = samples[i];
             e.ok = ok[i] != 0;
             e.rank = rank[i];
             e.error = err[i];
@@ -677,6 +682,12 @@ ResultsData read_results(const std::string& path) {
         d.test = std::move(t);
     }
     return d;
+}
+
+int64_t ResultsData::stopped_early() const {
+    int64_t n = 0;
+    for (const auto& e : evaluations) n += e.ok && e.samples > 0 && e.samples < validation_samples;
+    return n;
 }
 
 }  // namespace dcs::search

@@ -70,6 +70,8 @@ struct ResultsData {
     double baseline_size_bytes = 0.0;
     double baseline_bops = 0.0;
     int64_t validation_samples = 0;
+    /// Evaluations that stopped early (search.early_stop): measured on fewer than validation_samples.
+    int64_t stopped_early() const;
     std::vector<std::string> objectives;  ///< names, in the objectives' order
     std::vector<double> hv_reference;     ///< (1 - accuracy, size_bytes) reference point
     double max_accuracy_drop = 0.0;       ///< percentage points

@@ -14,6 +14,9 @@ struct ProblemSettings {
     double baseline_accuracy = 0.0;       ///< fraction
     double max_accuracy_drop = 2.0;       ///< percentage points
     std::vector<Objective> objectives{Objective::Accuracy, Objective::Size};
+    /// search.early_stop: an evaluation stops once its accuracy is clearly below this fraction (the
+    /// baseline minus the budget); < 0: every evaluation runs over the whole validation subset.
+    double early_stop_below = -1.0;
 };
 
 /// Fills objectives and violation of `e` from its measured metrics: accuracy -> 1 - accuracy (error),

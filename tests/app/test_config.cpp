@@ -452,6 +452,12 @@ TEST(Config, FolderAndNpyDatasets) {
     EXPECT_EQ(z.dataset.labels, "y");
 }
 
+TEST(Config, EarlyStop) {
+    EXPECT_FALSE(parse_config(kMinimal, kCfg).search.early_stop);
+    EXPECT_TRUE(parse_config(kMinimal + "search: {early_stop: true}\n", kCfg).search.early_stop);
+    expect_config_error(kMinimal + "search: {early_stop: 3}\n", {"search.early_stop: must be true or false, got 3"});
+}
+
 TEST(Config, RuntimeMemoryLimit) {
     EXPECT_EQ(parse_config(kMinimal, kCfg).runtime.memory_limit_mb, 2048);
     EXPECT_EQ(parse_config(kMinimal + "runtime: {memory_limit: 4096}\n", kCfg).runtime.memory_limit_mb, 4096);

@@ -137,4 +137,39 @@ TEST(Metric, AgreementScoresTheBaselineOneAndCandidatesAgainstIt) {
     }
 }
 
+TEST(EarlyStop, ClearlyBelowOnlyWhenEvenAnOptimisticRestCannotReachTheThreshold) {
+    EXPECT_TRUE(clearly_below(50, 256, 2000, 0.8));    // 20% so far
+    EXPECT_FALSE(clearly_below(250, 256, 2000, 0.8));  // 98% so far
+    EXPECT_FALSE(clearly_below(200, 256, 2000, 0.8));  // 78%: not clearly below 80%
+    EXPECT_TRUE(clearly_below(150, 256, 2000, 0.8));   // 59%
+    EXPECT_FALSE(clearly_below(150, 2000, 2000, 0.8)); // nothing left to stop
+    EXPECT_FALSE(clearly_below(0, 0, 2000, 0.8));
+    // More samples seen narrow the interval: 70% is clear after 1024, not after 16.
+    EXPECT_TRUE(clearly_below(717, 1024, 2000, 0.8));
+    EXPECT_FALSE(clearly_below(11, 16, 2000, 0.8));
+}
+
+TEST(EarlyStop, ACandidateClearlyBelowStopsAndAGoodOneDoesNot) {
+    auto e = lenet5();
+    if (!e) GTEST_SKIP() << "no Fashion-MNIST";
+    const Subset val{512, 2000};
+    compress::WeightSpec spec;
+    CandidateEvaluator ev(e->graph, e->labelled, val, e->pre, e->io, spec, 8, {});
+    const std::vector<compress::LayerChoice> bad(ev.layers().size(), compress::LayerChoice{2, 0.9});
+    const std::vector<compress::LayerChoice> good(ev.layers().size(), compress::LayerChoice{8, 0.0});
+    const CandidateMetrics full_bad = ev.evaluate(bad), full_good = ev.evaluate(good);
+    ASSERT_LT(full_bad.accuracy, 0.8);
+    ASSERT_GT(full_good.accuracy, 0.85);
+    const CandidateMetrics stopped = ev.evaluate(bad, 0.85);
+    EXPECT_TRUE(stopped.stopped_early);
+    EXPECT_LT(stopped.samples, 2000);
+    EXPECT_EQ(stopped.samples % 256, 0);  // whole batches
+    EXPECT_LT(stopped.accuracy, 0.85);
+    const CandidateMetrics kept = ev.evaluate(good, 0.85);
+    EXPECT_FALSE(kept.stopped_early);
+    EXPECT_EQ(kept.samples, 2000);
+    EXPECT_EQ(kept.correct, full_good.correct);
+    EXPECT_FALSE(full_bad.stopped_early);
+}
+
 }  // namespace

@@ -6,19 +6,14 @@
 #include <string>
 
 #include "support/process.hpp"
+#include "support/search_config.hpp"
 
 using namespace dcs::test;
 
 namespace {
 
 std::string config(bool early_stop) {
-    return "model: {path: " + std::string(DCS_SOURCE_DIR) +
-           "/configs/lenet5.onnx, preprocess: {scale: 0.00392156862745098, mean: [0.2860], std: [0.3530]}}\n"
-           "dataset:\n"
-           "  images: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-           "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-           "  calibration: {offset: 0, count: 256}\n"
-           "  validation: {offset: 512, count: 1000}\n"
+    return lenet5_model_and_data(256, 512, 1000) +
            "compression: {weight_bits: [2, 4, 8], prune_ratios: [0.0, 0.5, 0.9]}\n"
            "search: {population: 8, generations: 2, seed: 2, max_accuracy_drop: 1.0, early_stop: " +
            (early_stop ? "true" : "false") + "}\n";
@@ -62,8 +57,8 @@ TEST(EarlyStop, StopsClearlyInfeasibleEvaluationsTheSameWayInOneProcessAndUnderM
     const ProcResult mpi = run_process({"mpirun", "--oversubscribe", "--allow-run-as-root", "-np", "3", DCS_BINARY,
                                         "search", cfg, "--output", dir.file("mpi.h5")},
                                        300,
-                                       {"OMP_NUM_THREADS=1", "OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-                                        "ASAN_OPTIONS=detect_leaks=0"});
+                                       {"OMP_NUM_THREADS=1", "OMPI_ALLOW_RUN_AS_ROOT=1",
+                                        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1", "ASAN_OPTIONS=detect_leaks=0"});
     ASSERT_EQ(mpi.status, 0) << mpi.err;
     EXPECT_EQ(dump(dir.file("mpi.h5")), a);
     // Without early_stop every evaluation sees the whole subset.

@@ -8,20 +8,14 @@
 #include <string>
 
 #include "support/process.hpp"
+#include "support/search_config.hpp"
 
 using namespace dcs::test;
 
 namespace {
 
 std::string config(int count) {
-    return "model: {path: " + std::string(DCS_SOURCE_DIR) +
-           "/configs/lenet5.onnx, preprocess: {scale: 0.00392156862745098, mean: [0.2860], std: [0.3530]}}\n"
-           "dataset:\n"
-           "  images: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
-           "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
-           "  calibration: {offset: 0, count: 512}\n"
-           "  validation: {offset: 512, count: " +
-           std::to_string(count) + "}\n";
+    return lenet5_model_and_data(512, 512, count);
 }
 
 struct Measured {
@@ -48,7 +42,8 @@ TEST(EvalMemory, DoesNotGrowWithTheValidationCount) {
     for (bool int8 : {false, true}) {
         const Measured small = eval(dir, 500, int8, bounded), large = eval(dir, 5000, int8, bounded);
         ASSERT_GT(small.peak, 10e6) << "no peak_rss_bytes";
-        EXPECT_LT(large.peak - small.peak, 4e6) << (int8 ? "int8" : "fp32") << ": " << small.peak << " -> " << large.peak;
+        EXPECT_LT(large.peak - small.peak, 4e6)
+            << (int8 ? "int8" : "fp32") << ": " << small.peak << " -> " << large.peak;
         // Streaming and chunks change nothing in the results.
         EXPECT_EQ(eval(dir, 5000, int8, {}).correct, large.correct);
         // Kept batches of the 4,500 more images (14.1 MB of floats) are visible.

@@ -1,5 +1,6 @@
 #pragma once
-// A short, real search config on the LeNet-300-100 example (a few seconds), for end-to-end tests.
+// Short, real configs on the example models (a few seconds each), for end-to-end tests.
+#include <cstdint>
 #include <string>
 
 namespace dcs::test {
@@ -7,6 +8,18 @@ namespace dcs::test {
 /// `out` is the results path (relative to the config's directory or absolute).
 /// With `large`, the whole default space (30 choices per layer) and 1,000 validation images: a run of many
 /// generations that lasts seconds, long enough to be killed part-way.
+/// The model and dataset sections of a LeNet-5 config on the Fashion-MNIST test set: calibration
+/// samples 0..cal-1, validation samples val_offset..val_offset+val-1.
+inline std::string lenet5_model_and_data(int64_t cal, int64_t val_offset, int64_t val) {
+    return "model: {path: " + std::string(DCS_SOURCE_DIR) +
+           "/configs/lenet5.onnx, preprocess: {scale: 0.00392156862745098, mean: [0.2860], std: [0.3530]}}\n"
+           "dataset:\n"
+           "  images: /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz\n"
+           "  labels: /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz\n"
+           "  calibration: {offset: 0, count: " + std::to_string(cal) + "}\n"
+           "  validation: {offset: " + std::to_string(val_offset) + ", count: " + std::to_string(val) + "}\n";
+}
+
 inline std::string lenet300_search_config(const std::string& out, int generations, int seed = 3, bool large = false) {
     return "model:\n"
            "  path: " + std::string(DCS_SOURCE_DIR) + "/configs/lenet300.onnx\n"

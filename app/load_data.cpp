@@ -34,6 +34,9 @@ ImageGeometry folder_geometry(const Config& cfg, const Graph& graph) {
                          "model " +
                          cfg.model.path + " takes " + std::to_string(g.channels) + " channels" +
                          (shape.size() == 2 ? " at dataset.crop" : ""));
+    if (g.crop_h < 1 || g.crop_w < 1)
+        throw InputError(cfg.file + ": dataset.crop: required for model " + cfg.model.path + ", whose input '" +
+                         graph.inputs[0].name + "' has no fixed height and width: give the image size, e.g. crop: 224");
     if (g.resize == 0 && g.crop_h == g.crop_w) g.resize = g.crop_h;
     return g;
 }

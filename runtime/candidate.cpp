@@ -239,7 +239,8 @@ const std::vector<compress::LayerHessian>& CandidateEvaluator::hessians() const 
 
 namespace {
 /// The forward-pass part of the metrics, from one pass over the validation batches.
-void record_forward(const EvalResult& r, size_t batches, CandidateMetrics& m) {
+void record_forward(const EvalResult& r, CandidateMetrics& m) {
+    const int64_t batches = r.batches;
     m.accuracy = r.accuracy;
     m.stopped_early = r.stopped;
     m.samples = r.samples;
@@ -264,7 +265,7 @@ CandidateMetrics CandidateEvaluator::baseline() const {
         r = eval_.run([&](const Tensor& x) { return st.fp32->run(x); });
         m.executor = "onednn-fp32";
     }
-    record_forward(r, eval_.batch_count(), m);
+    record_forward(r, m);
     m.size_bytes = static_cast<uint64_t>(fp32_size_bytes(graph_));
     for (const auto& l : layers_) m.bops += static_cast<double>(l.macs) * 32.0 * 32.0;
     m.seconds = since(t0);
@@ -365,7 +366,7 @@ CandidateMetrics CandidateEvaluator::evaluate(const std::vector<compress::LayerC
         r = eval_.run_reference(&overrides);
         m.executor = "reference";
     }
-    record_forward(r, eval_.batch_count(), m);
+    record_forward(r, m);
     m.seconds = since(t0);
     return m;
 }

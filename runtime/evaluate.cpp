@@ -159,6 +159,7 @@ EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forw
             for (size_t i = 0; i < pred.size(); ++i) r.correct += pred[i] == labels_[b][i];
         }
         r.samples += static_cast<int64_t>(labels_[b].size());
+        ++r.batches;
         if (stop && b + 1 < ranges_.size() && stop(r, total)) r.stopped = true;
     }
     r.seconds = seconds;

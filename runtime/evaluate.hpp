@@ -19,6 +19,7 @@ struct EvalResult {
     double seconds = 0.0;            ///< forward passes only
     double images_per_second = 0.0;  ///< samples / seconds
     bool stopped = false;            ///< run() stopped before the last batch (samples < the subset)
+    int64_t batches = 0;             ///< forward passes run (the subset's batches, fewer when stopped)
 };
 
 /// Whether a subset's metric is clearly below `threshold` (a fraction) after `seen` of its `total`

@@ -27,8 +27,8 @@ const std::vector<std::string> kEnv{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_
                                     "OMPI_MCA_rmaps_base_oversubscribe=1"};
 // Under mpirun in the sanitized build: OpenMPI's components are unloaded at exit, so LeakSanitizer
 // cannot attribute or suppress what they keep (scripts/test.sh runs the MPI tests the same way).
-const std::vector<std::string> kMpiEnv{"OMPI_ALLOW_RUN_AS_ROOT=1",           "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
-                                       "OMP_NUM_THREADS=1",                  "OMPI_MCA_rmaps_base_oversubscribe=1",
+const std::vector<std::string> kMpiEnv{"OMPI_ALLOW_RUN_AS_ROOT=1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1",
+                                       "OMP_NUM_THREADS=1", "OMPI_MCA_rmaps_base_oversubscribe=1",
                                        "ASAN_OPTIONS=detect_leaks=0"};
 
 /// The data written once for every test: <root>/png/<label>/<index>.png, <root>/jpeg/..., x.npy, y.npy, d.npz.
@@ -183,6 +183,25 @@ TEST(DatasetFormats, FlatInputModelsNeedTheCropAndThenMatchIdx) {
     EXPECT_NE(rgb.err.find("takes 4 channels at dataset.crop"), std::string::npos) << rgb.err;
 }
 
+TEST(DatasetFormats, AModelWithoutAFixedImageSizeNeedsTheCrop) {
+    OnnxBuilder b;  // input [N, 1, H, W] with H and W free
+    b.input("x", {-1, 1, -1, -1}).output("y");
+    b.init("w", {10, 1}, std::vector<float>(10, 0.5f));
+    b.init("b", {10}, std::vector<float>(10, 0.0f));
+    b.node("GlobalAveragePool", {"x"}, {"g"}, "gap");
+    b.node("Flatten", {"g"}, {"f"}, "flat");
+    OnnxBuilder::attr_i(b.node("Gemm", {"f", "w", "b"}, {"y"}, "fc"), "transB", 1);
+    b.save(files().dir.file("dyn.onnx"));
+    std::string text = config(folder_dataset("png"));
+    const std::string from = std::string(DCS_SOURCE_DIR) + "/configs/lenet5.onnx";
+    text.replace(text.find(from), from.size(), files().dir.file("dyn.onnx"));
+    const ProcResult r = eval(text);
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_NE(r.err.find("dataset.crop: required"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("has no fixed height and width"), std::string::npos) << r.err;
+    EXPECT_EQ(count_lines(error_of(r.err)), 1) << r.err;
+}
+
 TEST(DatasetFormats, Top5IsAtLeastTop1) {
     const ProcResult top1 = eval(config(idx_dataset())), top5 = eval(config(idx_dataset() + "  metric: top5\n"));
     ASSERT_EQ(top5.status, 0) << top5.err;
@@ -203,9 +222,9 @@ TEST(DatasetFormats, UnlabelledArraysAreScoredByAgreementWithFp32) {
     EXPECT_LT(json_number(q.out, "accuracy"), 1.0);
     EXPECT_GT(json_number(q.out, "accuracy"), 0.8);
     // apply evaluates what it writes with the same metric.
-    const ProcResult applied = run_process(
-        {DCS_BINARY, "apply", files().dir.write("apply.yaml", config(ds)), kLayers, "-o", files().dir.file("applied"), "--json"},
-        300);
+    const ProcResult applied = run_process({DCS_BINARY, "apply", files().dir.write("apply.yaml", config(ds)), kLayers,
+                                            "-o", files().dir.file("applied"), "--json"},
+                                           300);
     ASSERT_EQ(applied.status, 0) << applied.err;
     EXPECT_EQ(json_number(applied.out, "accuracy"), json_number(q.out, "accuracy")) << applied.out;
     const ProcResult text = run_process({DCS_BINARY, "eval", files().dir.write("text.yaml", config(ds))}, 300);

@@ -138,11 +138,11 @@ TEST(Metric, AgreementScoresTheBaselineOneAndCandidatesAgainstIt) {
 }
 
 TEST(EarlyStop, ClearlyBelowOnlyWhenEvenAnOptimisticRestCannotReachTheThreshold) {
-    EXPECT_TRUE(clearly_below(50, 256, 2000, 0.8));    // 20% so far
-    EXPECT_FALSE(clearly_below(250, 256, 2000, 0.8));  // 98% so far
-    EXPECT_FALSE(clearly_below(200, 256, 2000, 0.8));  // 78%: not clearly below 80%
-    EXPECT_TRUE(clearly_below(150, 256, 2000, 0.8));   // 59%
-    EXPECT_FALSE(clearly_below(150, 2000, 2000, 0.8)); // nothing left to stop
+    EXPECT_TRUE(clearly_below(50, 256, 2000, 0.8));     // 20% so far
+    EXPECT_FALSE(clearly_below(250, 256, 2000, 0.8));   // 98% so far
+    EXPECT_FALSE(clearly_below(200, 256, 2000, 0.8));   // 78%: not clearly below 80%
+    EXPECT_TRUE(clearly_below(150, 256, 2000, 0.8));    // 59%
+    EXPECT_FALSE(clearly_below(150, 2000, 2000, 0.8));  // nothing left to stop
     EXPECT_FALSE(clearly_below(0, 0, 2000, 0.8));
     // More samples seen narrow the interval: 70% is clear after 1024, not after 16.
     EXPECT_TRUE(clearly_below(717, 1024, 2000, 0.8));
@@ -165,6 +165,8 @@ TEST(EarlyStop, ACandidateClearlyBelowStopsAndAGoodOneDoesNot) {
     EXPECT_LT(stopped.samples, 2000);
     EXPECT_EQ(stopped.samples % 256, 0);  // whole batches
     EXPECT_LT(stopped.accuracy, 0.85);
+    // Latency is per forward pass run.
+    EXPECT_NEAR(stopped.latency * static_cast<double>(stopped.samples / 256), stopped.forward_seconds, 1e-9);
     const CandidateMetrics kept = ev.evaluate(good, 0.85);
     EXPECT_FALSE(kept.stopped_early);
     EXPECT_EQ(kept.samples, 2000);

@@ -85,13 +85,13 @@ std::vector<int64_t> SubsetEvaluator::batch_sizes() const {
     return out;
 }
 
-void SubsetEvaluator::each_batch(const std::function<void(const Tensor&, size_t)>& f) const {
+void SubsetEvaluator::each_batch(const std::function<bool(const Tensor&, size_t)>& f) const {
     for (size_t i = 0; i < ranges_.size(); ++i) {
         if (i < batches_.size()) {
-            f(batches_[i], i);
+            if (!f(batches_[i], i)) return;
         } else {
             const Tensor b = make_batch(i);
-            f(b, i);
+            if (!f(b, i)) return;
         }
     }
 }
@@ -123,7 +123,10 @@ std::vector<bool> in_top_k(const Tensor& logits, const std::vector<int64_t>& lab
 }
 
 void SubsetEvaluator::label_with(const std::function<Tensor(const Tensor&)>& forward) {
-    each_batch([&](const Tensor& x, size_t b) { labels_[b] = argmax_rows(forward(x)); });
+    each_batch([&](const Tensor& x, size_t b) {
+        labels_[b] = argmax_rows(forward(x));
+        return true;
+    });
 }
 
 EvalResult SubsetEvaluator::run_reference(const std::map<std::string, Tensor>* overrides) const {
@@ -146,9 +149,7 @@ EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forw
     double seconds = 0.0;
     int64_t total = 0;
     for (const auto& range : ranges_) total += range.second;
-    for (size_t b = 0; b < ranges_.size() && !r.stopped; ++b) {
-        const Tensor fresh = b < batches_.size() ? Tensor{} : make_batch(b);
-        const Tensor& x = b < batches_.size() ? batches_[b] : fresh;
+    each_batch([&](const Tensor& x, size_t b) {
         auto t0 = std::chrono::steady_clock::now();
         Tensor out = forward(x);
         seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -161,7 +162,8 @@ EvalResult SubsetEvaluator::run(const std::function<Tensor(const Tensor&)>& forw
         r.samples += static_cast<int64_t>(labels_[b].size());
         ++r.batches;
         if (stop && b + 1 < ranges_.size() && stop(r, total)) r.stopped = true;
-    }
+        return !r.stopped;
+    });
     r.seconds = seconds;
     r.accuracy = r.samples ? static_cast<double>(r.correct) / static_cast<double>(r.samples) : 0.0;
     r.images_per_second = r.seconds > 0 ? static_cast<double>(r.samples) / r.seconds : 0.0;

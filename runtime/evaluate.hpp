@@ -77,8 +77,8 @@ public:
     const std::vector<std::vector<int64_t>>& labels() const { return labels_; }
 
 private:
-    /// Calls f(batch, i) for every batch, kept or made for the call.
-    void each_batch(const std::function<void(const Tensor&, size_t)>& f) const;
+    /// Calls f(batch, i) for every batch, kept or made for the call, until f returns false.
+    void each_batch(const std::function<bool(const Tensor&, size_t)>& f) const;
     Tensor make_batch(size_t i) const;
 
     const Graph& graph_;
